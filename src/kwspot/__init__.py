@@ -1,0 +1,3 @@
+"""kwspot: keyword spotting from research to production."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,68 @@
+"""Reading audio from disk into the one format every stage uses: mono float32 at 16 kHz."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import soxr
+
+from kwspot.errors import AudioError
+
+SAMPLE_RATE = 16000
+
+
+def resample(audio: np.ndarray, from_rate: int, to_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """Band-limited (soxr, high quality) resampling; a no-op when the rates match."""
+    if from_rate == to_rate:
+        return audio.astype(np.float32, copy=False)
+    return soxr.resample(audio, from_rate, to_rate, quality="HQ").astype(np.float32)
+
+
+def to_mono(audio: np.ndarray) -> np.ndarray:
+    """Average channels: stereo phone recordings should count as one voice, not two."""
+    if audio.ndim == 1:
+        return audio
+    return audio.mean(axis=1)
+
+
+def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """Decode WAV/FLAC/OGG (int or float PCM, any rate, any channel count) to mono float32.
+
+    Every failure is an AudioError that names the file, so a dataset scan can report it and go on.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise AudioError(f"{path}: no such file")
+    if path.is_dir():
+        raise AudioError(f"{path}: is a directory, not an audio file")
+    if path.stat().st_size == 0:
+        raise AudioError(f"{path}: file is empty")
+    try:
+        audio, rate = sf.read(str(path), dtype="float32", always_2d=False)
+    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
+        raise AudioError(f"{path}: cannot decode audio ({exc})") from exc
+    if audio.size == 0:
+        raise AudioError(f"{path}: contains no samples")
+    audio = to_mono(audio)
+    if not np.all(np.isfinite(audio)):
+        raise AudioError(f"{path}: contains NaN or infinite samples")
+    return resample(audio, rate, sample_rate)
+
+
+def fit_length(audio: np.ndarray, num_samples: int) -> np.ndarray:
+    """Zero-pad or centre-crop to a fixed length, as the classifier sees exactly one window."""
+    if len(audio) == num_samples:
+        return audio
+    if len(audio) < num_samples:
+        return np.pad(audio, (0, num_samples - len(audio)))
+    start = (len(audio) - num_samples) // 2
+    return audio[start : start + num_samples]
+
+
+def save_audio(path: str | Path, audio: np.ndarray, sample_rate: int = SAMPLE_RATE) -> None:
+    """Write 16-bit PCM WAV, the format of Speech Commands and of every tool downstream."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(str(path), np.clip(audio, -1.0, 1.0), sample_rate, subtype="PCM_16")

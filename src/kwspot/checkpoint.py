@@ -1,0 +1,43 @@
+"""Checkpoints that describe themselves: weights plus model name, labels and feature settings,
+so eval/export/bench need nothing but the file."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from kwspot.classifier import KeywordClassifier
+from kwspot.config import from_dict
+from kwspot.errors import KwspotError
+from kwspot.features import FeatureConfig
+
+
+def model_record(model: KeywordClassifier, **extra: Any) -> dict[str, Any]:
+    return {
+        "model_name": model.model_name,
+        "labels": model.labels,
+        "features": dataclasses.asdict(model.features),
+        "state_dict": model.state_dict(),
+        **extra,
+    }
+
+
+def load_classifier(path: str | Path) -> tuple[KeywordClassifier, dict[str, Any]]:
+    """Rebuild the classifier (eval mode) from a checkpoint; also returns the raw record."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "best.pt"
+    if not path.is_file():
+        raise KwspotError(f"{path}: checkpoint not found")
+    try:
+        record = torch.load(path, map_location="cpu", weights_only=False)
+        features = from_dict(FeatureConfig, record["features"])
+        model = KeywordClassifier(record["model_name"], record["labels"], features)
+        model.load_state_dict(record["state_dict"])
+    except (KeyError, RuntimeError, EOFError) as exc:
+        raise KwspotError(f"{path}: not a kwspot checkpoint ({exc})") from None
+    model.eval()
+    return model, record

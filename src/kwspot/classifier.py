@@ -1,0 +1,37 @@
+"""Front end + network as one module: raw 16 kHz audio in, logits out. Training, evaluation,
+export and the runtime all go through this, so the features can never drift apart."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from kwspot.features import FeatureConfig, Frontend
+from kwspot.models import build_model
+
+
+class KeywordClassifier(nn.Module):
+    def __init__(
+        self, model_name: str, labels: list[str], features: FeatureConfig, dropout: float = 0.5
+    ) -> None:
+        super().__init__()
+        self.model_name = model_name
+        self.labels = list(labels)
+        self.features = features
+        self.frontend = Frontend(features)
+        self.network = build_model(model_name, features.num_channels, len(labels), dropout)
+
+    def forward(self, audio: torch.Tensor) -> torch.Tensor:
+        """(B, S) audio -> (B, num_classes) logits."""
+        return self.network(self.frontend(audio))
+
+
+class PosteriorModel(nn.Module):
+    """What gets exported: audio -> softmax posteriors."""
+
+    def __init__(self, classifier: KeywordClassifier) -> None:
+        super().__init__()
+        self.classifier = classifier
+
+    def forward(self, audio: torch.Tensor) -> torch.Tensor:
+        return torch.softmax(self.classifier(audio), dim=-1)

@@ -1,0 +1,90 @@
+"""Training configuration as nested frozen dataclasses, written to and read from ``config.json``
+in the run directory so that every artifact says how it was made."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kwspot.augment import AugmentConfig
+from kwspot.datasets import DataConfig
+from kwspot.errors import KwspotError
+from kwspot.features import FeatureConfig
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    """The TC-ResNet paper's recipe: SGD+momentum, lr 0.1 -> 0.01 -> 0.001 at 10k/20k of 30k."""
+
+    steps: int = 30_000
+    batch_size: int = 100
+    lr_values: tuple[float, ...] = (0.1, 0.01, 0.001)
+    lr_boundaries: tuple[int, ...] = (10_000, 20_000)
+    momentum: float = 0.9
+    weight_decay: float = 1e-3
+
+    def __post_init__(self) -> None:
+        if len(self.lr_values) != len(self.lr_boundaries) + 1:
+            raise KwspotError("need exactly one more learning rate than boundaries")
+        if list(self.lr_boundaries) != sorted(self.lr_boundaries):
+            raise KwspotError("learning-rate boundaries must increase")
+        if self.steps <= 0 or self.batch_size <= 0:
+            raise KwspotError("steps and batch size must be positive")
+
+    def lr_at(self, step: int) -> float:
+        for boundary, value in zip(self.lr_boundaries, self.lr_values, strict=False):
+            if step < boundary:
+                return value
+        return self.lr_values[-1]
+
+    def scaled_to(self, steps: int) -> OptimConfig:
+        """Same schedule shape over a different number of steps."""
+        ratio = steps / self.steps
+        bounds = tuple(max(1, round(b * ratio)) for b in self.lr_boundaries)
+        return dataclasses.replace(self, steps=steps, lr_boundaries=bounds)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    data: DataConfig
+    model: str = "tc-resnet8"
+    dropout: float = 0.5
+    features: FeatureConfig = field(default_factory=FeatureConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    eval_every: int = 1000
+    seed: int = 0
+    threads: int = 0  # 0: all cores
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+
+    @classmethod
+    def load(cls, path: str | Path) -> TrainConfig:
+        return from_dict(cls, json.loads(Path(path).read_text()))
+
+
+def from_dict(cls: type, data: dict[str, Any]) -> Any:
+    """Rebuild nested dataclasses from JSON, turning lists back into tuples."""
+    hints = typing.get_type_hints(cls)
+    kwargs = {}
+    for f in dataclasses.fields(cls):
+        if f.name not in data:
+            continue
+        value, hint = data[f.name], hints[f.name]
+        if dataclasses.is_dataclass(hint):
+            value = from_dict(hint, value)
+        elif isinstance(value, list):
+            value = tuple(value)
+        elif isinstance(hint, types.UnionType) and isinstance(value, list):
+            value = tuple(value)
+        kwargs[f.name] = value
+    return cls(**kwargs)

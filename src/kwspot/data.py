@@ -1,0 +1,106 @@
+"""Utterance records, JSONL manifests and the standard KWS label recipe shared by every dataset.
+
+A dataset is a list of ``Utterance`` rows; ``path=None`` marks a ``_silence_`` example that is
+cut from background noise when the batch is built.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from kwspot.errors import KwspotError
+
+SILENCE = "_silence_"
+UNKNOWN = "_unknown_"
+SPLITS = ("train", "validation", "test")
+SPEECH_COMMANDS_KEYWORDS = ("yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go")
+
+
+@dataclass(frozen=True)
+class Utterance:
+    path: str | None
+    label: str
+    split: str
+    speaker: str = ""
+
+
+@dataclass
+class Dataset:
+    """Utterances of all splits, the ordered class names, and noise files for augmentation."""
+
+    utterances: list[Utterance]
+    labels: list[str]
+    noise_paths: list[str] = field(default_factory=list)
+
+    def split(self, name: str) -> list[Utterance]:
+        return [u for u in self.utterances if u.split == name]
+
+    def summary(self) -> dict[str, dict[str, int]]:
+        out: dict[str, dict[str, int]] = {}
+        for name in SPLITS:
+            counts = Counter(u.label for u in self.split(name))
+            if counts:
+                out[name] = {label: counts.get(label, 0) for label in self.labels}
+        return out
+
+
+def write_manifest(path: str | Path, utterances: Iterable[Utterance]) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w") as fh:
+        for u in utterances:
+            fh.write(json.dumps(asdict(u)) + "\n")
+
+
+def read_manifest(path: str | Path) -> list[Utterance]:
+    rows = []
+    with Path(path).open() as fh:
+        for line_no, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                rows.append(Utterance(**json.loads(line)))
+            except (json.JSONDecodeError, TypeError) as exc:
+                raise KwspotError(f"{path}:{line_no}: not a manifest row ({exc})") from None
+    return rows
+
+
+def apply_keyword_recipe(
+    utterances: Sequence[Utterance],
+    keywords: Sequence[str],
+    silence_fraction: float = 0.1,
+    unknown_fraction: float = 0.1,
+    seed: int = 0,
+) -> tuple[list[Utterance], list[str]]:
+    """The Speech Commands 12-class recipe for any labelled set.
+
+    Per split: every keyword clip; ``_unknown_`` drawn from the other words, and ``_silence_``
+    placeholders, each ``fraction`` x the number of keyword clips. Labels: silence, unknown, keywords.
+    """
+    present = {u.label for u in utterances}
+    missing = [k for k in keywords if k not in present]
+    if missing:
+        raise KwspotError(f"keywords not found in the data: {', '.join(missing)}")
+    keyword_set = set(keywords)
+    rng = np.random.default_rng(seed)
+    out: list[Utterance] = []
+    for split in SPLITS:
+        rows = [u for u in utterances if u.split == split]
+        kept = [u for u in rows if u.label in keyword_set]
+        if not kept:
+            continue
+        others = [u for u in rows if u.label not in keyword_set and u.label != SILENCE]
+        n_unknown = min(len(others), math.ceil(unknown_fraction * len(kept)))
+        picks = rng.permutation(len(others))[:n_unknown]
+        unknown = [Utterance(others[i].path, UNKNOWN, split, others[i].speaker) for i in picks]
+        n_silence = math.ceil(silence_fraction * len(kept))
+        silence = [Utterance(None, SILENCE, split) for _ in range(n_silence)]
+        out.extend(kept + sorted(unknown, key=lambda u: u.path or "") + silence)
+    return out, [SILENCE, UNKNOWN, *keywords]

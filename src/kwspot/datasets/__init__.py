@@ -1,0 +1,70 @@
+"""Dataset readers: each turns a layout on disk into ``Utterance`` rows (see kwspot.data).
+
+``open_dataset`` picks the reader from the path (Speech Commands lists, a CSV manifest, or a
+label folder) and applies the keyword recipe when keywords are given.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from kwspot.data import SPEECH_COMMANDS_KEYWORDS, Dataset, apply_keyword_recipe
+from kwspot.datasets.folder import scan_folder
+from kwspot.datasets.manifest import read_csv_manifest
+from kwspot.datasets.speech_commands import (
+    background_noise_files,
+    is_speech_commands,
+    scan_speech_commands,
+)
+from kwspot.errors import KwspotError
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where the data is and how to label it.
+
+    ``keywords=None`` means: Speech Commands -> the standard 10 words; other data -> every
+    label is a class (no silence/unknown added). ``keywords=()`` forces "every label".
+    """
+
+    path: str
+    keywords: tuple[str, ...] | None = None
+    silence_fraction: float = 0.1
+    unknown_fraction: float = 0.1
+    label_regex: str | None = None
+    validation_pct: float = 10.0
+    test_pct: float = 10.0
+    noise_dir: str | None = None
+    seed: int = 0
+
+
+def open_dataset(cfg: DataConfig) -> Dataset:
+    root = Path(cfg.path)
+    if not root.exists():
+        raise KwspotError(f"{root}: dataset not found")
+    noise: list[str] = []
+    if root.is_file() and root.suffix.lower() == ".csv":
+        rows = read_csv_manifest(root, cfg.validation_pct, cfg.test_pct)
+        keywords = cfg.keywords
+    elif root.is_dir() and is_speech_commands(root):
+        rows = scan_speech_commands(root)
+        noise = background_noise_files(root)
+        keywords = SPEECH_COMMANDS_KEYWORDS if cfg.keywords is None else cfg.keywords
+    elif root.is_dir():
+        rows = scan_folder(root, cfg.label_regex, cfg.validation_pct, cfg.test_pct)
+        noise = background_noise_files(root)
+        keywords = cfg.keywords
+    else:
+        raise KwspotError(f"{root}: expected a dataset folder or a .csv manifest")
+    if cfg.noise_dir:
+        noise = sorted(str(p) for p in Path(cfg.noise_dir).glob("*.wav"))
+        if not noise:
+            raise KwspotError(f"{cfg.noise_dir}: no .wav noise files")
+    if keywords:
+        rows, labels = apply_keyword_recipe(
+            rows, keywords, cfg.silence_fraction, cfg.unknown_fraction, cfg.seed
+        )
+    else:
+        labels = sorted({u.label for u in rows})
+    return Dataset(rows, labels, noise)

@@ -1,0 +1,39 @@
+"""CSV manifests: ``path,label[,split,speaker]`` with a header row; relative paths are resolved
+against the CSV's folder. Rows without a split get the stable speaker hash split."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+from kwspot.data import SPLITS, Utterance
+from kwspot.datasets.folder import split_for_speaker
+from kwspot.errors import KwspotError
+
+
+def read_csv_manifest(
+    path: str | Path, validation_pct: float = 10.0, test_pct: float = 10.0
+) -> list[Utterance]:
+    path = Path(path)
+    if not path.is_file():
+        raise KwspotError(f"{path}: manifest not found")
+    rows = []
+    with path.open(newline="") as fh:
+        reader = csv.DictReader(fh)
+        if not reader.fieldnames or not {"path", "label"} <= set(reader.fieldnames):
+            raise KwspotError(f"{path}: needs a header with at least 'path,label'")
+        for line_no, rec in enumerate(reader, 2):
+            audio = Path(rec["path"])
+            if not audio.is_absolute():
+                audio = path.parent / audio
+            speaker = (rec.get("speaker") or "").strip() or audio.stem
+            split = (rec.get("split") or "").strip()
+            if split == "val":
+                split = "validation"
+            if split and split not in SPLITS:
+                raise KwspotError(f"{path}:{line_no}: split {split!r} is not one of {SPLITS}")
+            split = split or split_for_speaker(speaker, validation_pct, test_pct)
+            rows.append(Utterance(str(audio), rec["label"].strip(), split, speaker))
+    if not rows:
+        raise KwspotError(f"{path}: manifest has no rows")
+    return rows

@@ -1,0 +1,117 @@
+"""Classification metrics on a labelled set: accuracy, per-class precision/recall/F1, confusion.
+
+Production metrics on long audio (false alarms per hour) belong to the detector, not here.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from kwspot.classifier import KeywordClassifier
+
+
+@torch.no_grad()
+def predict_proba(model: KeywordClassifier, audio: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    """(N, S) audio -> (N, C) posteriors, in eval mode, without augmentation."""
+    was_training = model.training
+    model.eval()
+    out = []
+    for start in range(0, len(audio), batch_size):
+        chunk = torch.from_numpy(audio[start : start + batch_size])
+        out.append(torch.softmax(model(chunk), dim=-1).numpy())
+    model.train(was_training)
+    return np.concatenate(out) if out else np.zeros((0, len(model.labels)), np.float32)
+
+
+@dataclass
+class ClassificationReport:
+    labels: list[str]
+    confusion: np.ndarray  # rows: true class, columns: predicted class
+
+    @property
+    def total(self) -> int:
+        return int(self.confusion.sum())
+
+    @property
+    def accuracy(self) -> float:
+        return float(np.trace(self.confusion) / max(1, self.total))
+
+    def per_class(self) -> dict[str, dict[str, float]]:
+        out = {}
+        for i, label in enumerate(self.labels):
+            tp = self.confusion[i, i]
+            predicted = self.confusion[:, i].sum()
+            actual = self.confusion[i].sum()
+            precision = tp / predicted if predicted else 0.0
+            recall = tp / actual if actual else 0.0
+            f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+            out[label] = {
+                "precision": float(precision),
+                "recall": float(recall),
+                "f1": float(f1),
+                "support": int(actual),
+            }
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "accuracy": self.accuracy,
+            "examples": self.total,
+            "labels": self.labels,
+            "per_class": self.per_class(),
+            "confusion": self.confusion.tolist(),
+        }
+
+    def confusion_text(self) -> str:
+        width = max(6, *(len(label) for label in self.labels)) + 1
+        head = " " * width + "".join(f"{label[:6]:>7}" for label in self.labels)
+        rows = [head]
+        for i, label in enumerate(self.labels):
+            cells = "".join(f"{int(v):>7}" for v in self.confusion[i])
+            rows.append(f"{label:<{width}}{cells}")
+        return "\n".join(rows)
+
+
+def classification_report(
+    true: Sequence[int], predicted: Sequence[int], labels: list[str]
+) -> ClassificationReport:
+    confusion = np.zeros((len(labels), len(labels)), dtype=np.int64)
+    np.add.at(confusion, (np.asarray(true), np.asarray(predicted)), 1)
+    return ClassificationReport(list(labels), confusion)
+
+
+def plot_confusion(report: ClassificationReport, path: str | Path, title: str = "") -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cm = report.confusion.astype(float)
+    norm = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
+    size = max(5.0, 0.55 * len(report.labels) + 2)
+    fig, ax = plt.subplots(figsize=(size, size))
+    ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(len(report.labels)), report.labels, rotation=60, ha="right")
+    ax.set_yticks(range(len(report.labels)), report.labels)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    for i in range(len(report.labels)):
+        for j in range(len(report.labels)):
+            if cm[i, j]:
+                colour = "white" if norm[i, j] > 0.5 else "black"
+                ax.text(j, i, int(cm[i, j]), ha="center", va="center", fontsize=7, color=colour)
+    ax.set_title(title or f"accuracy {report.accuracy:.2%} on {report.total} clips")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def write_report(report: ClassificationReport, path: str | Path, **extra: Any) -> None:
+    Path(path).write_text(json.dumps({**extra, **report.to_dict()}, indent=2) + "\n")

@@ -1,0 +1,272 @@
+"""The training loop, top to bottom: data -> augment -> features -> model -> SGD, with
+validation every ``eval_every`` steps, the best checkpoint kept, and exact resume.
+
+Run directory: config.json, last.pt (resume state), best.pt (best validation), metrics.jsonl,
+tb/ (TensorBoard), summary.json (when finished).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from torch import nn
+
+from kwspot.augment import NoiseBank, augment_batch, fill_silence
+from kwspot.checkpoint import model_record
+from kwspot.classifier import KeywordClassifier
+from kwspot.clips import ClipTable, decode_clips
+from kwspot.config import TrainConfig
+from kwspot.data import SILENCE, Dataset
+from kwspot.datasets import open_dataset
+from kwspot.errors import KwspotError
+from kwspot.evaluate import classification_report, predict_proba
+
+console = Console(stderr=True)
+
+
+@dataclass
+class LabelledAudio:
+    audio: np.ndarray  # (N, S)
+    targets: np.ndarray  # (N,) class indices
+    is_silence: np.ndarray  # (N,) bool
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+
+def load_split(dataset: Dataset, split: str, cfg: TrainConfig, quiet: bool) -> LabelledAudio:
+    rows = dataset.split(split)
+    with _progress(quiet) as bar:
+        task = bar.add_task(f"decode {split}", total=len(rows), info="")
+        table: ClipTable = decode_clips(
+            rows, cfg.features.clip_samples, cfg.features.sample_rate,
+            progress=lambda n: bar.advance(task, n),
+        )
+    for problem in table.bad_files[:20]:
+        console.print(f"[yellow]skipped[/] {problem}")
+    if len(table.bad_files) > 20:
+        console.print(f"[yellow]... and {len(table.bad_files) - 20} more bad files[/]")
+    index = {label: i for i, label in enumerate(dataset.labels)}
+    targets = np.array([index[u.label] for u in table.utterances], dtype=np.int64)
+    silence = np.array([u.path is None for u in table.utterances], dtype=bool)
+    return LabelledAudio(table.audio, targets, silence)
+
+
+def _progress(quiet: bool) -> Progress:
+    return Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("{task.fields[info]}"), TimeRemainingColumn(),
+        console=console, disable=quiet,
+    )
+
+
+def optimizer_for(model: nn.Module, cfg: TrainConfig) -> torch.optim.SGD:
+    """Weight decay on conv/linear weights only, never on BN scales/shifts or biases."""
+    decay = [p for p in model.parameters() if p.ndim > 1]
+    no_decay = [p for p in model.parameters() if p.ndim <= 1]
+    groups = [
+        {"params": decay, "weight_decay": cfg.optim.weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+    return torch.optim.SGD(groups, lr=cfg.optim.lr_at(0), momentum=cfg.optim.momentum)
+
+
+def validate(model: KeywordClassifier, data: LabelledAudio) -> tuple[float, float]:
+    proba = predict_proba(model, data.audio)
+    loss = float(-np.log(proba[np.arange(len(data)), data.targets] + 1e-9).mean())
+    report = classification_report(data.targets, proba.argmax(1), model.labels)
+    return report.accuracy, loss
+
+
+class BatchSampler:
+    """Shuffled epochs drawn from one torch.Generator whose state is checkpointed."""
+
+    def __init__(self, size: int, batch_size: int, generator: torch.Generator) -> None:
+        self.size, self.batch_size, self.generator = size, batch_size, generator
+        self.order = torch.randperm(size, generator=generator)
+        self.cursor = 0
+
+    def next(self) -> torch.Tensor:
+        picks = []
+        need = self.batch_size
+        while need:
+            if self.cursor >= self.size:
+                self.order = torch.randperm(self.size, generator=self.generator)
+                self.cursor = 0
+            take = self.order[self.cursor : self.cursor + need]
+            self.cursor += len(take)
+            need -= len(take)
+            picks.append(take)
+        return torch.cat(picks)
+
+    def state(self) -> dict[str, Any]:
+        return {"order": self.order, "cursor": self.cursor, "rng": self.generator.get_state()}
+
+    def load(self, state: dict[str, Any]) -> None:
+        self.order, self.cursor = state["order"], state["cursor"]
+        self.generator.set_state(state["rng"])
+
+
+def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, quiet: bool = False) -> dict:
+    """Train (or resume) into ``run_dir``; returns the summary also written to summary.json."""
+    run_dir = Path(run_dir)
+    last_path = run_dir / "last.pt"
+    if resume:
+        if not last_path.is_file():
+            raise KwspotError(f"{run_dir}: nothing to resume (no last.pt)")
+        cfg = TrainConfig.load(run_dir / "config.json")
+    elif last_path.exists():
+        raise KwspotError(f"{run_dir} already holds a run; pass --resume or choose another --run-dir")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    cfg.save(run_dir / "config.json")
+
+    torch.set_num_threads(cfg.threads or os.cpu_count() or 1)
+    torch.manual_seed(cfg.seed)
+    dataset = open_dataset(cfg.data)
+    for split, counts in dataset.summary().items():
+        console.print(f"{split}: {sum(counts.values())} clips " + ", ".join(
+            f"{k}={v}" for k, v in counts.items()))
+    train_set = load_split(dataset, "train", cfg, quiet)
+    val_set = load_split(dataset, "validation", cfg, quiet)
+    if len(train_set) == 0 or len(val_set) == 0:
+        raise KwspotError("need both training and validation clips")
+    noise = (
+        NoiseBank.from_files(dataset.noise_paths) if dataset.noise_paths
+        else NoiseBank.synthetic(cfg.seed)
+    )
+    val_set.audio = fill_silence(
+        val_set.audio, val_set.is_silence, noise, cfg.augment.silence_volume, cfg.seed + 1
+    )
+
+    model = KeywordClassifier(cfg.model, dataset.labels, cfg.features, cfg.dropout)
+    optimizer = optimizer_for(model, cfg)
+    generator = torch.Generator().manual_seed(cfg.seed)
+    sampler = BatchSampler(len(train_set), cfg.optim.batch_size, generator)
+    step, best_acc, best_step, elapsed = 0, -1.0, 0, 0.0
+    if resume:
+        state = torch.load(last_path, map_location="cpu", weights_only=False)
+        model.load_state_dict(state["state_dict"])
+        optimizer.load_state_dict(state["optimizer"])
+        sampler.load(state["sampler"])
+        torch.set_rng_state(state["torch_rng"])
+        step, best_acc, best_step = state["step"], state["best_acc"], state["best_step"]
+        elapsed = state.get("elapsed", 0.0)
+        console.print(f"resumed {run_dir} at step {step}")
+
+    audio_all = torch.from_numpy(train_set.audio)
+    targets_all = torch.from_numpy(train_set.targets)
+    silence_all = torch.from_numpy(train_set.is_silence)
+    loss_fn = nn.CrossEntropyLoss()
+
+    from torch.utils.tensorboard import SummaryWriter
+
+    writer = SummaryWriter(str(run_dir / "tb"), purge_step=step if resume else None)
+    metrics_file = (run_dir / "metrics.jsonl").open("a")
+
+    def save_last() -> None:
+        record = model_record(
+            model, optimizer=optimizer.state_dict(), sampler=sampler.state(),
+            torch_rng=torch.get_rng_state(), step=step, best_acc=best_acc,
+            best_step=best_step, elapsed=elapsed + time.perf_counter() - started,
+            config=cfg.to_dict(),
+        )
+        tmp = last_path.with_suffix(".tmp")
+        torch.save(record, tmp)
+        os.replace(tmp, last_path)  # never leave a half-written checkpoint
+
+    interrupted = False
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        nonlocal interrupted
+        interrupted = True
+
+    previous = signal.signal(signal.SIGTERM, on_signal)
+    started = time.perf_counter()
+    model.train()
+    running_loss, running_correct, running_n = 0.0, 0, 0
+    try:
+        with _progress(quiet) as bar:
+            task = bar.add_task("train", total=cfg.optim.steps, completed=step, info="")
+            while step < cfg.optim.steps:
+                lr = cfg.optim.lr_at(step)
+                for group in optimizer.param_groups:
+                    group["lr"] = lr
+                idx = sampler.next()
+                batch = augment_batch(
+                    audio_all[idx], silence_all[idx], noise, cfg.augment,
+                    cfg.features.sample_rate, generator,
+                )
+                logits = model(batch)
+                loss = loss_fn(logits, targets_all[idx])
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                step += 1
+                running_loss += loss.item() * len(idx)
+                running_correct += int((logits.argmax(1) == targets_all[idx]).sum())
+                running_n += len(idx)
+                bar.advance(task)
+                if step % cfg.eval_every == 0 or step == cfg.optim.steps:
+                    val_acc, val_loss = validate(model, val_set)
+                    train_loss = running_loss / running_n
+                    train_acc = running_correct / running_n
+                    running_loss, running_correct, running_n = 0.0, 0, 0
+                    for name, value in (("train/loss", train_loss), ("train/accuracy", train_acc),
+                                        ("val/loss", val_loss), ("val/accuracy", val_acc),
+                                        ("lr", lr)):
+                        writer.add_scalar(name, value, step)
+                    row = {"step": step, "lr": lr, "train_loss": train_loss,
+                           "train_accuracy": train_acc, "val_loss": val_loss,
+                           "val_accuracy": val_acc,
+                           "elapsed_s": elapsed + time.perf_counter() - started}
+                    metrics_file.write(json.dumps(row) + "\n")
+                    metrics_file.flush()
+                    if val_acc > best_acc:
+                        best_acc, best_step = val_acc, step
+                        torch.save(model_record(model, step=step, val_accuracy=val_acc,
+                                                config=cfg.to_dict()), run_dir / "best.pt")
+                    bar.update(task, info=f"val {val_acc:.3f} (best {best_acc:.3f}@{best_step})")
+                    save_last()
+                if interrupted:
+                    raise KeyboardInterrupt
+    except KeyboardInterrupt:
+        save_last()
+        raise KwspotError(
+            f"interrupted at step {step}; state saved. Continue with: "
+            f"kwspot train --resume --run-dir {run_dir}"
+        ) from None
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        writer.close()
+        metrics_file.close()
+
+    total_time = elapsed + time.perf_counter() - started
+    summary = {"model": cfg.model, "steps": step, "train_seconds": round(total_time, 1),
+               "best_step": best_step, "val_accuracy": best_acc, "labels": dataset.labels,
+               "run_dir": str(run_dir)}
+    test_rows = dataset.split("test")
+    if test_rows:
+        from kwspot.checkpoint import load_classifier
+
+        best, _ = load_classifier(run_dir / "best.pt")
+        test_set = load_split(dataset, "test", cfg, quiet=True)
+        test_set.audio = fill_silence(test_set.audio, test_set.is_silence, noise,
+                                      cfg.augment.silence_volume, cfg.seed + 2)
+        proba = predict_proba(best, test_set.audio)
+        summary["test_accuracy"] = classification_report(
+            test_set.targets, proba.argmax(1), dataset.labels).accuracy
+        summary["test_clips"] = len(test_set)
+    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
