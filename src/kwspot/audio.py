@@ -48,7 +48,11 @@ def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     audio = to_mono(audio)
     if not np.all(np.isfinite(audio)):
         raise AudioError(f"{path}: contains NaN or infinite samples")
-    return resample(audio, rate, sample_rate)
+    audio = resample(audio, rate, sample_rate)
+    if audio.size == 0:
+        raise AudioError(f"{path}: too short to hold one sample at {sample_rate} Hz")
+    # float files may exceed full scale; the models are trained on [-1, 1]
+    return np.clip(audio, -1.0, 1.0)
 
 
 def fit_length(audio: np.ndarray, num_samples: int) -> np.ndarray:

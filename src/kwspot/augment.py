@@ -24,15 +24,13 @@ class AugmentConfig:
 
 
 class NoiseBank:
-    """All noise recordings concatenated; segments are drawn so that each stays inside one file."""
+    """Background recordings; each sampled segment lies inside one recording."""
 
     def __init__(self, recordings: Sequence[np.ndarray]) -> None:
         if not recordings:
             raise ValueError("NoiseBank needs at least one recording")
-        self.audio = torch.from_numpy(np.concatenate(recordings).astype(np.float32))
-        lengths = torch.tensor([len(r) for r in recordings])
-        self.starts = torch.cumsum(lengths, 0) - lengths
-        self.lengths = lengths
+        self.recordings = [torch.from_numpy(np.asarray(r, np.float32)) for r in recordings]
+        self.lengths = torch.tensor([len(r) for r in recordings])
 
     @classmethod
     def from_files(cls, paths: Sequence[str]) -> NoiseBank:
@@ -51,13 +49,21 @@ class NoiseBank:
         return cls([0.3 * x / np.abs(x).max() for x in (white, pink, brown)])
 
     def sample(self, count: int, length: int, generator: torch.Generator) -> torch.Tensor:
-        """(count, length) segments; a recording shorter than ``length`` is tiled."""
-        which = torch.randint(len(self.lengths), (count,), generator=generator)
-        span = (self.lengths[which] - length).clamp(min=1)
-        offset = (torch.rand(count, generator=generator) * span).long()
-        pos = offset[:, None] + torch.arange(length)[None]
-        pos = self.starts[which][:, None] + pos % self.lengths[which][:, None]
-        return self.audio[pos]
+        """(count, length) segments; a recording shorter than ``length`` is tiled.
+
+        Row-by-row slicing: a fancy-index gather over (count, length) positions cost more
+        than the model's training step.
+        """
+        which = torch.randint(len(self.recordings), (count,), generator=generator)
+        fraction = torch.rand(count, generator=generator)
+        out = torch.empty(count, length)
+        for row, (w, f) in enumerate(zip(which.tolist(), fraction.tolist(), strict=True)):
+            recording = self.recordings[w]
+            if len(recording) < length:
+                recording = recording.repeat(length // len(recording) + 2)
+            offset = int(f * (len(recording) - length + 1))
+            out[row] = recording[offset : offset + length]
+        return out
 
 
 def time_shift(batch: torch.Tensor, max_shift: int, generator: torch.Generator) -> torch.Tensor:

@@ -89,7 +89,8 @@ def add_train_parser(sub: argparse._SubParsersAction) -> None:
     f.add_argument("--window-ms", type=float, default=30.0, help="window length (default 30)")
     f.add_argument("--hop-ms", type=float, default=10.0, help="hop length (default 10)")
     f.add_argument("--f-min", type=float, default=20.0, help="lowest mel edge, Hz (default 20)")
-    f.add_argument("--f-max", type=float, default=4000.0, help="highest mel edge, Hz (default 4000)")
+    f.add_argument("--f-max", type=float, default=4000.0,
+                   help="highest mel edge, Hz (default 4000)")
     f.add_argument("--clip-ms", type=float, default=1000.0, help="input length (default 1000)")
     o = p.add_argument_group("optimisation")
     o.add_argument("--steps", type=int, default=30_000, help="training steps (default 30000)")
@@ -161,7 +162,271 @@ def _print_summary(summary: dict) -> None:
     print(f"checkpoint: {Path(summary['run_dir']) / 'best.pt'}")
 
 
-SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [add_train_parser]
+def add_eval_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("eval", help="accuracy, per-class precision/recall and confusion matrix",
+                       description="Evaluate a checkpoint (.pt or run dir) or an exported .onnx "
+                       "on a dataset split; writes report.json, confusion.txt and confusion.png.")
+    p.add_argument("model", help="checkpoint file, run directory (uses best.pt) or .onnx")
+    add_data_args(p)
+    p.add_argument("--split", default="auto",
+                   choices=("auto", "train", "validation", "test", "all"),
+                   help="which clips (default auto: 'test' for Speech Commands and CSV "
+                        "manifests, 'all' for a plain label folder such as a prepared test set)")
+    p.add_argument("--out", default=None, metavar="DIR",
+                   help="report folder (default: <run dir>/eval-<data name>)")
+    p.set_defaults(func=cmd_eval)
+
+
+def cmd_eval(args: argparse.Namespace) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from kwspot.datasets.speech_commands import is_speech_commands
+    from kwspot.evaluate import run_evaluation
+
+    data = Path(args.data)
+    split = args.split
+    if split == "auto":
+        split = "test" if (data.suffix == ".csv" or is_speech_commands(data)) else "all"
+    model = Path(args.model)
+    out = Path(args.out) if args.out else (
+        (model if model.is_dir() else model.parent) / f"eval-{data.stem or data.name}")
+    report, bad, mapping = run_evaluation(model, data_config(args), split, out)
+    console = Console()
+    table = Table(title=f"{model} on {data} [{split}]")
+    for col in ("class", "precision", "recall", "f1", "support"):
+        table.add_column(col, justify="right" if col != "class" else "left")
+    for label, m in report.per_class().items():
+        table.add_row(label, f"{m['precision']:.3f}", f"{m['recall']:.3f}", f"{m['f1']:.3f}",
+                      str(m["support"]))
+    console.print(table)
+    print(report.confusion_text())
+    if bad:
+        print(f"skipped {len(bad)} unreadable files (listed in report.json)")
+    merged = sorted(k for k, v in mapping.items() if k != v)
+    if merged:
+        print(f"counted as _unknown_: {', '.join(merged)}")
+    print(f"accuracy {report.accuracy:.2%} on {report.total} clips")
+    print(f"report: {out / 'report.json'}  confusion: {out / 'confusion.png'}")
+
+
+def add_export_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("export", help="export to ONNX (audio in, posteriors out) + model card",
+                       description="Export a checkpoint to ONNX with the feature front end "
+                       "inside the graph, plus a JSON model card. Fails if ONNX Runtime and "
+                       "PyTorch disagree by more than --tolerance on the check clips.")
+    p.add_argument("checkpoint", help="checkpoint file or run directory (uses best.pt)")
+    p.add_argument("--out", default=None, metavar="FILE.onnx",
+                   help="output model (default <run dir>/export/<model>.onnx)")
+    p.add_argument("--check-data", default=None, metavar="PATH",
+                   help="folder of audio clips for the parity check (default: synthetic "
+                        "speech-like signals)")
+    p.add_argument("--check-clips", type=int, default=32, help="clips for the parity check")
+    p.add_argument("--tolerance", type=float, default=1e-4,
+                   help="largest allowed |onnx - torch| posterior difference (default 1e-4)")
+    p.set_defaults(func=cmd_export)
+
+
+def check_audio_for(path: str | None, count: int, samples: int, seed: int = 0):
+    """Clips for export parity: real audio if given, else band-limited noise bursts."""
+    import numpy as np
+
+    from kwspot.audio import fit_length, load_audio
+    from kwspot.datasets.folder import AUDIO_SUFFIXES
+
+    if path:
+        files = sorted(p for p in Path(path).rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES)
+        if not files:
+            raise KwspotError(f"{path}: no audio files for the parity check")
+        step = max(1, len(files) // count)
+        return np.stack([fit_length(load_audio(f), samples) for f in files[::step][:count]])
+    rng = np.random.default_rng(seed)
+    envelope = np.hanning(samples)[None]
+    return (rng.standard_normal((count, samples)) * 0.1 * envelope).astype(np.float32)
+
+
+def cmd_export(args: argparse.Namespace) -> None:
+    from kwspot.checkpoint import load_classifier
+    from kwspot.export import card_path, export_onnx
+
+    model, record = load_classifier(args.checkpoint)
+    ckpt = Path(args.checkpoint)
+    out = Path(args.out) if args.out else (
+        (ckpt if ckpt.is_dir() else ckpt.parent) / "export" / f"{model.model_name}.onnx")
+    audio = check_audio_for(args.check_data, args.check_clips, model.features.clip_samples)
+    card = export_onnx(model, out, audio, record, tolerance=args.tolerance)
+    print(f"wrote {out} ({out.stat().st_size / 1024:.0f} KiB) and {card_path(out)}")
+    print(f"parity: max |onnx - torch| = {card['parity']['max_abs_diff']:.2e} "
+          f"on {card['parity']['clips']} clips")
+
+
+def add_detect_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("detect", help="find keywords in recordings of any length",
+                       description="Slide the exported model over each file and print every "
+                       "detected keyword with its time and score. Posteriors are averaged over "
+                       "--smooth-ms, a keyword fires above --threshold, then nothing fires for "
+                       "--refractory-ms. Uses the shipped TC-ResNet8 unless --model is given.")
+    p.add_argument("files", nargs="+", help="audio files (WAV/FLAC/OGG, any rate, mono/stereo)")
+    p.add_argument("--model", default=None, metavar="FILE.onnx",
+                   help="exported model with its .json card (default: the shipped TC-ResNet8 "
+                        "trained on Speech Commands)")
+    p.add_argument("--keywords", type=_words, default=None, metavar="W1,W2,..",
+                   help="only report these (default: every class but _silence_/_unknown_)")
+    p.add_argument("--threshold", type=float, default=0.8,
+                   help="smoothed posterior needed to fire (default 0.8)")
+    p.add_argument("--hop-ms", type=float, default=100.0, help="window hop (default 100)")
+    p.add_argument("--smooth-ms", type=float, default=300.0,
+                   help="posterior smoothing span (default 300)")
+    p.add_argument("--refractory-ms", type=float, default=1000.0,
+                   help="quiet time after a detection (default 1000)")
+    p.add_argument("--json", action="store_true", help="print one JSON object per detection")
+    p.set_defaults(func=cmd_detect)
+
+
+def cmd_detect(args: argparse.Namespace) -> None:
+    import json
+
+    from kwspot.audio import load_audio
+    from kwspot.detect import DetectorConfig, detect_audio
+    from kwspot.errors import AudioError
+    from kwspot.runtime import OnnxKeywordModel
+
+    model = OnnxKeywordModel(args.model)
+    cfg = DetectorConfig(threshold=args.threshold, hop_ms=args.hop_ms,
+                         smooth_ms=args.smooth_ms, refractory_ms=args.refractory_ms)
+    failures = 0
+    for file in args.files:
+        try:
+            audio = load_audio(file, model.sample_rate)
+        except AudioError as exc:
+            print(f"kwspot: error: {exc}", file=sys.stderr)
+            failures += 1
+            continue
+        events = detect_audio(audio, model, cfg, list(args.keywords) if args.keywords else None)
+        for e in events:
+            if args.json:
+                print(json.dumps({"file": file, "keyword": e.keyword,
+                                  "time_s": round(e.time_s, 2), "score": round(e.score, 3)}))
+            else:
+                print(f"{file}\t{e.time_s:7.2f}s\t{e.keyword}\t{e.score:.3f}")
+        if not events and not args.json:
+            print(f"{file}\t(no keyword; {len(audio) / model.sample_rate:.1f} s of audio)")
+    if failures:
+        raise KwspotError(f"{failures} of {len(args.files)} files could not be read")
+
+
+def add_bench_parser(sub: argparse._SubParsersAction) -> None:
+    from kwspot.models import MODELS
+
+    p = sub.add_parser("bench", help="params, FLOPs and measured latency (PyTorch and ONNX)",
+                       description="Measure single-example latency on --threads threads "
+                       "(median and p90 over --runs runs after --warmup), for PyTorch and ONNX "
+                       "Runtime, with the feature front end included and excluded. Untrained "
+                       "weights time the same as trained ones.")
+    p.add_argument("--model", action="append", default=None, choices=sorted(MODELS),
+                   help="architecture(s) to measure; repeat the flag (default tc-resnet8)")
+    p.add_argument("--checkpoint", default=None, help="measure this checkpoint instead")
+    p.add_argument("--runs", type=int, default=1000, help="timed runs (default 1000)")
+    p.add_argument("--warmup", type=int, default=100, help="untimed runs first (default 100)")
+    p.add_argument("--threads", type=int, default=1, help="threads (default 1)")
+    p.add_argument("--json", default=None, metavar="FILE", help="also write results here")
+    p.set_defaults(func=cmd_bench)
+
+
+def cmd_bench(args: argparse.Namespace) -> None:
+    import json
+
+    from rich.console import Console
+    from rich.progress import track
+    from rich.table import Table
+
+    from kwspot.bench import benchmark
+    from kwspot.checkpoint import load_classifier
+    from kwspot.classifier import KeywordClassifier
+    from kwspot.data import SILENCE, SPEECH_COMMANDS_KEYWORDS, UNKNOWN
+    from kwspot.features import FeatureConfig
+
+    if args.runs < 1:
+        raise KwspotError("--runs must be at least 1")
+    if args.checkpoint:
+        models = [load_classifier(args.checkpoint)[0]]
+    else:
+        labels = [SILENCE, UNKNOWN, *SPEECH_COMMANDS_KEYWORDS]
+        models = [KeywordClassifier(name, labels, FeatureConfig())
+                  for name in (args.model or ["tc-resnet8"])]
+    results = [benchmark(m, args.runs, args.warmup, args.threads)
+               for m in track(models, description="benchmarking", console=Console(stderr=True))]
+    table = Table(title=f"latency per 1 s clip, batch 1, {args.threads} thread(s), "
+                        f"{args.runs} runs")
+    for col in ("model", "params", "FLOPs", "engine", "input", "median ms", "p90 ms"):
+        table.add_column(col, justify="left" if col in ("model", "engine", "input") else "right")
+    for r in results:
+        for t in r["timings"]:
+            table.add_row(r["model"], f"{r['params'] / 1e3:.1f}K", f"{r['flops'] / 1e6:.2f}M",
+                          t["engine"], "audio+features" if t["inputs"] == "audio" else "features",
+                          f"{t['median_ms']:.3f}", f"{t['p90_ms']:.3f}")
+    Console().print(table)
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
+        print(f"wrote {args.json}")
+
+
+def add_synth_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("synth", help="synthesize a folder-per-label keyword dataset (offline TTS)",
+                       description="Speak each word with espeak-ng (shipped by pip, offline) in "
+                       "many voices, variants, pitches and speeds, with noise, into "
+                       "<out>/<word>/<word>_NNNN.wav (1 s, 16 kHz). The same --seed gives the "
+                       "same files.")
+    p.add_argument("--words", type=_words, required=True, metavar="W1,W2,..",
+                   help="words or short phrases, comma separated")
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    p.add_argument("--clips-per-word", type=int, default=100, help="clips per word (default 100)")
+    p.add_argument("--seed", type=int, default=0, help="seed (default 0)")
+    p.set_defaults(func=cmd_synth)
+
+
+def cmd_synth(args: argparse.Namespace) -> None:
+    from rich.console import Console
+    from rich.progress import Progress
+
+    from kwspot.datasets.synth import synthesize_dataset
+
+    if args.clips_per_word < 1:
+        raise KwspotError("--clips-per-word must be at least 1")
+    total = len(args.words) * args.clips_per_word
+    with Progress(console=Console(stderr=True)) as bar:
+        task = bar.add_task("synthesize", total=total)
+        counts = synthesize_dataset(list(args.words), Path(args.out), args.clips_per_word,
+                                    args.seed, progress=lambda done, _t: bar.update(task,
+                                                                                   completed=done))
+    print(f"wrote {sum(counts.values())} clips of {len(counts)} words to {args.out}")
+
+
+def add_demo_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("demo", help="the whole lap on built-in synthetic data, no downloads",
+                       description="Synthesize a small keyword set, train TC-ResNet8 briefly, "
+                       "evaluate, export to ONNX, then detect keywords in a synthesized "
+                       "sentence. Needs no external data; a few minutes on 2 cores.")
+    p.add_argument("--out", default="runs/demo", metavar="DIR",
+                   help="where everything goes (default runs/demo; replaced if it exists)")
+    p.add_argument("--steps", type=int, default=1500, help="training steps (default 1500)")
+    p.add_argument("--clips-per-word", type=int, default=150,
+                   help="synthesized clips per keyword (default 150)")
+    p.add_argument("--seed", type=int, default=0, help="seed (default 0)")
+    p.set_defaults(func=cmd_demo)
+
+
+def cmd_demo(args: argparse.Namespace) -> None:
+    from kwspot.demo import DemoConfig, run_demo
+
+    run_demo(DemoConfig(out=Path(args.out), steps=args.steps,
+                        clips_per_word=args.clips_per_word, seed=args.seed))
+
+
+SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
+    add_train_parser, add_eval_parser, add_export_parser, add_detect_parser, add_bench_parser,
+    add_synth_parser, add_demo_parser,
+]
 
 
 def build_parser() -> argparse.ArgumentParser:

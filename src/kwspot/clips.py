@@ -54,3 +54,30 @@ def decode_clips(
                 progress(1)
     audio = np.stack(rows) if rows else np.zeros((0, clip_samples), np.float32)
     return ClipTable(audio.astype(np.float32, copy=False), kept, bad)
+
+
+@dataclass
+class LabelledAudio:
+    """Decoded clips with class indices; what training and evaluation both consume."""
+
+    audio: np.ndarray  # (N, S)
+    targets: np.ndarray  # (N,) class indices
+    is_silence: np.ndarray  # (N,) bool: rows to be filled from background noise
+    bad_files: list[str]
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+
+def load_labelled(
+    utterances: Sequence[Utterance],
+    labels: Sequence[str],
+    clip_samples: int,
+    sample_rate: int = 16000,
+    progress: Callable[[int], None] | None = None,
+) -> LabelledAudio:
+    index = {label: i for i, label in enumerate(labels)}
+    table = decode_clips(utterances, clip_samples, sample_rate, progress=progress)
+    targets = np.array([index[u.label] for u in table.utterances], dtype=np.int64)
+    silence = np.array([u.path is None for u in table.utterances], dtype=bool)
+    return LabelledAudio(table.audio, targets, silence, table.bad_files)

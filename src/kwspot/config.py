@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -83,8 +82,6 @@ def from_dict(cls: type, data: dict[str, Any]) -> Any:
         if dataclasses.is_dataclass(hint):
             value = from_dict(hint, value)
         elif isinstance(value, list):
-            value = tuple(value)
-        elif isinstance(hint, types.UnionType) and isinstance(value, list):
             value = tuple(value)
         kwargs[f.name] = value
     return cls(**kwargs)

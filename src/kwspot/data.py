@@ -82,7 +82,8 @@ def apply_keyword_recipe(
     """The Speech Commands 12-class recipe for any labelled set.
 
     Per split: every keyword clip; ``_unknown_`` drawn from the other words, and ``_silence_``
-    placeholders, each ``fraction`` x the number of keyword clips. Labels: silence, unknown, keywords.
+    placeholders, each ``fraction`` x the number of keyword clips.
+    Labels: silence, unknown, then the keywords.
     """
     present = {u.label for u in utterances}
     missing = [k for k in keywords if k not in present]

@@ -115,3 +115,75 @@ def plot_confusion(report: ClassificationReport, path: str | Path, title: str = 
 
 def write_report(report: ClassificationReport, path: str | Path, **extra: Any) -> None:
     Path(path).write_text(json.dumps({**extra, **report.to_dict()}, indent=2) + "\n")
+
+
+def load_scorer(model_path: str | Path) -> tuple[Any, list[str], int, int]:
+    """A checkpoint (.pt or run dir) or an exported .onnx -> (score_fn, labels, rate, window)."""
+    path = Path(model_path)
+    if path.suffix == ".onnx":
+        from kwspot.runtime import OnnxKeywordModel
+
+        onnx_model = OnnxKeywordModel(path, threads=0)
+
+        def score_onnx(audio: np.ndarray) -> np.ndarray:
+            return np.concatenate([onnx_model.posteriors(audio[i : i + 256])
+                                   for i in range(0, len(audio), 256)])
+
+        return (score_onnx, onnx_model.labels, onnx_model.sample_rate,
+                onnx_model.window_samples)
+    from kwspot.checkpoint import load_classifier
+
+    model, _ = load_classifier(path)
+    return (lambda audio: predict_proba(model, audio), model.labels,
+            model.features.sample_rate, model.features.clip_samples)
+
+
+def run_evaluation(model_path: str | Path, data: Any, split: str, out_dir: str | Path | None,
+                   seed: int = 0) -> tuple[ClassificationReport, list[str], dict[str, str]]:
+    """Evaluate on one split of a dataset (``split='all'``: every clip).
+
+    Labels the model does not know count as ``_unknown_`` when it has that class, as in the
+    Speech Commands recipe. Returns the report, bad files, and the label mapping used.
+    """
+    import dataclasses
+
+    from kwspot.augment import NoiseBank, fill_silence
+    from kwspot.clips import load_labelled
+    from kwspot.data import SILENCE, UNKNOWN
+    from kwspot.datasets import open_dataset
+    from kwspot.errors import KwspotError
+
+    score, labels, rate, window = load_scorer(model_path)
+    keywords = tuple(label for label in labels if label not in (SILENCE, UNKNOWN))
+    if data.keywords is None and SILENCE in labels and UNKNOWN in labels:
+        data = dataclasses.replace(data, keywords=keywords)
+    dataset = open_dataset(data)
+    rows = dataset.utterances if split == "all" else dataset.split(split)
+    if not rows:
+        raise KwspotError(f"{data.path}: no clips in split {split!r}; try --split all")
+    mapping: dict[str, str] = {}
+    for label in sorted({u.label for u in rows}):
+        if label in labels:
+            mapping[label] = label
+        elif UNKNOWN in labels:
+            mapping[label] = UNKNOWN
+        else:
+            raise KwspotError(f"the data has label {label!r}, unknown to the model {labels}")
+    rows = [dataclasses.replace(u, label=mapping[u.label]) for u in rows]
+    clips = load_labelled(rows, labels, window, rate)
+    if clips.is_silence.any():
+        noise = (NoiseBank.from_files(dataset.noise_paths) if dataset.noise_paths
+                 else NoiseBank.synthetic(seed))
+        clips.audio = fill_silence(clips.audio, clips.is_silence, noise, 1.0, seed + 2)
+    if len(clips) == 0:
+        raise KwspotError("no clip could be decoded")
+    report = classification_report(clips.targets, score(clips.audio).argmax(1), labels)
+    if out_dir is not None:
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        write_report(report, out / "report.json", model=str(model_path), data=str(data.path),
+                     split=split, bad_files=clips.bad_files,
+                     label_mapping={k: v for k, v in mapping.items() if k != v})
+        plot_confusion(report, out / "confusion.png")
+        (out / "confusion.txt").write_text(report.confusion_text() + "\n")
+    return report, clips.bad_files, mapping

@@ -45,6 +45,11 @@ class FeatureConfig:
             )
         if self.window_ms <= 0 or self.hop_ms <= 0 or self.clip_ms < self.window_ms:
             raise KwspotError("window_ms, hop_ms must be > 0 and clip_ms >= window_ms")
+        if self.win_length < 2 or self.hop_length < 1:
+            raise KwspotError(f"window {self.window_ms} ms / hop {self.hop_ms} ms is under a "
+                              f"sample at {self.sample_rate} Hz")
+        if self.n_mels < 1 or (self.kind == "mfcc" and self.n_mfcc < 1):
+            raise KwspotError("n_mels and n_mfcc must be at least 1")
 
     @property
     def win_length(self) -> int:
@@ -115,7 +120,8 @@ class Frontend(nn.Module):
 
     def power_spectrum(self, audio: torch.Tensor) -> torch.Tensor:
         """(B, S) -> (B, T, n_fft // 2 + 1); frames without centring: 1 s -> 98 frames."""
-        frames = audio.unfold(-1, self.cfg.win_length, self.cfg.hop_length) * self.window
+        frames = audio.to(self.window.dtype).unfold(-1, self.cfg.win_length, self.cfg.hop_length)
+        frames = frames * self.window
         spectrum = torch.fft.rfft(frames, n=self.cfg.n_fft)
         return spectrum.real.square() + spectrum.imag.square()
 

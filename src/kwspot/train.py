@@ -11,7 +11,6 @@ import json
 import os
 import signal
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +23,9 @@ from torch import nn
 from kwspot.augment import NoiseBank, augment_batch, fill_silence
 from kwspot.checkpoint import model_record
 from kwspot.classifier import KeywordClassifier
-from kwspot.clips import ClipTable, decode_clips
+from kwspot.clips import LabelledAudio, load_labelled
 from kwspot.config import TrainConfig
-from kwspot.data import SILENCE, Dataset
+from kwspot.data import Dataset
 from kwspot.datasets import open_dataset
 from kwspot.errors import KwspotError
 from kwspot.evaluate import classification_report, predict_proba
@@ -34,32 +33,21 @@ from kwspot.evaluate import classification_report, predict_proba
 console = Console(stderr=True)
 
 
-@dataclass
-class LabelledAudio:
-    audio: np.ndarray  # (N, S)
-    targets: np.ndarray  # (N,) class indices
-    is_silence: np.ndarray  # (N,) bool
-
-    def __len__(self) -> int:
-        return len(self.targets)
-
-
 def load_split(dataset: Dataset, split: str, cfg: TrainConfig, quiet: bool) -> LabelledAudio:
     rows = dataset.split(split)
     with _progress(quiet) as bar:
         task = bar.add_task(f"decode {split}", total=len(rows), info="")
-        table: ClipTable = decode_clips(
-            rows, cfg.features.clip_samples, cfg.features.sample_rate,
-            progress=lambda n: bar.advance(task, n),
-        )
-    for problem in table.bad_files[:20]:
+        data = load_labelled(rows, dataset.labels, cfg.features.clip_samples,
+                             cfg.features.sample_rate, progress=lambda n: bar.advance(task, n))
+    report_bad_files(data.bad_files)
+    return data
+
+
+def report_bad_files(problems: list[str], limit: int = 20) -> None:
+    for problem in problems[:limit]:
         console.print(f"[yellow]skipped[/] {problem}")
-    if len(table.bad_files) > 20:
-        console.print(f"[yellow]... and {len(table.bad_files) - 20} more bad files[/]")
-    index = {label: i for i, label in enumerate(dataset.labels)}
-    targets = np.array([index[u.label] for u in table.utterances], dtype=np.int64)
-    silence = np.array([u.path is None for u in table.utterances], dtype=bool)
-    return LabelledAudio(table.audio, targets, silence)
+    if len(problems) > limit:
+        console.print(f"[yellow]... and {len(problems) - limit} more bad files[/]")
 
 
 def _progress(quiet: bool) -> Progress:
@@ -126,7 +114,8 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, quiet: bo
             raise KwspotError(f"{run_dir}: nothing to resume (no last.pt)")
         cfg = TrainConfig.load(run_dir / "config.json")
     elif last_path.exists():
-        raise KwspotError(f"{run_dir} already holds a run; pass --resume or choose another --run-dir")
+        raise KwspotError(
+            f"{run_dir} already holds a run; pass --resume or choose another --run-dir")
     run_dir.mkdir(parents=True, exist_ok=True)
     cfg.save(run_dir / "config.json")
 

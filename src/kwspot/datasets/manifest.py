@@ -18,12 +18,16 @@ def read_csv_manifest(
     if not path.is_file():
         raise KwspotError(f"{path}: manifest not found")
     rows = []
-    with path.open(newline="") as fh:
+    with path.open(newline="", encoding="utf-8-sig") as fh:  # Excel writes a BOM
         reader = csv.DictReader(fh)
         if not reader.fieldnames or not {"path", "label"} <= set(reader.fieldnames):
             raise KwspotError(f"{path}: needs a header with at least 'path,label'")
-        for line_no, rec in enumerate(reader, 2):
-            audio = Path(rec["path"])
+        for rec in reader:
+            line_no = reader.line_num
+            path_text, label = (rec.get("path") or "").strip(), (rec.get("label") or "").strip()
+            if not path_text or not label:
+                raise KwspotError(f"{path}:{line_no}: row needs both a path and a label")
+            audio = Path(path_text)
             if not audio.is_absolute():
                 audio = path.parent / audio
             speaker = (rec.get("speaker") or "").strip() or audio.stem
@@ -33,7 +37,7 @@ def read_csv_manifest(
             if split and split not in SPLITS:
                 raise KwspotError(f"{path}:{line_no}: split {split!r} is not one of {SPLITS}")
             split = split or split_for_speaker(speaker, validation_pct, test_pct)
-            rows.append(Utterance(str(audio), rec["label"].strip(), split, speaker))
+            rows.append(Utterance(str(audio), label, split, speaker))
     if not rows:
         raise KwspotError(f"{path}: manifest has no rows")
     return rows

@@ -6,6 +6,7 @@ that widens uses stride 2 and a 1x1 conv (+BN+ReLU) shortcut. Average pool, drop
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import torch
@@ -61,7 +62,7 @@ class TCResNet(nn.Module):
             in_channels, widths[0], cfg.stem_kernel, padding=cfg.stem_kernel // 2, bias=False
         )
         self.blocks = nn.Sequential(
-            *(ResidualBlock(a, b, cfg.block_kernel) for a, b in zip(widths, widths[1:], strict=False))
+            *(ResidualBlock(a, b, cfg.block_kernel) for a, b in itertools.pairwise(widths))
         )
         self.pool = nn.AdaptiveAvgPool1d(1)
         self.dropout = nn.Dropout(cfg.dropout)

@@ -1,0 +1,121 @@
+"""ONNX export: raw 16 kHz audio in, class posteriors out, features inside the graph.
+
+Beside ``<name>.onnx`` goes ``<name>.json``, the model card (labels, sample rate, window,
+feature settings, how it was trained). The same card is stored as ONNX metadata. Export fails
+if ONNX Runtime and PyTorch disagree by more than ``tolerance`` on the check audio.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import io
+import json
+import logging
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import torch
+from torch import nn
+
+from kwspot import __version__
+from kwspot.classifier import KeywordClassifier, PosteriorModel
+from kwspot.errors import KwspotError
+
+INPUT_NAME = "audio"
+OUTPUT_NAME = "posteriors"
+PARITY_TOLERANCE = 1e-4
+
+
+def export_module(module: nn.Module, example: torch.Tensor, path: Path, input_name: str,
+                  output_name: str) -> None:
+    """Export with a dynamic batch dimension; quiet unless it fails."""
+    module.eval()
+    batch = torch.export.Dim("batch", min=1, max=4096)
+    sink = io.StringIO()
+    with warnings.catch_warnings(), contextlib.redirect_stdout(sink):
+        warnings.simplefilter("ignore")
+        logging.getLogger("torch").setLevel(logging.ERROR)
+        try:
+            program = torch.onnx.export(
+                module, (example,), input_names=[input_name], output_names=[output_name],
+                dynamic_shapes={"x" if "x" in _arg_names(module) else _arg_names(module)[0]:
+                                {0: batch}},
+                dynamo=True, opset_version=18, verbose=False,
+            )
+        except Exception as exc:  # the exporter raises many types; show its message
+            raise KwspotError(f"ONNX export failed: {exc}\n{sink.getvalue()[-2000:]}") from exc
+    program.save(str(path))
+
+
+def _arg_names(module: nn.Module) -> list[str]:
+    import inspect
+
+    return list(inspect.signature(module.forward).parameters)
+
+
+def model_card(model: KeywordClassifier, record: dict[str, Any] | None = None) -> dict[str, Any]:
+    record = record or {}
+    features = model.features
+    return {
+        "format": "kwspot-onnx-v1",
+        "kwspot_version": __version__,
+        "model": model.model_name,
+        "labels": model.labels,
+        "sample_rate": features.sample_rate,
+        "window_samples": features.clip_samples,
+        "window_seconds": features.clip_samples / features.sample_rate,
+        "input": {"name": INPUT_NAME, "shape": ["batch", features.clip_samples],
+                  "dtype": "float32", "range": [-1.0, 1.0]},
+        "output": {"name": OUTPUT_NAME, "shape": ["batch", len(model.labels)],
+                   "meaning": "softmax posteriors in label order"},
+        "features": dataclasses.asdict(features),
+        "training": {
+            "step": record.get("step"),
+            "val_accuracy": record.get("val_accuracy"),
+            "config": record.get("config"),
+        },
+    }
+
+
+def export_onnx(model: KeywordClassifier, out_path: str | Path, check_audio: np.ndarray,
+                record: dict[str, Any] | None = None,
+                tolerance: float = PARITY_TOLERANCE) -> dict[str, Any]:
+    """Write the ONNX model and card; returns the card with the measured parity added."""
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    model.eval()
+    wrapper = PosteriorModel(model).eval()
+    example = torch.from_numpy(check_audio[:2].astype(np.float32))
+    export_module(wrapper, example, out_path, INPUT_NAME, OUTPUT_NAME)
+
+    card = model_card(model, record)
+    max_diff = parity(wrapper, out_path, check_audio)
+    card["parity"] = {"max_abs_diff": max_diff, "clips": len(check_audio), "tolerance": tolerance}
+    if max_diff > tolerance:
+        out_path.unlink(missing_ok=True)
+        raise KwspotError(
+            f"ONNX Runtime and PyTorch disagree by {max_diff:.2e} (> {tolerance:.0e}); "
+            "nothing was written")
+    proto = onnx.load(str(out_path))
+    entry = proto.metadata_props.add()
+    entry.key, entry.value = "kwspot_card", json.dumps(card)
+    onnx.save(proto, str(out_path))
+    card_path(out_path).write_text(json.dumps(card, indent=2) + "\n")
+    return card
+
+
+def card_path(onnx_path: str | Path) -> Path:
+    return Path(onnx_path).with_suffix(".json")
+
+
+@torch.no_grad()
+def parity(module: nn.Module, onnx_path: Path, audio: np.ndarray) -> float:
+    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    expected = module(torch.from_numpy(audio.astype(np.float32))).numpy()
+    got = session.run(None, {session.get_inputs()[0].name: audio.astype(np.float32)})[0]
+    return float(np.abs(expected - got).max())

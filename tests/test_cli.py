@@ -1,0 +1,161 @@
+"""The command line: every option explained, one-line errors, and each subcommand doing its job."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from kwspot.audio import save_audio
+from kwspot.cli import build_parser, main
+
+SUBCOMMANDS = ("train", "eval", "export", "detect", "bench", "synth", "demo")
+
+
+def test_every_subcommand_and_option_has_help() -> None:
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    assert set(SUBCOMMANDS) <= set(sub.choices)
+    for name, subparser in sub.choices.items():
+        assert subparser.description, f"{name} has no description"
+        for action in subparser._actions:
+            assert action.help, f"kwspot {name} {action.option_strings or action.dest}: no help"
+
+
+@pytest.mark.parametrize("command", SUBCOMMANDS)
+def test_help_exits_cleanly(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main([command, "--help"])
+    assert exit_info.value.code == 0
+    assert "usage: kwspot " + command in capsys.readouterr().out
+
+
+def _one_line_error(capsys: pytest.CaptureFixture[str]) -> str:
+    err = capsys.readouterr().err.strip()
+    assert "Traceback" not in err
+    lines = [line for line in err.splitlines() if line.startswith("kwspot: error:")]
+    assert lines, err
+    return lines[0]
+
+
+def test_missing_file_is_one_clear_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    missing = tmp_path / "nope.wav"
+    assert main(["detect", str(missing)]) == 1
+    line = _one_line_error(capsys)
+    assert "nope.wav" in line and "no such file" in line
+
+
+def test_corrupt_and_empty_wavs_are_named(tmp_path: Path, capsys) -> None:
+    (tmp_path / "empty.wav").write_bytes(b"")
+    (tmp_path / "junk.wav").write_text("this is not audio")
+    assert main(["detect", str(tmp_path / "empty.wav"), str(tmp_path / "junk.wav")]) == 1
+    err = capsys.readouterr().err
+    assert "empty.wav: file is empty" in err and "junk.wav: cannot decode audio" in err
+    assert "Traceback" not in err
+
+
+def test_missing_dataset_and_debug_traceback(tmp_path: Path, capsys) -> None:
+    args = ["train", "--data", str(tmp_path / "none"), "--run-dir", str(tmp_path / "run")]
+    assert main(args) == 1
+    assert "dataset not found" in _one_line_error(capsys)
+    from kwspot.errors import KwspotError
+
+    with pytest.raises(KwspotError):
+        main(["--debug", *args])
+
+
+def test_unknown_model_name_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "--data", ".", "--model", "resnet-9000"])
+    assert exit_info.value.code == 2
+    assert "invalid choice: 'resnet-9000'" in capsys.readouterr().err
+
+
+def test_eval_writes_report_and_confusion(tiny_run, tiny_dataset: Path, tmp_path: Path,
+                                          capsys) -> None:
+    run_dir, summary = tiny_run
+    out = tmp_path / "eval"
+    assert main(["eval", str(run_dir), "--data", str(tiny_dataset), "--keywords", "yes,no,stop",
+                 "--unknown-fraction", "0.3", "--split", "test", "--out", str(out)]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["accuracy"] == pytest.approx(summary["test_accuracy"], abs=1e-9)
+    assert report["labels"] == summary["labels"]
+    confusion = np.array(report["confusion"])
+    assert confusion.sum() == report["examples"] == summary["test_clips"]
+    for label, m in report["per_class"].items():
+        assert 0.0 <= m["precision"] <= 1.0 and 0.0 <= m["recall"] <= 1.0, label
+    assert (out / "confusion.png").stat().st_size > 10_000
+    assert "accuracy" in capsys.readouterr().out
+
+
+def test_eval_onnx_equals_eval_checkpoint(tiny_run, tiny_onnx: Path, tiny_dataset: Path,
+                                          tmp_path: Path) -> None:
+    common = ["--data", str(tiny_dataset), "--keywords", "yes,no,stop", "--unknown-fraction",
+              "0.3", "--split", "test"]
+    assert main(["eval", str(tiny_run[0] / "best.pt"), *common, "--out", str(tmp_path / "a")]) == 0
+    assert main(["eval", str(tiny_onnx), *common, "--out", str(tmp_path / "b")]) == 0
+    a = json.loads((tmp_path / "a" / "report.json").read_text())
+    b = json.loads((tmp_path / "b" / "report.json").read_text())
+    assert a["confusion"] == b["confusion"]
+
+
+def test_export_and_detect_commands(tiny_run, tiny_dataset: Path, tmp_path: Path,
+                                    capsys) -> None:
+    from kwspot.datasets.synth import random_style, render_utterance
+
+    onnx_path = tmp_path / "m.onnx"
+    assert main(["export", str(tiny_run[0]), "--out", str(onnx_path), "--check-data",
+                 str(tiny_dataset / "yes")]) == 0
+    assert onnx_path.is_file() and onnx_path.with_suffix(".json").is_file()
+    rng = np.random.default_rng(3)
+    audio, spans = render_utterance([1.0, "stop", 1.0], rng, style=random_style(rng),
+                                    noise_snr_db=None)
+    wav = tmp_path / "stop.wav"
+    save_audio(wav, audio)
+    capsys.readouterr()
+    assert main(["detect", str(wav), "--model", str(onnx_path), "--threshold", "0.6",
+                 "--json"]) == 0
+    events = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    centre = (spans[0][1] + spans[0][2]) / 2
+    assert any(e["keyword"] == "stop" and abs(e["time_s"] - centre) < 0.5 for e in events), events
+
+
+def test_bench_reports_counted_flops_and_measured_latency(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    assert main(["bench", "--model", "tc-resnet8", "--runs", "30", "--warmup", "5",
+                 "--json", str(out)]) == 0
+    (result,) = json.loads(out.read_text())
+    assert result["params"] == 65_148 and result["flops"] == 3_045_120
+    cases = {(t["engine"], t["inputs"]) for t in result["timings"]}
+    assert cases == {(e, i) for e in ("pytorch", "onnxruntime") for i in ("audio", "features")}
+    for t in result["timings"]:
+        assert 0 < t["median_ms"] <= t["p90_ms"] < 1000 and t["runs"] == 30
+
+
+def test_synth_command_writes_dataset(tmp_path: Path, capsys) -> None:
+    out = tmp_path / "synth"
+    assert main(["synth", "--words", "hey kwspot,stop", "--out", str(out),
+                 "--clips-per-word", "3"]) == 0
+    assert len(list((out / "hey_kwspot").glob("*.wav"))) == 3
+    assert len(list((out / "stop").glob("*.wav"))) == 3
+    assert "wrote 6 clips" in capsys.readouterr().out
+
+
+def test_demo_runs_every_stage(tmp_path: Path, capsys) -> None:
+    out = tmp_path / "demo"
+    assert main(["demo", "--out", str(out), "--steps", "40", "--clips-per-word", "20"]) == 0
+    text = capsys.readouterr().out
+    for stage in ("[1/5]", "[2/5]", "[3/5]", "[4/5]", "[5/5]", "done in"):
+        assert stage in text
+    for path in ("run/best.pt", "eval/report.json", "eval/confusion.png",
+                 "export/tc-resnet8-demo.onnx", "export/tc-resnet8-demo.json", "sentence.wav"):
+        assert (out / path).is_file(), path
+    # it refuses to wipe a folder it did not make
+    other = tmp_path / "mine"
+    other.mkdir()
+    (other / "precious.txt").write_text("keep")
+    assert main(["demo", "--out", str(other)]) == 1
+    assert (other / "precious.txt").read_text() == "keep"

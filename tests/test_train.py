@@ -1,0 +1,104 @@
+"""Training really learns, a seed repeats a run, and an interrupted run resumes exactly."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import TINY_KEYWORDS, tiny_train_config
+
+from kwspot.errors import KwspotError
+from kwspot.train import train
+
+
+def test_training_beats_chance_by_a_wide_margin(tiny_run: tuple[Path, dict]) -> None:
+    _run_dir, summary = tiny_run
+    n_classes = len(TINY_KEYWORDS) + 2
+    assert summary["labels"] == ["_silence_", "_unknown_", *TINY_KEYWORDS]
+    # chance is 1/5 (the largest class is about 1/4): demand far more
+    assert summary["val_accuracy"] > 0.8, summary
+    assert summary["test_accuracy"] > 0.75, summary
+    assert summary["val_accuracy"] > 3 / n_classes
+
+
+def test_run_directory_describes_itself(tiny_run: tuple[Path, dict]) -> None:
+    run_dir, summary = tiny_run
+    for name in ("config.json", "best.pt", "last.pt", "metrics.jsonl", "summary.json"):
+        assert (run_dir / name).is_file(), name
+    assert list((run_dir / "tb").glob("events.out.tfevents.*")), "no TensorBoard log"
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [100, 200, 300]
+    assert [r["lr"] for r in rows] == [0.1, 0.01, 0.001]  # 10k/20k of 30k, scaled
+    best = max(rows, key=lambda r: r["val_accuracy"])
+    assert summary["best_step"] == best["step"]
+    record = torch.load(run_dir / "best.pt", weights_only=False)
+    assert record["step"] == best["step"] and record["model_name"] == "tc-resnet8"
+
+
+def _weights(run_dir: Path) -> dict[str, torch.Tensor]:
+    return torch.load(run_dir / "last.pt", weights_only=False)["state_dict"]
+
+
+def test_same_seed_same_run_and_resume_is_exact(
+    tiny_dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cfg = dataclasses.replace(tiny_train_config(tiny_dataset, steps=40), eval_every=20,
+                              threads=1)
+    train(cfg, tmp_path / "a", quiet=True)
+    train(cfg, tmp_path / "b", quiet=True)
+    a, b = _weights(tmp_path / "a"), _weights(tmp_path / "b")
+    assert all(torch.equal(a[k], b[k]) for k in a), "same seed gave different weights"
+
+    # kill a third run after step 25, as Ctrl-C would, then resume it
+    import kwspot.train as train_module
+
+    real_augment = train_module.augment_batch
+    calls = {"n": 0}
+
+    def augment_then_interrupt(*args: object, **kwargs: object) -> torch.Tensor:
+        calls["n"] += 1
+        if calls["n"] == 26:
+            raise KeyboardInterrupt
+        return real_augment(*args, **kwargs)
+
+    monkeypatch.setattr(train_module, "augment_batch", augment_then_interrupt)
+    with pytest.raises(KwspotError, match=r"interrupted at step 25.*--resume"):
+        train(cfg, tmp_path / "c", quiet=True)
+    assert torch.load(tmp_path / "c" / "last.pt", weights_only=False)["step"] == 25
+    monkeypatch.setattr(train_module, "augment_batch", real_augment)
+
+    summary = train(None, tmp_path / "c", resume=True, quiet=True)  # type: ignore[arg-type]
+    assert summary["steps"] == 40
+    c = _weights(tmp_path / "c")
+    assert all(torch.equal(a[k], c[k]) for k in a), "resumed run differs from uninterrupted run"
+
+
+def test_refuses_to_overwrite_or_resume_nothing(tiny_dataset: Path, tmp_path: Path) -> None:
+    with pytest.raises(KwspotError, match="nothing to resume"):
+        train(None, tmp_path / "empty", resume=True)  # type: ignore[arg-type]
+    cfg = dataclasses.replace(tiny_train_config(tiny_dataset, steps=4), eval_every=2, threads=1)
+    train(cfg, tmp_path / "run", quiet=True)
+    with pytest.raises(KwspotError, match="already holds a run"):
+        train(cfg, tmp_path / "run", quiet=True)
+
+
+def test_bad_files_are_reported_and_skipped(tiny_dataset: Path, tmp_path: Path) -> None:
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(tiny_dataset, data)
+    (data / "yes" / "broken.wav").write_bytes(b"RIFF\x00\x00not audio at all")
+    (data / "no" / "empty.wav").write_bytes(b"")
+    cfg = dataclasses.replace(tiny_train_config(data, steps=2), eval_every=2, threads=1)
+    from kwspot.clips import load_labelled
+    from kwspot.datasets import open_dataset
+
+    dataset = open_dataset(cfg.data)
+    clips = load_labelled(dataset.utterances, dataset.labels, 16000)
+    bad = "\n".join(clips.bad_files)
+    assert "broken.wav" in bad and "empty.wav" in bad
+    assert len(clips) == len(dataset.utterances) - 2
+    train(cfg, tmp_path / "run", quiet=True)  # and training goes on without them
