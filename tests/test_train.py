@@ -52,7 +52,10 @@ def test_same_seed_same_run_and_resume_is_exact(
     a, b = _weights(tmp_path / "a"), _weights(tmp_path / "b")
     assert all(torch.equal(a[k], b[k]) for k in a), "same seed gave different weights"
 
-    # kill a third run after step 25, as Ctrl-C would, then resume it
+    # press Ctrl-C (SIGINT) in the middle of step 26 of a third run, then resume it
+    import os
+    import signal
+
     import kwspot.train as train_module
 
     real_augment = train_module.augment_batch
@@ -61,16 +64,17 @@ def test_same_seed_same_run_and_resume_is_exact(
     def augment_then_interrupt(*args: object, **kwargs: object) -> torch.Tensor:
         calls["n"] += 1
         if calls["n"] == 26:
-            raise KeyboardInterrupt
+            os.kill(os.getpid(), signal.SIGINT)
         return real_augment(*args, **kwargs)
 
     monkeypatch.setattr(train_module, "augment_batch", augment_then_interrupt)
-    with pytest.raises(KwspotError, match=r"interrupted at step 25.*--resume"):
+    with pytest.raises(KwspotError, match=r"interrupted at step 26.*--resume"):
         train(cfg, tmp_path / "c", quiet=True)
-    assert torch.load(tmp_path / "c" / "last.pt", weights_only=False)["step"] == 25
+    assert torch.load(tmp_path / "c" / "last.pt", weights_only=False)["step"] == 26
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
     monkeypatch.setattr(train_module, "augment_batch", real_augment)
 
-    summary = train(None, tmp_path / "c", resume=True, quiet=True)  # type: ignore[arg-type]
+    summary = train(None, tmp_path / "c", resume=True, quiet=True)
     assert summary["steps"] == 40
     c = _weights(tmp_path / "c")
     assert all(torch.equal(a[k], c[k]) for k in a), "resumed run differs from uninterrupted run"
@@ -78,7 +82,7 @@ def test_same_seed_same_run_and_resume_is_exact(
 
 def test_refuses_to_overwrite_or_resume_nothing(tiny_dataset: Path, tmp_path: Path) -> None:
     with pytest.raises(KwspotError, match="nothing to resume"):
-        train(None, tmp_path / "empty", resume=True)  # type: ignore[arg-type]
+        train(None, tmp_path / "empty", resume=True)
     cfg = dataclasses.replace(tiny_train_config(tiny_dataset, steps=4), eval_every=2, threads=1)
     train(cfg, tmp_path / "run", quiet=True)
     with pytest.raises(KwspotError, match="already holds a run"):

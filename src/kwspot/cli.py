@@ -6,7 +6,6 @@ Errors the user can fix print as one line (``kwspot: error: ...``); ``--debug`` 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -125,19 +124,16 @@ def cmd_train(args: argparse.Namespace) -> None:
     from kwspot.train import train
 
     if args.resume:
-        summary = train(None, args.run_dir, resume=True, quiet=args.quiet)  # type: ignore[arg-type]
+        summary = train(None, args.run_dir, resume=True, quiet=args.quiet)
     else:
         if not args.data:
             raise KwspotError("train needs --data PATH (or --resume --run-dir DIR)")
-        optim = OptimConfig(batch_size=args.batch_size, lr_values=args.lr_values,
+        n_rates = len(args.lr_values)
+        bounds = args.lr_boundaries if args.lr_boundaries is not None else tuple(
+            round(args.steps * (i + 1) / n_rates) for i in range(n_rates - 1))
+        optim = OptimConfig(steps=args.steps, batch_size=args.batch_size,
+                            lr_values=args.lr_values, lr_boundaries=bounds,
                             momentum=args.momentum, weight_decay=args.weight_decay)
-        n_bounds = len(args.lr_values) - 1
-        default_bounds = tuple(round(30_000 * (i + 1) / len(args.lr_values))
-                               for i in range(n_bounds))
-        optim = dataclasses.replace(optim, lr_boundaries=default_bounds).scaled_to(args.steps)
-        if args.lr_boundaries is not None:
-            optim = dataclasses.replace(optim, lr_boundaries=args.lr_boundaries)
-            optim.__post_init__()
         cfg = TrainConfig(
             data=data_config(args), model=args.model, dropout=args.dropout,
             features=FeatureConfig(kind=args.features, n_mfcc=args.n_mfcc, n_mels=args.n_mels,
@@ -358,13 +354,17 @@ def cmd_bench(args: argparse.Namespace) -> None:
                for m in track(models, description="benchmarking", console=Console(stderr=True))]
     table = Table(title=f"latency per 1 s clip, batch 1, {args.threads} thread(s), "
                         f"{args.runs} runs")
-    for col in ("model", "params", "FLOPs", "engine", "input", "median ms", "p90 ms"):
+    columns = ("model", "params", "FLOPs", "engine", "input", "median ms", "p90 ms",
+               "speed vs pytorch")
+    for col in columns:
         table.add_column(col, justify="left" if col in ("model", "engine", "input") else "right")
     for r in results:
+        pytorch = {t["inputs"]: t["median_ms"] for t in r["timings"] if t["engine"] == "pytorch"}
         for t in r["timings"]:
             table.add_row(r["model"], f"{r['params'] / 1e3:.1f}K", f"{r['flops'] / 1e6:.2f}M",
                           t["engine"], "audio+features" if t["inputs"] == "audio" else "features",
-                          f"{t['median_ms']:.3f}", f"{t['p90_ms']:.3f}")
+                          f"{t['median_ms']:.3f}", f"{t['p90_ms']:.3f}",
+                          f"{pytorch[t['inputs']] / t['median_ms']:.2f}x")
     Console().print(table)
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
@@ -396,9 +396,12 @@ def cmd_synth(args: argparse.Namespace) -> None:
     total = len(args.words) * args.clips_per_word
     with Progress(console=Console(stderr=True)) as bar:
         task = bar.add_task("synthesize", total=total)
-        counts = synthesize_dataset(list(args.words), Path(args.out), args.clips_per_word,
-                                    args.seed, progress=lambda done, _t: bar.update(task,
-                                                                                   completed=done))
+        try:
+            counts = synthesize_dataset(
+                list(args.words), Path(args.out), args.clips_per_word, args.seed,
+                progress=lambda done, _total: bar.update(task, completed=done))
+        except ValueError as exc:
+            raise KwspotError(str(exc)) from None
     print(f"wrote {sum(counts.values())} clips of {len(counts)} words to {args.out}")
 
 

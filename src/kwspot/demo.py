@@ -44,8 +44,6 @@ def _prepare_out(out: Path) -> None:
 
 
 def run_demo(cfg: DemoConfig) -> dict:
-    import dataclasses
-
     from kwspot.config import OptimConfig, TrainConfig
     from kwspot.datasets import DataConfig
     from kwspot.datasets.synth import render_utterance, synthesize_dataset
@@ -130,8 +128,7 @@ def run_demo(cfg: DemoConfig) -> dict:
           + f"). Everything is in {out}/")
     print(f"try: kwspot detect {sentence_path} --model {onnx_path}")
     return {"accuracy": report.accuracy, "hits": hits, "expected": len(expected),
-            "false_alarms": len(false_alarms), "seconds": total,
-            "summary": dataclasses.asdict(train_cfg.optim)}
+            "false_alarms": len(false_alarms), "seconds": total}
 
 
 def _flatten_other(data_dir: Path) -> None:

@@ -1,6 +1,9 @@
 """Keyword detection over audio of any length: a 1 s window slides by ``hop``, posteriors are
-smoothed over ``smooth`` of windows, a keyword fires when its smoothed score crosses the
-threshold, and nothing fires again for ``refractory`` seconds.
+smoothed over ``smooth`` of windows, and a keyword fires for each run of windows whose smoothed
+score stays above the threshold. The run is reported when it ends (or after one window length,
+to bound latency) at the score-weighted centre of its windows: the first window to cross the
+threshold has only just heard the word, so its centre would be ~0.5 s early. After a
+detection, nothing fires again within ``refractory`` of it.
 
 ``StreamingDetector.push(chunk)`` is causal and keeps its state explicitly, so the same object
 serves files (pushed in chunks), a microphone or a network stream; one detector per stream.
@@ -9,7 +12,6 @@ serves files (pushed in chunks), a microphone or a network stream; one detector 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -64,8 +66,15 @@ class StreamingDetector:
         self.pending = np.zeros(0, np.float32)
         self.history: deque[np.ndarray] = deque(maxlen=self.smooth_windows)
         self.samples_seen = 0  # real samples pushed so far
-        self.last_fire = -np.inf  # in samples
-        self.armed = np.ones(len(self.keyword_index), bool)
+        self.last_event_time = -np.inf  # seconds
+        self._end_run()
+
+    def _end_run(self) -> None:
+        self.run_keyword: int | None = None
+        self.run_windows = 0
+        self.run_weight = 0.0
+        self.run_weighted_time = 0.0
+        self.run_max = 0.0
 
     def push(self, chunk: np.ndarray) -> list[Detection]:
         """Feed mono float32 audio at the model's rate; returns keywords that fired."""
@@ -76,31 +85,51 @@ class StreamingDetector:
             step, self.pending = self.pending[: self.hop], self.pending[self.hop :]
             self.buffer = np.concatenate([self.buffer[self.hop :], step])
             self.samples_seen += self.hop
-            events.extend(self._score())
+            event = self._score()
+            if event:
+                events.append(event)
         return events
 
     def flush(self) -> list[Detection]:
-        """End of stream: pad with half a window of silence so a final keyword is heard."""
-        tail = np.zeros(self.window // 2 + self.hop - len(self.pending) % self.hop, np.float32)
-        return self.push(tail)
+        """End of stream: a window of silence lets a final keyword finish its run."""
+        events = self.push(np.zeros(self.window + self.hop - len(self.pending), np.float32))
+        event = self._emit()
+        return events + ([event] if event else [])
 
-    def _score(self) -> Iterator[Detection]:
+    def _score(self) -> Detection | None:
         posteriors = self.model.posteriors(self.buffer)[0]
         self.history.append(posteriors[self.keyword_index])
         smoothed = np.mean(self.history, axis=0)
-        rate = self.model.sample_rate
-        # the window's centre, minus half the smoothing span: where the keyword most likely is
+        # centre of the current window, less half the smoothing span (the average lags)
         lag = (len(self.history) - 1) * self.hop / 2
-        centre = self.samples_seen - self.window / 2 - lag
-        for i in np.flatnonzero(smoothed < self.cfg.threshold * 0.5):
-            self.armed[i] = True  # re-arm once the score has clearly dropped
+        centre = (self.samples_seen - self.window / 2 - lag) / self.model.sample_rate
         best = int(np.argmax(smoothed))
-        refractory = self.cfg.refractory_ms * rate / 1000
-        if (smoothed[best] >= self.cfg.threshold and self.armed[best]
-                and self.samples_seen - self.last_fire >= refractory):
-            self.last_fire = self.samples_seen
-            self.armed[best] = False
-            yield Detection(self.keywords[best], max(0.0, centre / rate), float(smoothed[best]))
+        above = smoothed[best] >= self.cfg.threshold
+        event = None
+        if self.run_keyword is not None and not (above and best == self.run_keyword):
+            event = self._emit()
+        if above and self.run_keyword is None:
+            if centre - self.last_event_time < self.cfg.refractory_ms / 1000:
+                return event
+            self.run_keyword = best
+        if above and best == self.run_keyword:
+            weight = float(smoothed[best])
+            self.run_windows += 1
+            self.run_weight += weight
+            self.run_weighted_time += weight * centre
+            self.run_max = max(self.run_max, weight)
+            if self.run_windows * self.hop >= self.window:  # bound the latency
+                event = self._emit()
+        return event
+
+    def _emit(self) -> Detection | None:
+        if self.run_keyword is None:
+            return None
+        time_s = max(0.0, self.run_weighted_time / self.run_weight)
+        event = Detection(self.keywords[self.run_keyword], time_s, self.run_max)
+        self.last_event_time = time_s
+        self._end_run()
+        return event
 
 
 def detect_audio(audio: np.ndarray, model: OnnxKeywordModel, cfg: DetectorConfig | None = None,

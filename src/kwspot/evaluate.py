@@ -9,12 +9,15 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from kwspot.classifier import KeywordClassifier
+
+if TYPE_CHECKING:
+    from kwspot.datasets import DataConfig
 
 
 @torch.no_grad()
@@ -138,7 +141,8 @@ def load_scorer(model_path: str | Path) -> tuple[Any, list[str], int, int]:
             model.features.sample_rate, model.features.clip_samples)
 
 
-def run_evaluation(model_path: str | Path, data: Any, split: str, out_dir: str | Path | None,
+def run_evaluation(model_path: str | Path, data: DataConfig, split: str,
+                   out_dir: str | Path | None,
                    seed: int = 0) -> tuple[ClassificationReport, list[str], dict[str, str]]:
     """Evaluate on one split of a dataset (``split='all'``: every clip).
 
@@ -151,12 +155,17 @@ def run_evaluation(model_path: str | Path, data: Any, split: str, out_dir: str |
     from kwspot.clips import load_labelled
     from kwspot.data import SILENCE, UNKNOWN
     from kwspot.datasets import open_dataset
+    from kwspot.datasets.speech_commands import is_speech_commands
     from kwspot.errors import KwspotError
 
     score, labels, rate, window = load_scorer(model_path)
     keywords = tuple(label for label in labels if label not in (SILENCE, UNKNOWN))
-    if data.keywords is None and SILENCE in labels and UNKNOWN in labels:
-        data = dataclasses.replace(data, keywords=keywords)
+    if data.keywords is None:
+        # The released Speech Commands layout gets the 12-class recipe, as in training. A
+        # labelled folder (e.g. the prepared test set, whose _silence_ clips are real) is
+        # taken as it is: every clip counts, and unknown labels count as _unknown_.
+        recipe = is_speech_commands(Path(data.path)) and SILENCE in labels and UNKNOWN in labels
+        data = dataclasses.replace(data, keywords=keywords if recipe else ())
     dataset = open_dataset(data)
     rows = dataset.utterances if split == "all" else dataset.split(split)
     if not rows:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -105,14 +106,24 @@ class BatchSampler:
         self.generator.set_state(state["rng"])
 
 
-def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, quiet: bool = False) -> dict:
-    """Train (or resume) into ``run_dir``; returns the summary also written to summary.json."""
+class _Interrupted(Exception):
+    """Raised at a step boundary after SIGINT/SIGTERM."""
+
+
+def train(cfg: TrainConfig | None, run_dir: str | Path, resume: bool = False,
+          quiet: bool = False) -> dict:
+    """Train (or resume) into ``run_dir``; returns the summary also written to summary.json.
+
+    With ``resume=True`` the run's own config.json is used and ``cfg`` may be None.
+    """
     run_dir = Path(run_dir)
     last_path = run_dir / "last.pt"
     if resume:
         if not last_path.is_file():
             raise KwspotError(f"{run_dir}: nothing to resume (no last.pt)")
         cfg = TrainConfig.load(run_dir / "config.json")
+    elif cfg is None:
+        raise KwspotError("train needs a config unless it resumes a run")
     elif last_path.exists():
         raise KwspotError(
             f"{run_dir} already holds a run; pass --resume or choose another --run-dir")
@@ -173,13 +184,17 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, quiet: bo
         torch.save(record, tmp)
         os.replace(tmp, last_path)  # never leave a half-written checkpoint
 
+    # Ctrl-C / SIGTERM only set a flag; the loop stops at the next step boundary, so the saved
+    # state is always that of a whole number of steps and --resume continues exactly.
     interrupted = False
 
-    def on_signal(signum: int, _frame: Any) -> None:
+    def on_signal(_signum: int, _frame: Any) -> None:
         nonlocal interrupted
         interrupted = True
 
-    previous = signal.signal(signal.SIGTERM, on_signal)
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)} \
+        if in_main_thread else {}
     started = time.perf_counter()
     model.train()
     running_loss, running_correct, running_n = 0.0, 0, 0
@@ -227,15 +242,16 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, quiet: bo
                     bar.update(task, info=f"val {val_acc:.3f} (best {best_acc:.3f}@{best_step})")
                     save_last()
                 if interrupted:
-                    raise KeyboardInterrupt
-    except KeyboardInterrupt:
+                    raise _Interrupted
+    except _Interrupted:
         save_last()
         raise KwspotError(
             f"interrupted at step {step}; state saved. Continue with: "
             f"kwspot train --resume --run-dir {run_dir}"
         ) from None
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         writer.close()
         metrics_file.close()
 
