@@ -365,7 +365,10 @@ def cmd_bench(args: argparse.Namespace) -> None:
                           t["engine"], "audio+features" if t["inputs"] == "audio" else "features",
                           f"{t['median_ms']:.3f}", f"{t['p90_ms']:.3f}",
                           f"{pytorch[t['inputs']] / t['median_ms']:.2f}x")
-    Console().print(table)
+    console = Console()
+    if not console.is_terminal:
+        console = Console(width=120)  # a pipe or file gets the whole table, not "tc-res…"
+    console.print(table)
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
         print(f"wrote {args.json}")
