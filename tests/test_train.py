@@ -78,6 +78,8 @@ def test_same_seed_same_run_and_resume_is_exact(
     assert summary["steps"] == 40
     c = _weights(tmp_path / "c")
     assert all(torch.equal(a[k], c[k]) for k in a), "resumed run differs from uninterrupted run"
+    logged = [json.loads(line)["step"] for line in (tmp_path / "c" / "metrics.jsonl").open()]
+    assert logged == [20, 40]
 
 
 def test_refuses_to_overwrite_or_resume_nothing(tiny_dataset: Path, tmp_path: Path) -> None:

@@ -124,6 +124,9 @@ def cmd_train(args: argparse.Namespace) -> None:
     from kwspot.train import train
 
     if args.resume:
+        if args.data:
+            print(f"--resume continues with the settings saved in {args.run_dir}/config.json; "
+                  "other options are ignored", file=sys.stderr)
         summary = train(None, args.run_dir, resume=True, quiet=args.quiet)
     else:
         if not args.data:

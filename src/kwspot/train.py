@@ -171,7 +171,12 @@ def train(cfg: TrainConfig | None, run_dir: str | Path, resume: bool = False,
     from torch.utils.tensorboard import SummaryWriter
 
     writer = SummaryWriter(str(run_dir / "tb"), purge_step=step if resume else None)
-    metrics_file = (run_dir / "metrics.jsonl").open("a")
+    metrics_path = run_dir / "metrics.jsonl"
+    if resume and metrics_path.exists():  # a hard kill may have logged past the checkpoint
+        kept = [line for line in metrics_path.read_text().splitlines()
+                if line.strip() and json.loads(line)["step"] <= step]
+        metrics_path.write_text("".join(line + "\n" for line in kept))
+    metrics_file = metrics_path.open("a")
 
     def save_last() -> None:
         record = model_record(
