@@ -108,3 +108,16 @@ def test_bad_files_are_reported_and_skipped(tiny_dataset: Path, tmp_path: Path) 
     assert "broken.wav" in bad and "empty.wav" in bad
     assert len(clips) == len(dataset.utterances) - 2
     train(cfg, tmp_path / "run", quiet=True)  # and training goes on without them
+
+
+def test_run_manifest_reproduces_the_splits(tiny_run: tuple[Path, dict]) -> None:
+    from kwspot.data import read_manifest
+    from kwspot.datasets import DataConfig, open_dataset
+
+    run_dir, summary = tiny_run
+    rows = read_manifest(run_dir / "manifest.jsonl")
+    assert {u.split for u in rows} == {"train", "validation", "test"}
+    assert sum(u.path is None for u in rows) > 0  # _silence_ placeholders are recorded too
+    again = open_dataset(DataConfig(path=str(run_dir / "manifest.jsonl")))
+    assert again.utterances == rows
+    assert set(again.labels) == set(summary["labels"]) and again.labels[:2] == summary["labels"][:2]

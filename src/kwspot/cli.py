@@ -31,8 +31,8 @@ def add_data_args(p: argparse.ArgumentParser, required: bool = True) -> None:
     g = p.add_argument_group("data")
     g.add_argument("--data", required=required, metavar="PATH",
                    help="Speech Commands folder (with validation_list.txt/testing_list.txt), "
-                        "a folder-per-label dataset, a flat folder (with --label-regex) or a "
-                        "CSV manifest (path,label[,split,speaker])")
+                        "a folder-per-label dataset, a flat folder (with --label-regex), a "
+                        "CSV manifest (path,label[,split,speaker]) or a run's manifest.jsonl")
     g.add_argument("--keywords", type=_words, default=None, metavar="W1,W2,..",
                    help="classes to spot; other labels become _unknown_ and _silence_ is added "
                         "(default: the 10 Speech Commands words for Speech Commands, every "

@@ -1,8 +1,8 @@
 """The training loop, top to bottom: data -> augment -> features -> model -> SGD, with
 validation every ``eval_every`` steps, the best checkpoint kept, and exact resume.
 
-Run directory: config.json, last.pt (resume state), best.pt (best validation), metrics.jsonl,
-tb/ (TensorBoard), summary.json (when finished).
+Run directory: config.json, manifest.jsonl (every clip and label of every split), last.pt
+(resume state), best.pt (best validation), metrics.jsonl, tb/ (TensorBoard), summary.json.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from kwspot.checkpoint import model_record
 from kwspot.classifier import KeywordClassifier
 from kwspot.clips import LabelledAudio, load_labelled
 from kwspot.config import TrainConfig
-from kwspot.data import Dataset
+from kwspot.data import Dataset, write_manifest
 from kwspot.datasets import open_dataset
 from kwspot.errors import KwspotError
 from kwspot.evaluate import classification_report, predict_proba
@@ -133,6 +133,7 @@ def train(cfg: TrainConfig | None, run_dir: str | Path, resume: bool = False,
     torch.set_num_threads(cfg.threads or os.cpu_count() or 1)
     torch.manual_seed(cfg.seed)
     dataset = open_dataset(cfg.data)
+    write_manifest(run_dir / "manifest.jsonl", dataset.utterances)  # the exact clips used
     for split, counts in dataset.summary().items():
         console.print(f"{split}: {sum(counts.values())} clips " + ", ".join(
             f"{k}={v}" for k, v in counts.items()))

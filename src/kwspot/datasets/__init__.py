@@ -9,7 +9,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from kwspot.data import SPEECH_COMMANDS_KEYWORDS, Dataset, apply_keyword_recipe
+from kwspot.data import (
+    SILENCE,
+    SPEECH_COMMANDS_KEYWORDS,
+    UNKNOWN,
+    Dataset,
+    apply_keyword_recipe,
+    read_manifest,
+)
 from kwspot.datasets.folder import scan_folder
 from kwspot.datasets.manifest import read_csv_manifest
 from kwspot.datasets.speech_commands import (
@@ -47,6 +54,15 @@ def open_dataset(cfg: DataConfig) -> Dataset:
     if root.is_file() and root.suffix.lower() == ".csv":
         rows = read_csv_manifest(root, cfg.validation_pct, cfg.test_pct)
         keywords = cfg.keywords
+    elif root.is_file() and root.suffix.lower() == ".jsonl":
+        # kwspot's own manifest (a run's manifest.jsonl): splits and labels are already final
+        rows = read_manifest(root)
+        present = {u.label for u in rows}
+        labels = [x for x in (SILENCE, UNKNOWN) if x in present]
+        labels += sorted(present - {SILENCE, UNKNOWN})
+        noise = sorted(str(p) for p in Path(cfg.noise_dir).glob("*.wav")) if cfg.noise_dir \
+            else []
+        return Dataset(rows, labels, noise)
     elif root.is_dir() and is_speech_commands(root):
         rows = scan_speech_commands(root)
         noise = background_noise_files(root)
@@ -56,7 +72,7 @@ def open_dataset(cfg: DataConfig) -> Dataset:
         noise = background_noise_files(root)
         keywords = cfg.keywords
     else:
-        raise KwspotError(f"{root}: expected a dataset folder or a .csv manifest")
+        raise KwspotError(f"{root}: expected a dataset folder, a .csv or a .jsonl manifest")
     if cfg.noise_dir:
         noise = sorted(str(p) for p in Path(cfg.noise_dir).glob("*.wav"))
         if not noise:
