@@ -262,3 +262,17 @@ def test_fill_silence_replaces_only_silence_rows_reproducibly() -> None:
     assert not np.array_equal(a[is_silence], audio[is_silence])
     assert np.abs(a).max() <= 1.0
     assert fill_silence(audio, np.zeros(6, bool), bank, 1.0, 0) is audio
+
+
+def test_noise_bank_rms_normalisation_equalises_recordings() -> None:
+    import numpy as np
+
+    from kwspot.augment import NoiseBank
+
+    rng = np.random.default_rng(0)
+    quiet, loud = rng.standard_normal(20000) * 0.003, rng.standard_normal(30000) * 0.3
+    bank = NoiseBank([quiet, loud], rms=0.1)
+    for recording in bank.recordings:
+        assert float(recording.pow(2).mean().sqrt()) == pytest.approx(0.1, rel=1e-4)
+    raw = NoiseBank([quiet, loud])  # the paper's recipe: as recorded
+    assert float(raw.recordings[0].pow(2).mean().sqrt()) == pytest.approx(0.003, rel=0.05)

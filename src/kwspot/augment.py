@@ -21,23 +21,31 @@ class AugmentConfig:
     background_volume: float = 0.1
     silence_volume: float = 1.0
     time_shift_ms: float = 100.0
+    # None: noise files at their own level (the paper's recipe). A value rescales every noise
+    # recording to this RMS first, so "volume" means the same for every file and silence
+    # covers loud rooms too (the lite set's noise files are at RMS 0.002-0.006).
+    noise_rms: float | None = None
 
 
 class NoiseBank:
     """Background recordings; each sampled segment lies inside one recording."""
 
-    def __init__(self, recordings: Sequence[np.ndarray]) -> None:
+    def __init__(self, recordings: Sequence[np.ndarray], rms: float | None = None) -> None:
         if not recordings:
             raise ValueError("NoiseBank needs at least one recording")
+        if rms is not None:
+            recordings = [r * (rms / max(float(np.sqrt(np.mean(np.square(r)))), 1e-8))
+                          for r in recordings]
         self.recordings = [torch.from_numpy(np.asarray(r, np.float32)) for r in recordings]
         self.lengths = torch.tensor([len(r) for r in recordings])
 
     @classmethod
-    def from_files(cls, paths: Sequence[str]) -> NoiseBank:
-        return cls([load_audio(p) for p in paths])
+    def from_files(cls, paths: Sequence[str], rms: float | None = None) -> NoiseBank:
+        return cls([load_audio(p) for p in paths], rms)
 
     @classmethod
-    def synthetic(cls, seed: int = 0, seconds: float = 30.0, rate: int = 16000) -> NoiseBank:
+    def synthetic(cls, seed: int = 0, seconds: float = 30.0, rate: int = 16000,
+                  rms: float | None = None) -> NoiseBank:
         """White, pink and brown noise: a stand-in when a dataset ships no background noise."""
         rng = np.random.default_rng(seed)
         n = int(seconds * rate)
@@ -46,7 +54,7 @@ class NoiseBank:
         freqs = np.maximum(np.fft.rfftfreq(n), 1.0 / n)
         pink = np.fft.irfft(spectrum / np.sqrt(freqs), n)
         brown = np.fft.irfft(spectrum / freqs, n)
-        return cls([0.3 * x / np.abs(x).max() for x in (white, pink, brown)])
+        return cls([0.3 * x / np.abs(x).max() for x in (white, pink, brown)], rms)
 
     def sample(self, count: int, length: int, generator: torch.Generator) -> torch.Tensor:
         """(count, length) segments; a recording shorter than ``length`` is tiled.
@@ -64,6 +72,11 @@ class NoiseBank:
             offset = int(f * (len(recording) - length + 1))
             out[row] = recording[offset : offset + length]
         return out
+
+
+def noise_bank(paths: Sequence[str], seed: int, rms: float | None = None) -> NoiseBank:
+    """The dataset's noise recordings, or synthetic noise when it ships none."""
+    return NoiseBank.from_files(paths, rms) if paths else NoiseBank.synthetic(seed, rms=rms)
 
 
 def time_shift(batch: torch.Tensor, max_shift: int, generator: torch.Generator) -> torch.Tensor:

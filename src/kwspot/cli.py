@@ -113,6 +113,10 @@ def add_train_parser(sub: argparse._SubParsersAction) -> None:
                    help="noise volume is U[0, this] (default 0.1)")
     a.add_argument("--time-shift-ms", type=float, default=100.0,
                    help="random shift of +-this many ms (default 100)")
+    a.add_argument("--noise-rms", type=float, default=None, metavar="RMS",
+                   help="rescale every noise recording to this RMS before mixing (default: "
+                        "as recorded, the paper's recipe); e.g. 0.1 makes silence cover loud "
+                        "rooms")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_train)
 
@@ -144,7 +148,8 @@ def cmd_train(args: argparse.Namespace) -> None:
                                    f_min=args.f_min, f_max=args.f_max, clip_ms=args.clip_ms),
             augment=AugmentConfig(background_prob=args.background_prob,
                                   background_volume=args.background_volume,
-                                  time_shift_ms=args.time_shift_ms),
+                                  time_shift_ms=args.time_shift_ms,
+                                  noise_rms=args.noise_rms),
             optim=optim, eval_every=args.eval_every, seed=args.seed, threads=args.threads,
         )
         summary = train(cfg, args.run_dir, quiet=args.quiet)

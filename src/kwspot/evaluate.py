@@ -151,7 +151,7 @@ def run_evaluation(model_path: str | Path, data: DataConfig, split: str,
     """
     import dataclasses
 
-    from kwspot.augment import NoiseBank, fill_silence
+    from kwspot.augment import fill_silence, noise_bank
     from kwspot.clips import load_labelled
     from kwspot.data import SILENCE, UNKNOWN
     from kwspot.datasets import open_dataset
@@ -181,8 +181,7 @@ def run_evaluation(model_path: str | Path, data: DataConfig, split: str,
     rows = [dataclasses.replace(u, label=mapping[u.label]) for u in rows]
     clips = load_labelled(rows, labels, window, rate)
     if clips.is_silence.any():
-        noise = (NoiseBank.from_files(dataset.noise_paths) if dataset.noise_paths
-                 else NoiseBank.synthetic(seed))
+        noise = noise_bank(dataset.noise_paths, seed)
         clips.audio = fill_silence(clips.audio, clips.is_silence, noise, 1.0, seed + 2)
     if len(clips) == 0:
         raise KwspotError("no clip could be decoded")

@@ -21,7 +21,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from torch import nn
 
-from kwspot.augment import NoiseBank, augment_batch, fill_silence
+from kwspot.augment import augment_batch, fill_silence, noise_bank
 from kwspot.checkpoint import model_record
 from kwspot.classifier import KeywordClassifier
 from kwspot.clips import LabelledAudio, load_labelled
@@ -141,12 +141,13 @@ def train(cfg: TrainConfig | None, run_dir: str | Path, resume: bool = False,
     val_set = load_split(dataset, "validation", cfg, quiet)
     if len(train_set) == 0 or len(val_set) == 0:
         raise KwspotError("need both training and validation clips")
-    noise = (
-        NoiseBank.from_files(dataset.noise_paths) if dataset.noise_paths
-        else NoiseBank.synthetic(cfg.seed)
-    )
+    # evaluation silence is the recipe's (noise as recorded) whatever the training options, so
+    # validation and test numbers of different runs are measured on the same clips
+    eval_noise = noise_bank(dataset.noise_paths, cfg.seed)
+    noise = eval_noise if cfg.augment.noise_rms is None else noise_bank(
+        dataset.noise_paths, cfg.seed, cfg.augment.noise_rms)
     val_set.audio = fill_silence(
-        val_set.audio, val_set.is_silence, noise, cfg.augment.silence_volume, cfg.seed + 1
+        val_set.audio, val_set.is_silence, eval_noise, cfg.augment.silence_volume, cfg.seed + 1
     )
 
     model = KeywordClassifier(cfg.model, dataset.labels, cfg.features, cfg.dropout)
@@ -271,7 +272,7 @@ def train(cfg: TrainConfig | None, run_dir: str | Path, resume: bool = False,
 
         best, _ = load_classifier(run_dir / "best.pt")
         test_set = load_split(dataset, "test", cfg, quiet=True)
-        test_set.audio = fill_silence(test_set.audio, test_set.is_silence, noise,
+        test_set.audio = fill_silence(test_set.audio, test_set.is_silence, eval_noise,
                                       cfg.augment.silence_volume, cfg.seed + 2)
         proba = predict_proba(best, test_set.audio)
         summary["test_accuracy"] = classification_report(
