@@ -121,3 +121,23 @@ def test_run_manifest_reproduces_the_splits(tiny_run: tuple[Path, dict]) -> None
     again = open_dataset(DataConfig(path=str(run_dir / "manifest.jsonl")))
     assert again.utterances == rows
     assert set(again.labels) == set(summary["labels"]) and again.labels[:2] == summary["labels"][:2]
+
+
+def test_one_training_process_per_run_directory(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from kwspot.train import run_lock
+
+    with run_lock(tmp_path / "run"):
+        assert (tmp_path / "run" / "train.lock").read_text() == str(os.getpid())
+        with pytest.raises(KwspotError, match="in use by training process"):
+            train(None, tmp_path / "run", resume=False)
+    assert not (tmp_path / "run" / "train.lock").exists()
+    # a lock left behind by a process that has died is taken over
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    (tmp_path / "run" / "train.lock").write_text(dead)
+    with run_lock(tmp_path / "run"):
+        pass

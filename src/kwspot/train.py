@@ -7,11 +7,13 @@ Run directory: config.json, manifest.jsonl (every clip and label of every split)
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -110,6 +112,37 @@ class _Interrupted(Exception):
     """Raised at a step boundary after SIGINT/SIGTERM."""
 
 
+@contextlib.contextmanager
+def run_lock(run_dir: Path) -> Iterator[None]:
+    """One training process per run directory: two would overwrite each other's checkpoints.
+
+    The lock file holds the owner's PID; a lock left by a process that no longer exists (a
+    killed run) is taken over.
+    """
+    run_dir.mkdir(parents=True, exist_ok=True)
+    lock = run_dir / "train.lock"
+    while True:
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            break
+        except FileExistsError:
+            try:
+                owner = int(lock.read_text().strip() or 0)
+                os.kill(owner, 0)
+            except (ValueError, ProcessLookupError, FileNotFoundError):
+                lock.unlink(missing_ok=True)  # stale: its process is gone
+                continue
+            except PermissionError:
+                pass  # alive, owned by another user
+            raise KwspotError(f"{run_dir} is in use by training process {owner}") from None
+    try:
+        os.write(fd, str(os.getpid()).encode())
+        os.close(fd)
+        yield
+    finally:
+        lock.unlink(missing_ok=True)
+
+
 def train(cfg: TrainConfig | None, run_dir: str | Path, resume: bool = False,
           quiet: bool = False) -> dict:
     """Train (or resume) into ``run_dir``; returns the summary also written to summary.json.
@@ -117,10 +150,15 @@ def train(cfg: TrainConfig | None, run_dir: str | Path, resume: bool = False,
     With ``resume=True`` the run's own config.json is used and ``cfg`` may be None.
     """
     run_dir = Path(run_dir)
+    if resume and not (run_dir / "last.pt").is_file():
+        raise KwspotError(f"{run_dir}: nothing to resume (no last.pt)")
+    with run_lock(run_dir):
+        return _train(cfg, run_dir, resume, quiet)
+
+
+def _train(cfg: TrainConfig | None, run_dir: Path, resume: bool, quiet: bool) -> dict:
     last_path = run_dir / "last.pt"
     if resume:
-        if not last_path.is_file():
-            raise KwspotError(f"{run_dir}: nothing to resume (no last.pt)")
         cfg = TrainConfig.load(run_dir / "config.json")
     elif cfg is None:
         raise KwspotError("train needs a config unless it resumes a run")
