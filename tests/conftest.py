@@ -118,8 +118,8 @@ def tiny_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from kwspot.datasets.synth import synthesize_dataset
 
     root = tmp_path_factory.mktemp("tiny") / "data"
-    synthesize_dataset(list(TINY_KEYWORDS), root, clips_per_word=80, seed=1)
-    synthesize_dataset(list(TINY_OTHER), root, clips_per_word=40, seed=2)
+    synthesize_dataset(list(TINY_KEYWORDS), root, clips_per_word=150, seed=1)
+    synthesize_dataset(list(TINY_OTHER), root, clips_per_word=60, seed=2)
     return root
 
 

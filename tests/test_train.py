@@ -18,10 +18,11 @@ def test_training_beats_chance_by_a_wide_margin(tiny_run: tuple[Path, dict]) -> 
     _run_dir, summary = tiny_run
     n_classes = len(TINY_KEYWORDS) + 2
     assert summary["labels"] == ["_silence_", "_unknown_", *TINY_KEYWORDS]
-    # chance is 1/5 (the largest class is about 1/4): demand far more
-    assert summary["val_accuracy"] > 0.8, summary
-    assert summary["test_accuracy"] > 0.75, summary
-    assert summary["val_accuracy"] > 3 / n_classes
+    # chance is 1/5 (the largest class is about 1/4); demand 3.5x that. Measured here:
+    # ~0.9-0.97 depending on thread count, on ~60 validation and ~60 test clips.
+    assert summary["val_accuracy"] > 0.7, summary
+    assert summary["test_accuracy"] > 0.7, summary
+    assert summary["val_accuracy"] > 3.5 / n_classes
 
 
 def test_run_directory_describes_itself(tiny_run: tuple[Path, dict]) -> None:
