@@ -147,11 +147,10 @@ def tiny_run(tiny_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> tu
 @pytest.fixture(scope="session")
 def tiny_onnx(tiny_run: tuple[Path, dict], tiny_dataset: Path) -> Path:
     from kwspot.checkpoint import load_classifier
-    from kwspot.cli import check_audio_for
-    from kwspot.export import export_onnx
+    from kwspot.export import export_onnx, parity_clips
 
     run_dir, _ = tiny_run
     model, record = load_classifier(run_dir / "best.pt")
     path = run_dir / "export" / "tiny.onnx"
-    export_onnx(model, path, check_audio_for(str(tiny_dataset), 16, 16000), record)
+    export_onnx(model, path, parity_clips(tiny_dataset, 16, 16000), record)
     return path

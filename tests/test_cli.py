@@ -159,3 +159,18 @@ def test_demo_runs_every_stage(tmp_path: Path, capsys) -> None:
     (other / "precious.txt").write_text("keep")
     assert main(["demo", "--out", str(other)]) == 1
     assert (other / "precious.txt").read_text() == "keep"
+
+
+def test_eval_defaults_to_the_models_training_seed(tiny_run, tiny_onnx: Path,
+                                                   tmp_path: Path) -> None:
+    import torch
+
+    from kwspot.evaluate import load_scorer
+
+    run_dir, _summary = tiny_run
+    assert load_scorer(run_dir / "best.pt").training_seed == 0
+    assert load_scorer(tiny_onnx).training_seed == 0  # read from the ONNX model card
+    record = torch.load(run_dir / "best.pt", weights_only=False)
+    record["config"]["data"]["seed"] = 7
+    torch.save(record, tmp_path / "seed7.pt")
+    assert load_scorer(tmp_path / "seed7.pt").training_seed == 7

@@ -25,6 +25,12 @@ def model_record(model: KeywordClassifier, **extra: Any) -> dict[str, Any]:
     }
 
 
+def run_dir_of(path: str | Path) -> Path:
+    """The folder a model belongs to: a run directory itself, or a checkpoint's folder."""
+    path = Path(path)
+    return path if path.is_dir() else path.parent
+
+
 def load_classifier(path: str | Path) -> tuple[KeywordClassifier, dict[str, Any]]:
     """Rebuild the classifier (eval mode) from a checkpoint; also returns the raw record."""
     path = Path(path)

@@ -60,7 +60,7 @@ def data_config(args: argparse.Namespace):
         path=args.data, keywords=args.keywords, silence_fraction=args.silence_fraction,
         unknown_fraction=args.unknown_fraction, label_regex=args.label_regex,
         validation_pct=args.validation_pct, test_pct=args.test_pct, noise_dir=args.noise_dir,
-        seed=getattr(args, "seed", 0),
+        seed=getattr(args, "seed", None) or 0,
     )
 
 
@@ -178,6 +178,9 @@ def add_eval_parser(sub: argparse._SubParsersAction) -> None:
                         "manifests, 'all' for a plain label folder such as a prepared test set)")
     p.add_argument("--out", default=None, metavar="DIR",
                    help="report folder (default: <run dir>/eval-<data name>)")
+    p.add_argument("--seed", type=int, default=None,
+                   help="seed drawing the recipe's _unknown_/_silence_ test clips (default: the "
+                        "seed the model was trained with, so its own test figure repeats)")
     p.set_defaults(func=cmd_eval)
 
 
@@ -185,6 +188,7 @@ def cmd_eval(args: argparse.Namespace) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    from kwspot.checkpoint import run_dir_of
     from kwspot.datasets.speech_commands import is_speech_commands
     from kwspot.evaluate import run_evaluation
 
@@ -193,9 +197,8 @@ def cmd_eval(args: argparse.Namespace) -> None:
     if split == "auto":
         split = "test" if (data.suffix == ".csv" or is_speech_commands(data)) else "all"
     model = Path(args.model)
-    out = Path(args.out) if args.out else (
-        (model if model.is_dir() else model.parent) / f"eval-{data.stem or data.name}")
-    report, bad, mapping = run_evaluation(model, data_config(args), split, out)
+    out = Path(args.out) if args.out else run_dir_of(model) / f"eval-{data.stem or data.name}"
+    report, bad, mapping = run_evaluation(model, data_config(args), split, out, args.seed)
     console = Console()
     table = Table(title=f"{model} on {data} [{split}]")
     for col in ("class", "precision", "recall", "f1", "support"):
@@ -231,33 +234,14 @@ def add_export_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_export)
 
 
-def check_audio_for(path: str | None, count: int, samples: int, seed: int = 0):
-    """Clips for export parity: real audio if given, else band-limited noise bursts."""
-    import numpy as np
-
-    from kwspot.audio import fit_length, load_audio
-    from kwspot.datasets.folder import AUDIO_SUFFIXES
-
-    if path:
-        files = sorted(p for p in Path(path).rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES)
-        if not files:
-            raise KwspotError(f"{path}: no audio files for the parity check")
-        step = max(1, len(files) // count)
-        return np.stack([fit_length(load_audio(f), samples) for f in files[::step][:count]])
-    rng = np.random.default_rng(seed)
-    envelope = np.hanning(samples)[None]
-    return (rng.standard_normal((count, samples)) * 0.1 * envelope).astype(np.float32)
-
-
 def cmd_export(args: argparse.Namespace) -> None:
-    from kwspot.checkpoint import load_classifier
-    from kwspot.export import card_path, export_onnx
+    from kwspot.checkpoint import load_classifier, run_dir_of
+    from kwspot.export import card_path, export_onnx, parity_clips
 
     model, record = load_classifier(args.checkpoint)
-    ckpt = Path(args.checkpoint)
     out = Path(args.out) if args.out else (
-        (ckpt if ckpt.is_dir() else ckpt.parent) / "export" / f"{model.model_name}.onnx")
-    audio = check_audio_for(args.check_data, args.check_clips, model.features.clip_samples)
+        run_dir_of(args.checkpoint) / "export" / f"{model.model_name}.onnx")
+    audio = parity_clips(args.check_data, args.check_clips, model.features.clip_samples)
     card = export_onnx(model, out, audio, record, tolerance=args.tolerance)
     print(f"wrote {out} ({out.stat().st_size / 1024:.0f} KiB) and {card_path(out)}")
     print(f"parity: max |onnx - torch| = {card['parity']['max_abs_diff']:.2e} "

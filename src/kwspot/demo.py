@@ -49,7 +49,7 @@ def run_demo(cfg: DemoConfig) -> dict:
     from kwspot.datasets.synth import render_utterance, synthesize_dataset
     from kwspot.detect import DetectorConfig, detect_audio
     from kwspot.evaluate import run_evaluation
-    from kwspot.export import export_onnx
+    from kwspot.export import export_onnx, parity_clips
     from kwspot.runtime import OnnxKeywordModel
     from kwspot.train import train
 
@@ -62,9 +62,7 @@ def run_demo(cfg: DemoConfig) -> dict:
     data_dir = out / "data"
     counts = synthesize_dataset(list(cfg.keywords), data_dir, cfg.clips_per_word, cfg.seed)
     unknown_clips = max(10, cfg.clips_per_word // 4)
-    counts |= synthesize_dataset(list(cfg.unknown_words), data_dir / "_other", unknown_clips,
-                                 cfg.seed + 1)
-    _flatten_other(data_dir)
+    counts |= synthesize_dataset(list(cfg.unknown_words), data_dir, unknown_clips, cfg.seed + 1)
     timings["synthesize"] = time.perf_counter() - t
     print(f"    {sum(counts.values())} clips: {len(cfg.keywords)} keywords x "
           f"{cfg.clips_per_word}, {len(cfg.unknown_words)} other words x {unknown_clips} "
@@ -90,11 +88,10 @@ def run_demo(cfg: DemoConfig) -> dict:
 
     t = _stage(4, "export to ONNX (raw audio in, posteriors out) and check parity")
     from kwspot.checkpoint import load_classifier
-    from kwspot.cli import check_audio_for
 
     model, record = load_classifier(run_dir / "best.pt")
     onnx_path = out / "export" / "tc-resnet8-demo.onnx"
-    check = check_audio_for(str(data_dir), 32, model.features.clip_samples)
+    check = parity_clips(data_dir, 32, model.features.clip_samples)
     card = export_onnx(model, onnx_path, check, record)
     timings["export"] = time.perf_counter() - t
     print(f"    {onnx_path} ({onnx_path.stat().st_size / 1024:.0f} KiB); max |onnx - torch| = "
@@ -129,11 +126,3 @@ def run_demo(cfg: DemoConfig) -> dict:
     print(f"try: kwspot detect {sentence_path} --model {onnx_path}")
     return {"accuracy": report.accuracy, "hits": hits, "expected": len(expected),
             "false_alarms": len(false_alarms), "seconds": total}
-
-
-def _flatten_other(data_dir: Path) -> None:
-    """Move the non-keyword words from _other/<word>/ up to <word>/ beside the keywords."""
-    other = data_dir / "_other"
-    for word_dir in other.iterdir():
-        word_dir.rename(data_dir / word_dir.name)
-    other.rmdir()

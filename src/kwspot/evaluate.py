@@ -6,7 +6,7 @@ Production metrics on long audio (false alarms per hour) belong to the detector,
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -120,34 +120,52 @@ def write_report(report: ClassificationReport, path: str | Path, **extra: Any) -
     Path(path).write_text(json.dumps({**extra, **report.to_dict()}, indent=2) + "\n")
 
 
-def load_scorer(model_path: str | Path) -> tuple[Any, list[str], int, int]:
-    """A checkpoint (.pt or run dir) or an exported .onnx -> (score_fn, labels, rate, window)."""
+@dataclass
+class Scorer:
+    """Any trained model as audio (N, S) -> posteriors (N, C), with what feeding it needs."""
+
+    score: Callable[[np.ndarray], np.ndarray]
+    labels: list[str]
+    sample_rate: int
+    window_samples: int
+    training_seed: int | None  # the data seed it was trained with, if recorded
+
+
+def load_scorer(model_path: str | Path) -> Scorer:
+    """A checkpoint (.pt or run dir) or an exported .onnx (whose card records its training)."""
     path = Path(model_path)
     if path.suffix == ".onnx":
         from kwspot.runtime import OnnxKeywordModel
 
         onnx_model = OnnxKeywordModel(path, threads=0)
+        config = onnx_model.card.get("training", {}).get("config") or {}
 
         def score_onnx(audio: np.ndarray) -> np.ndarray:
             return np.concatenate([onnx_model.posteriors(audio[i : i + 256])
                                    for i in range(0, len(audio), 256)])
 
-        return (score_onnx, onnx_model.labels, onnx_model.sample_rate,
-                onnx_model.window_samples)
+        return Scorer(score_onnx, onnx_model.labels, onnx_model.sample_rate,
+                      onnx_model.window_samples, config.get("data", {}).get("seed"))
     from kwspot.checkpoint import load_classifier
 
-    model, _ = load_classifier(path)
-    return (lambda audio: predict_proba(model, audio), model.labels,
-            model.features.sample_rate, model.features.clip_samples)
+    model, record = load_classifier(path)
+    config = record.get("config") or {}
+    return Scorer(lambda audio: predict_proba(model, audio), model.labels,
+                  model.features.sample_rate, model.features.clip_samples,
+                  config.get("data", {}).get("seed"))
 
 
-def run_evaluation(model_path: str | Path, data: DataConfig, split: str,
-                   out_dir: str | Path | None,
-                   seed: int = 0) -> tuple[ClassificationReport, list[str], dict[str, str]]:
+def run_evaluation(
+    model_path: str | Path, data: DataConfig, split: str, out_dir: str | Path | None,
+    seed: int | None = None,
+) -> tuple[ClassificationReport, list[str], dict[str, str]]:
     """Evaluate on one split of a dataset (``split='all'``: every clip).
 
     Labels the model does not know count as ``_unknown_`` when it has that class, as in the
-    Speech Commands recipe. Returns the report, bad files, and the label mapping used.
+    Speech Commands recipe. ``data.seed`` draws the recipe's ``_unknown_`` clips and its
+    ``_silence_`` noise, exactly as training's own test evaluation does with the same seed;
+    ``seed=None`` takes the seed the model was trained with (0 if unrecorded).
+    Returns the report, bad files, and the label mapping used.
     """
     import dataclasses
 
@@ -158,7 +176,11 @@ def run_evaluation(model_path: str | Path, data: DataConfig, split: str,
     from kwspot.datasets.speech_commands import is_speech_commands
     from kwspot.errors import KwspotError
 
-    score, labels, rate, window = load_scorer(model_path)
+    scorer = load_scorer(model_path)
+    labels = scorer.labels
+    if seed is None:
+        seed = scorer.training_seed if scorer.training_seed is not None else 0
+    data = dataclasses.replace(data, seed=seed)
     keywords = tuple(label for label in labels if label not in (SILENCE, UNKNOWN))
     if data.keywords is None:
         # The released Speech Commands layout gets the 12-class recipe, as in training. A
@@ -179,13 +201,13 @@ def run_evaluation(model_path: str | Path, data: DataConfig, split: str,
         else:
             raise KwspotError(f"the data has label {label!r}, unknown to the model {labels}")
     rows = [dataclasses.replace(u, label=mapping[u.label]) for u in rows]
-    clips = load_labelled(rows, labels, window, rate)
-    if clips.is_silence.any():
-        noise = noise_bank(dataset.noise_paths, seed)
-        clips.audio = fill_silence(clips.audio, clips.is_silence, noise, 1.0, seed + 2)
+    clips = load_labelled(rows, labels, scorer.window_samples, scorer.sample_rate)
+    if clips.is_silence.any():  # the recipe's silence: noise as recorded, at U[0, 1]
+        noise = noise_bank(dataset.noise_paths, data.seed)
+        clips.audio = fill_silence(clips.audio, clips.is_silence, noise, 1.0, data.seed + 2)
     if len(clips) == 0:
         raise KwspotError("no clip could be decoded")
-    report = classification_report(clips.targets, score(clips.audio).argmax(1), labels)
+    report = classification_report(clips.targets, scorer.score(clips.audio).argmax(1), labels)
     if out_dir is not None:
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import inspect
 import io
 import json
 import logging
@@ -36,26 +37,41 @@ def export_module(module: nn.Module, example: torch.Tensor, path: Path, input_na
     """Export with a dynamic batch dimension; quiet unless it fails."""
     module.eval()
     batch = torch.export.Dim("batch", min=1, max=4096)
+    first_arg = next(iter(inspect.signature(module.forward).parameters))
     sink = io.StringIO()
+    torch_log = logging.getLogger("torch")
+    level = torch_log.level
     with warnings.catch_warnings(), contextlib.redirect_stdout(sink):
         warnings.simplefilter("ignore")
-        logging.getLogger("torch").setLevel(logging.ERROR)
+        torch_log.setLevel(logging.ERROR)
         try:
             program = torch.onnx.export(
                 module, (example,), input_names=[input_name], output_names=[output_name],
-                dynamic_shapes={"x" if "x" in _arg_names(module) else _arg_names(module)[0]:
-                                {0: batch}},
-                dynamo=True, opset_version=18, verbose=False,
+                dynamic_shapes={first_arg: {0: batch}}, dynamo=True, opset_version=18,
+                verbose=False,
             )
         except Exception as exc:  # the exporter raises many types; show its message
             raise KwspotError(f"ONNX export failed: {exc}\n{sink.getvalue()[-2000:]}") from exc
+        finally:
+            torch_log.setLevel(level)
     program.save(str(path))
 
 
-def _arg_names(module: nn.Module) -> list[str]:
-    import inspect
+def parity_clips(path: str | Path | None, count: int, samples: int, seed: int = 0) -> np.ndarray:
+    """Audio for the export parity check: real clips from a folder if given, else band-limited
+    noise bursts (a check on real audio is the stronger one)."""
+    from kwspot.audio import fit_length, load_audio
+    from kwspot.datasets.folder import AUDIO_SUFFIXES
 
-    return list(inspect.signature(module.forward).parameters)
+    if path:
+        files = sorted(p for p in Path(path).rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES)
+        if not files:
+            raise KwspotError(f"{path}: no audio files for the parity check")
+        step = max(1, len(files) // count)
+        return np.stack([fit_length(load_audio(f), samples) for f in files[::step][:count]])
+    rng = np.random.default_rng(seed)
+    envelope = np.hanning(samples)[None]
+    return (rng.standard_normal((count, samples)) * 0.1 * envelope).astype(np.float32)
 
 
 def model_card(model: KeywordClassifier, record: dict[str, Any] | None = None) -> dict[str, Any]:

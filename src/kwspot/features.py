@@ -7,7 +7,7 @@ bins, T = frames. TC-ResNet reads C as channels and convolves over T.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
@@ -74,9 +74,6 @@ class FeatureConfig:
     @property
     def num_channels(self) -> int:
         return self.n_mfcc if self.kind == "mfcc" else self.n_mels
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 def hz_to_mel(hz: np.ndarray | float) -> np.ndarray:

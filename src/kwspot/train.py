@@ -31,7 +31,7 @@ from kwspot.config import TrainConfig
 from kwspot.data import Dataset, write_manifest
 from kwspot.datasets import open_dataset
 from kwspot.errors import KwspotError
-from kwspot.evaluate import classification_report, predict_proba
+from kwspot.evaluate import classification_report, predict_proba, run_evaluation
 
 console = Console(stderr=True)
 
@@ -181,11 +181,11 @@ def _train(cfg: TrainConfig | None, run_dir: Path, resume: bool, quiet: bool) ->
         raise KwspotError("need both training and validation clips")
     # evaluation silence is the recipe's (noise as recorded) whatever the training options, so
     # validation and test numbers of different runs are measured on the same clips
-    eval_noise = noise_bank(dataset.noise_paths, cfg.seed)
+    eval_noise = noise_bank(dataset.noise_paths, cfg.data.seed)
     noise = eval_noise if cfg.augment.noise_rms is None else noise_bank(
         dataset.noise_paths, cfg.seed, cfg.augment.noise_rms)
     val_set.audio = fill_silence(
-        val_set.audio, val_set.is_silence, eval_noise, cfg.augment.silence_volume, cfg.seed + 1
+        val_set.audio, val_set.is_silence, eval_noise, 1.0, cfg.data.seed + 1
     )
 
     model = KeywordClassifier(cfg.model, dataset.labels, cfg.features, cfg.dropout)
@@ -304,18 +304,10 @@ def _train(cfg: TrainConfig | None, run_dir: Path, resume: bool, quiet: bool) ->
     summary = {"model": cfg.model, "steps": step, "train_seconds": round(total_time, 1),
                "best_step": best_step, "val_accuracy": best_acc, "labels": dataset.labels,
                "run_dir": str(run_dir)}
-    test_rows = dataset.split("test")
-    if test_rows:
-        from kwspot.checkpoint import load_classifier
-
-        best, _ = load_classifier(run_dir / "best.pt")
-        test_set = load_split(dataset, "test", cfg, quiet=True)
-        test_set.audio = fill_silence(test_set.audio, test_set.is_silence, eval_noise,
-                                      cfg.augment.silence_volume, cfg.seed + 2)
-        proba = predict_proba(best, test_set.audio)
-        summary["test_accuracy"] = classification_report(
-            test_set.targets, proba.argmax(1), dataset.labels).accuracy
-        summary["test_clips"] = len(test_set)
+    if dataset.split("test"):  # the same computation as `kwspot eval <run_dir> --split test`
+        report, _bad, _mapping = run_evaluation(run_dir / "best.pt", cfg.data, "test", None)
+        summary["test_accuracy"] = report.accuracy
+        summary["test_clips"] = report.total
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
 
