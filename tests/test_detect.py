@@ -1,8 +1,10 @@
-"""Detection over long audio: smoothing, threshold, refractory period, chunk-size independence,
-and real keywords found at known times."""
+"""Detection on streams: events, refractory logic, chunk-size independence, the engine's
+equality with the full-window model, input validation, and real keywords at known times."""
 
 from __future__ import annotations
 
+import json
+import shutil
 from pathlib import Path
 from typing import ClassVar
 
@@ -10,9 +12,9 @@ import numpy as np
 import pytest
 
 from kwspot.audio import load_audio
-from kwspot.detect import DetectorConfig, StreamingDetector, detect_audio
 from kwspot.errors import KwspotError
 from kwspot.runtime import OnnxKeywordModel, pretrained_path
+from kwspot.runtime.detector import Detector, DetectorConfig, detect_audio
 
 RATE = 16000
 
@@ -23,12 +25,9 @@ class EnergyModel:
     labels: ClassVar[list[str]] = ["_silence_", "_unknown_", "beep"]
     sample_rate = RATE
     window_samples = RATE
-
-    def __init__(self) -> None:
-        self.calls = 0
+    path = Path("energy")
 
     def posteriors(self, windows: np.ndarray) -> np.ndarray:
-        self.calls += 1
         windows = np.atleast_2d(windows)
         middle = windows[:, RATE // 4 : 3 * RATE // 4]
         p = (np.abs(middle) > 0.05).mean(axis=1)
@@ -50,11 +49,20 @@ def test_fires_once_per_keyword_near_its_time() -> None:
     for event, truth in zip(events, [2.0, 5.0, 8.5], strict=True):
         assert abs(event.time_s - truth) < 0.25, (event, truth)
         assert 0.6 <= event.score <= 1.0
+        assert truth < event.end_s < truth + 1.0  # fired after the beep, within a window
+
+
+def test_sustained_confusable_audio_fires_once() -> None:
+    """The old logic compared a lagged centre with a past weighted centre and re-fired every
+    ~1.5 s on a long confusable sound; now the scores must fall before it can fire again."""
+    audio = beeps([5.0], total=10.0, length=6.0)
+    events = detect_audio(audio, EnergyModel(), DetectorConfig(threshold=0.5))
+    assert len(events) == 1
 
 
 def test_refractory_period_merges_close_repeats() -> None:
-    audio = beeps([2.0, 2.9], total=5.0, length=0.3)
-    close = detect_audio(audio, EnergyModel(), DetectorConfig(threshold=0.5, refractory_ms=1500))
+    audio = beeps([2.0, 3.4], total=6.0, length=0.3)
+    close = detect_audio(audio, EnergyModel(), DetectorConfig(threshold=0.5, refractory_ms=2000))
     assert len(close) == 1
     apart = detect_audio(audio, EnergyModel(), DetectorConfig(threshold=0.5, refractory_ms=300))
     assert len(apart) == 2
@@ -71,25 +79,140 @@ def test_result_does_not_depend_on_chunk_size() -> None:
     audio = beeps([1.3, 4.2, 6.6], total=8.0)
     cfg = DetectorConfig(threshold=0.6)
     reference = detect_audio(audio, EnergyModel(), cfg, chunk_ms=1000)
-    for chunk_ms in (10, 37.5, 100, 333, 8000):
+    assert len(reference) == 3
+    for chunk_ms in (1, 10, 37.5, 100, 333, 8000):  # including chunks smaller than a hop
         assert detect_audio(audio, EnergyModel(), cfg, chunk_ms=chunk_ms) == reference
+
+
+def test_a_stream_that_ends_mid_window_still_reports_its_last_keyword() -> None:
+    audio = beeps([1.8], total=2.0, length=0.3)  # ends 50 ms after the beep
+    events = detect_audio(audio, EnergyModel(), DetectorConfig(threshold=0.5))
+    assert len(events) == 1
 
 
 def test_streaming_state_is_per_detector_and_reset_clears_it() -> None:
     model = EnergyModel()
-    a, b = StreamingDetector(model), StreamingDetector(model)
+    a, b = Detector(model), Detector(model)
     loud = beeps([0.5], total=1.0, length=0.9)
     first = a.push(loud) + a.push(np.zeros(RATE, np.float32))
     assert first and b.push(np.zeros(RATE, np.float32)) == []  # b heard nothing
     a.reset()
-    assert a.samples_seen == 0 and len(a.history) == 0
+    assert a.scorer.samples == 0 and len(a.history) == 0 and a.logic.armed
+    assert a.push(loud) + a.push(np.zeros(RATE, np.float32)) == first
+
+
+@pytest.mark.parametrize("field", ["hop_ms", "smooth_ms", "refractory_ms", "threshold"])
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -1.0])
+def test_detector_settings_must_be_finite_and_in_range(field: str, value: float) -> None:
+    with pytest.raises(KwspotError):
+        DetectorConfig(**{field: value})
 
 
 def test_config_and_keyword_errors() -> None:
     with pytest.raises(KwspotError):
         DetectorConfig(threshold=1.5)
+    with pytest.raises(KwspotError):
+        DetectorConfig(thresholds={"beep": 0.0})
     with pytest.raises(KwspotError, match="cannot spot"):
-        StreamingDetector(EnergyModel(), keywords=["marvin"])
+        Detector(EnergyModel(), keywords=["marvin"])
+
+
+@pytest.mark.parametrize("bad", [
+    np.zeros((100, 2), np.float32),  # stereo must not be interleaved silently
+    np.zeros((1, 100), np.float32),
+    "audio", None, 3.0,
+    np.zeros(100, np.complex64),
+    np.zeros(100, np.int32),
+    np.zeros(100, np.uint8),
+    np.array([0.0, 2.0], np.float32),  # beyond full scale
+    np.array([0.0, np.nan], np.float32),
+    np.array([0.0, np.inf], np.float64),
+    np.array([0.0, 1e300], np.float64),  # overflows float32
+])
+def test_push_refuses_what_is_not_mono_audio(bad: object) -> None:
+    with pytest.raises(KwspotError):
+        Detector(EnergyModel()).push(bad)
+
+
+def test_a_bad_chunk_changes_nothing() -> None:
+    """NaN is refused before any state changes, so it cannot poison the next second."""
+    audio = beeps([1.5], total=3.0)
+    clean = Detector(EnergyModel(), DetectorConfig(threshold=0.6))
+    poked = Detector(EnergyModel(), DetectorConfig(threshold=0.6))
+    expected = clean.push(audio[:8000]) + clean.push(audio[8000:]) + clean.flush()
+    got = poked.push(audio[:8000])
+    with pytest.raises(KwspotError, match="NaN"):
+        poked.push(np.full(4000, np.nan, np.float32))
+    got += poked.push(audio[8000:]) + poked.flush()
+    assert got == expected and len(expected) == 1
+
+
+def test_int16_is_scaled_and_equals_float() -> None:
+    audio = beeps([1.5], total=3.0)
+    as_int16 = np.round(audio * 32767).astype(np.int16)
+    a = detect_audio(audio, EnergyModel(), DetectorConfig(threshold=0.6))
+    b = Detector(EnergyModel(), DetectorConfig(threshold=0.6))
+    assert b.push(as_int16) + b.flush() == a and len(a) == 1
+
+
+def test_silence_clipping_dc_and_rate_mismatch_behave() -> None:
+    d = Detector(EnergyModel(), DetectorConfig(threshold=0.6))
+    assert d.push(np.zeros(5 * RATE, np.float32)) == []
+    assert d.push(np.zeros(0, np.float32)) == []
+    clipped = np.clip(beeps([1.5], total=3.0) * 4, -1, 1)
+    assert len(detect_audio(clipped, EnergyModel(), DetectorConfig(threshold=0.6))) == 1
+    dc = np.full(3 * RATE, 0.02, np.float32)  # offset under the model's loudness gate
+    assert detect_audio(dc, EnergyModel(), DetectorConfig(threshold=0.6)) == []
+    with pytest.raises(KwspotError, match="8000 Hz"):
+        d.push(np.zeros(800, np.float32), sample_rate=8000)
+
+
+def test_flushed_stream_needs_reset() -> None:
+    d = Detector(EnergyModel())
+    d.flush()
+    with pytest.raises(KwspotError, match="reset"):
+        d.push(np.zeros(10, np.float32))
+    d.reset()
+    assert d.push(np.zeros(10, np.float32)) == []
+
+
+def test_engine_equals_the_full_window_model_at_every_hop(tiny_onnx: Path) -> None:
+    """Frames computed once per stream + the network graph == the audio-in graph on each
+    1 s window, whatever the chunking."""
+    from kwspot.runtime.engine import StreamScorer
+
+    model = OnnxKeywordModel(tiny_onnx)
+    assert model.network is not None
+    rng = np.random.default_rng(0)
+    audio = (rng.standard_normal(4 * RATE) * 0.05).astype(np.float32)
+    padded = np.concatenate([np.zeros(RATE, np.float32), audio])
+    hop = 1600
+    windows = np.stack([padded[j * hop : j * hop + RATE]
+                        for j in range(1, len(audio) // hop + 1)])
+    expected = model.posteriors(windows)
+    for chunk in (37, 160, 1600, 5000, len(audio)):
+        scorer = StreamScorer(model, hop)
+        got = np.concatenate([scorer.push(audio[i : i + chunk])
+                              for i in range(0, len(audio), chunk)])
+        assert got.shape == expected.shape
+        np.testing.assert_allclose(got, expected, atol=1e-4)
+
+
+def test_card_thresholds_are_the_default(tiny_onnx: Path, tmp_path: Path) -> None:
+    for f in tiny_onnx.parent.glob(tiny_onnx.stem + "*"):
+        shutil.copy(f, tmp_path / f.name)
+    onnx_path = tmp_path / tiny_onnx.name
+    card = json.loads(onnx_path.with_suffix(".json").read_text())
+    keyword = next(k for k in card["labels"] if not k.startswith("_"))
+    card["thresholds"] = {keyword: 0.42}
+    onnx_path.with_suffix(".json").write_text(json.dumps(card))
+    d = Detector(onnx_path)
+    assert d.thresholds[d.keywords.index(keyword)] == pytest.approx(0.42)
+    assert Detector(onnx_path, DetectorConfig(threshold=0.9)).thresholds.max() == 0.9
+    card["thresholds"] = {keyword: 7}
+    onnx_path.with_suffix(".json").write_text(json.dumps(card))
+    with pytest.raises(KwspotError, match="thresholds"):
+        OnnxKeywordModel(onnx_path)
 
 
 def test_trained_model_finds_synthesized_keywords(tiny_onnx: Path) -> None:

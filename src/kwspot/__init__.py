@@ -1,3 +1,28 @@
-"""kwspot: keyword spotting from research to production."""
+"""kwspot: keyword spotting from research to production.
 
-__version__ = "0.1.0"
+The runtime is importable without torch::
+
+    import kwspot
+    detector = kwspot.Detector()                  # the shipped model, or Detector("m.onnx")
+    for event in detector.push(chunk):            # 16 kHz mono float32 in [-1, 1] or int16
+        print(event.keyword, event.time_s, event.score)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__version__ = "0.2.0"
+
+_RUNTIME = ("Detection", "Detector", "DetectorConfig", "OnnxKeywordModel", "detect_audio",
+            "pretrained_path")
+__all__ = ["__version__", *_RUNTIME]
+
+
+def __getattr__(name: str) -> Any:
+    """Load the runtime on first use, so ``import kwspot`` stays cheap (no onnxruntime)."""
+    if name in _RUNTIME:
+        from kwspot import runtime
+
+        return getattr(runtime, name)
+    raise AttributeError(f"module 'kwspot' has no attribute {name!r}")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any, BinaryIO
 
 import numpy as np
 import soundfile as sf
@@ -27,18 +29,22 @@ def to_mono(audio: np.ndarray) -> np.ndarray:
     return audio.mean(axis=1)
 
 
-def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
-    """Decode WAV/FLAC/OGG (int or float PCM, any rate, any channel count) to mono float32.
-
-    Every failure is an AudioError that names the file, so a dataset scan can report it and go on.
-    """
-    path = Path(path)
+def _check_file(path: Path) -> None:
     if not path.exists():
         raise AudioError(f"{path}: no such file")
     if path.is_dir():
         raise AudioError(f"{path}: is a directory, not an audio file")
     if path.stat().st_size == 0:
         raise AudioError(f"{path}: file is empty")
+
+
+def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """Decode WAV/FLAC/OGG (int or float PCM, any rate, any channel count) to mono float32.
+
+    Every failure is an AudioError that names the file, so a dataset scan can report it and go on.
+    """
+    path = Path(path)
+    _check_file(path)
     try:
         audio, rate = sf.read(str(path), dtype="float32", always_2d=False)
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
@@ -70,3 +76,44 @@ def save_audio(path: str | Path, audio: np.ndarray, sample_rate: int = SAMPLE_RA
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     sf.write(str(path), np.clip(audio, -1.0, 1.0), sample_rate, subtype="PCM_16")
+
+
+def iter_audio_blocks(path: str | Path | BinaryIO, sample_rate: int = SAMPLE_RATE,
+                      block_seconds: float = 10.0) -> Iterator[np.ndarray]:
+    """Decode a file of any length block by block (mono float32 at ``sample_rate``), so memory
+    stays flat for hours of audio. The blocks joined equal ``load_audio`` to resampler
+    rounding (soxr's streaming resampler). ``path`` may be an open binary file (stdin)."""
+    if isinstance(path, str | Path):
+        path = Path(path)
+        _check_file(path)
+        source: Any = str(path)
+    else:
+        source, path = path, Path("<stdin>")
+    try:
+        handle = sf.SoundFile(source)
+    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
+        raise AudioError(f"{path}: cannot decode audio ({exc})") from exc
+    with handle:
+        rate = handle.samplerate
+        resampler = None if rate == sample_rate else soxr.ResampleStream(
+            rate, sample_rate, 1, dtype="float32", quality="HQ")
+        block = max(1, round(block_seconds * rate))
+        total = 0
+        while True:
+            try:
+                data = handle.read(block, dtype="float32", always_2d=True)
+            except (sf.LibsndfileError, RuntimeError) as exc:
+                raise AudioError(f"{path}: cannot decode audio ({exc})") from exc
+            last = len(data) < block
+            audio = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
+            if not np.all(np.isfinite(audio)):
+                raise AudioError(f"{path}: contains NaN or infinite samples")
+            total += len(audio)
+            if resampler is not None:
+                audio = resampler.resample_chunk(audio, last=last)
+            if len(audio):
+                yield np.clip(audio, -1.0, 1.0).astype(np.float32, copy=False)
+            if last:
+                break
+        if total == 0:
+            raise AudioError(f"{path}: contains no samples")

@@ -4,6 +4,8 @@ so eval/export/bench need nothing but the file."""
 from __future__ import annotations
 
 import dataclasses
+import os
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +27,36 @@ def model_record(model: KeywordClassifier, **extra: Any) -> dict[str, Any]:
     }
 
 
+def save_record(record: dict[str, Any], path: str | Path) -> None:
+    """Write to a temp file and rename, so a kill mid-write never leaves a corrupt checkpoint."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        torch.save(record, tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def load_record(path: str | Path) -> dict[str, Any]:
+    """Load a checkpoint as data only: ``weights_only=True`` refuses pickled code, so a crafted
+    file cannot run anything."""
+    path = Path(path)
+    if not path.is_file():
+        raise KwspotError(f"{path}: checkpoint not found")
+    try:
+        record = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "unsafe content"
+        raise KwspotError(f"{path}: refused to load: not a plain-data kwspot checkpoint "
+                          f"({first})") from None
+    except (RuntimeError, EOFError, OSError, ValueError) as exc:
+        raise KwspotError(f"{path}: corrupt or truncated checkpoint ({exc})") from None
+    if not isinstance(record, dict) or "state_dict" not in record:
+        raise KwspotError(f"{path}: not a kwspot checkpoint")
+    return record
+
+
 def run_dir_of(path: str | Path) -> Path:
     """The folder a model belongs to: a run directory itself, or a checkpoint's folder."""
     path = Path(path)
@@ -36,10 +68,8 @@ def load_classifier(path: str | Path) -> tuple[KeywordClassifier, dict[str, Any]
     path = Path(path)
     if path.is_dir():
         path = path / "best.pt"
-    if not path.is_file():
-        raise KwspotError(f"{path}: checkpoint not found")
+    record = load_record(path)
     try:
-        record = torch.load(path, map_location="cpu", weights_only=False)
         features = from_dict(FeatureConfig, record["features"])
         model = KeywordClassifier(record["model_name"], record["labels"], features)
         model.load_state_dict(record["state_dict"])

@@ -23,6 +23,17 @@ def _floats(text: str) -> tuple[float, ...]:
     return tuple(float(x) for x in text.split(","))
 
 
+def _fraction_or_all(text: str) -> float:
+    import math
+
+    if text.strip().lower() == "all":
+        return math.inf
+    value = float(text)
+    if not value >= 0 or math.isinf(value):
+        raise argparse.ArgumentTypeError(f"expected a fraction >= 0 or 'all', got {text!r}")
+    return value
+
+
 def _ints(text: str) -> tuple[int, ...]:
     return tuple(int(x) for x in text.split(",") if x.strip())
 
@@ -41,6 +52,14 @@ def add_data_args(p: argparse.ArgumentParser, required: bool = True) -> None:
                    help="_silence_ examples per keyword example (default 0.1)")
     g.add_argument("--unknown-fraction", type=float, default=0.1,
                    help="_unknown_ examples per keyword example (default 0.1)")
+    g.add_argument("--train-unknown-fraction", type=_fraction_or_all, default=None,
+                   metavar="F|all",
+                   help="training split only: _unknown_ per keyword example, or 'all' to use "
+                        "every non-keyword clip (default: as --unknown-fraction); validation "
+                        "and test keep --unknown-fraction")
+    g.add_argument("--negatives", action="append", default=[], metavar="DIR",
+                   help="folder of extra non-keyword audio (e.g. from `kwspot negatives` or "
+                        "`kwspot mine`), every file a training _unknown_ clip; repeatable")
     g.add_argument("--label-regex", default=None, metavar="RE",
                    help="flat folder: regex with (?P<label>..) and optionally (?P<speaker>..) "
                         r"groups matched on file names, e.g. '^(?P<label>\d)_(?P<speaker>[a-z]+)_'")
@@ -61,6 +80,7 @@ def data_config(args: argparse.Namespace):
         unknown_fraction=args.unknown_fraction, label_regex=args.label_regex,
         validation_pct=args.validation_pct, test_pct=args.test_pct, noise_dir=args.noise_dir,
         seed=getattr(args, "seed", None) or 0,
+        train_unknown_fraction=args.train_unknown_fraction, negatives=tuple(args.negatives),
     )
 
 
@@ -80,6 +100,9 @@ def add_train_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", default="tc-resnet8", choices=sorted(MODELS),
                    help="architecture (default tc-resnet8)")
     p.add_argument("--dropout", type=float, default=0.5, help="dropout before the classifier")
+    p.add_argument("--init", default=None, metavar="CHECKPOINT",
+                   help="start from this checkpoint's weights (fine-tuning, e.g. after "
+                        "`kwspot mine`); same model and labels")
     f = p.add_argument_group("features")
     f.add_argument("--features", choices=("mfcc", "logmel"), default="mfcc",
                    help="front end (default mfcc)")
@@ -151,6 +174,7 @@ def cmd_train(args: argparse.Namespace) -> None:
                                   time_shift_ms=args.time_shift_ms,
                                   noise_rms=args.noise_rms),
             optim=optim, eval_every=args.eval_every, seed=args.seed, threads=args.threads,
+            init=args.init,
         )
         summary = train(cfg, args.run_dir, quiet=args.quiet)
     _print_summary(summary)
@@ -250,47 +274,67 @@ def cmd_export(args: argparse.Namespace) -> None:
 
 def add_detect_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("detect", help="find keywords in recordings of any length",
-                       description="Slide the exported model over each file and print every "
-                       "detected keyword with its time and score. Posteriors are averaged over "
-                       "--smooth-ms, a keyword fires above --threshold, then nothing fires for "
-                       "--refractory-ms. Uses the shipped TC-ResNet8 unless --model is given.")
-    p.add_argument("files", nargs="+", help="audio files (WAV/FLAC/OGG, any rate, mono/stereo)")
-    p.add_argument("--model", default=None, metavar="FILE.onnx",
-                   help="exported model with its .json card (default: the shipped TC-ResNet8 "
-                        "trained on Speech Commands)")
+                       description="Stream each file through the detector (decoded block by "
+                       "block, so hours of audio need little memory) and print every detected "
+                       "keyword with its time and score. Posteriors are averaged over "
+                       "--smooth-ms; a keyword fires when it reaches its threshold (the model "
+                       "card's calibrated thresholds unless --threshold is given), then nothing "
+                       "fires until the scores fall and --refractory-ms has passed. '-' reads "
+                       "a WAV from standard input. Uses the shipped TC-ResNet8 unless --model "
+                       "is given.")
+    p.add_argument("files", nargs="+", help="audio files (WAV/FLAC/OGG, any rate, mono/stereo) "
+                   "or - for standard input")
+    add_detector_args(p)
+    p.add_argument("--json", action="store_true", help="print one JSON object per detection")
+    p.set_defaults(func=cmd_detect)
+
+
+def add_detector_args(p: argparse.ArgumentParser, with_model: bool = True) -> None:
+    if with_model:
+        p.add_argument("--model", default=None, metavar="FILE.onnx",
+                       help="exported model with its .json card (default: the shipped "
+                            "TC-ResNet8 trained on Speech Commands)")
     p.add_argument("--keywords", type=_words, default=None, metavar="W1,W2,..",
                    help="only report these (default: every class but _silence_/_unknown_)")
-    p.add_argument("--threshold", type=float, default=0.8,
-                   help="smoothed posterior needed to fire (default 0.8)")
+    p.add_argument("--threshold", type=float, default=None,
+                   help="one threshold for every keyword (default: the card's calibrated "
+                        "per-keyword thresholds, else 0.8)")
     p.add_argument("--hop-ms", type=float, default=100.0, help="window hop (default 100)")
     p.add_argument("--smooth-ms", type=float, default=300.0,
                    help="posterior smoothing span (default 300)")
     p.add_argument("--refractory-ms", type=float, default=1000.0,
                    help="quiet time after a detection (default 1000)")
-    p.add_argument("--json", action="store_true", help="print one JSON object per detection")
-    p.set_defaults(func=cmd_detect)
+
+
+def detector_config(args: argparse.Namespace):
+    from kwspot.runtime.detector import DetectorConfig
+
+    return DetectorConfig(threshold=args.threshold, hop_ms=args.hop_ms,
+                          smooth_ms=args.smooth_ms, refractory_ms=args.refractory_ms)
 
 
 def cmd_detect(args: argparse.Namespace) -> None:
+    import io
     import json
 
-    from kwspot.audio import load_audio
-    from kwspot.detect import DetectorConfig, detect_audio
+    from kwspot.audio import iter_audio_blocks
     from kwspot.errors import AudioError
-    from kwspot.runtime import OnnxKeywordModel
+    from kwspot.runtime.detector import detect_blocks
+    from kwspot.runtime.model import OnnxKeywordModel
 
     model = OnnxKeywordModel(args.model)
-    cfg = DetectorConfig(threshold=args.threshold, hop_ms=args.hop_ms,
-                         smooth_ms=args.smooth_ms, refractory_ms=args.refractory_ms)
+    cfg = detector_config(args)
+    keywords = list(args.keywords) if args.keywords else None
     failures = 0
     for file in args.files:
+        source = io.BytesIO(sys.stdin.buffer.read()) if file == "-" else file
         try:
-            audio = load_audio(file, model.sample_rate)
+            blocks = iter_audio_blocks(source, model.sample_rate)
+            events = detect_blocks(blocks, model, cfg, keywords)
         except AudioError as exc:
             print(f"kwspot: error: {exc}", file=sys.stderr)
             failures += 1
             continue
-        events = detect_audio(audio, model, cfg, list(args.keywords) if args.keywords else None)
         for e in events:
             if args.json:
                 print(json.dumps({"file": file, "keyword": e.keyword,
@@ -298,7 +342,7 @@ def cmd_detect(args: argparse.Namespace) -> None:
             else:
                 print(f"{file}\t{e.time_s:7.2f}s\t{e.keyword}\t{e.score:.3f}")
         if not events and not args.json:
-            print(f"{file}\t(no keyword; {len(audio) / model.sample_rate:.1f} s of audio)")
+            print(f"{file}\t(no keyword)")
     if failures:
         raise KwspotError(f"{failures} of {len(args.files)} files could not be read")
 
@@ -400,6 +444,194 @@ def cmd_synth(args: argparse.Namespace) -> None:
     print(f"wrote {sum(counts.values())} clips of {len(counts)} words to {args.out}")
 
 
+def add_negatives_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("negatives", help="1 s clips of non-keyword speech for training",
+                       description="Write 1 s clips of speech that holds no keyword, from one "
+                       "split only: FSDD digits of that split's speakers, and crops of TTS "
+                       "sentences spoken by that split's eSpeak voices. Train with "
+                       "`--negatives DIR`.")
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    p.add_argument("--split", default="train", choices=("train", "validation", "test"),
+                   help="which speakers and voices (default train)")
+    p.add_argument("--keywords", type=_words, default=None, metavar="W1,W2,..",
+                   help="words the sentences must never contain (default: the 10 Speech "
+                        "Commands keywords)")
+    p.add_argument("--fsdd", default=None, metavar="DIR", help="FSDD recordings folder")
+    p.add_argument("--sentences", type=int, default=1000, help="TTS sentences (default 1000)")
+    p.add_argument("--crops-per-sentence", type=int, default=2,
+                   help="1 s crops cut from each sentence (default 2)")
+    p.add_argument("--seed", type=int, default=0, help="seed (default 0)")
+    p.set_defaults(func=cmd_negatives)
+
+
+def cmd_negatives(args: argparse.Namespace) -> None:
+    from kwspot.data import SPEECH_COMMANDS_KEYWORDS
+    from kwspot.datasets.negatives import write_negative_clips
+
+    if args.sentences < 0 or args.crops_per_sentence < 1:
+        raise KwspotError("--sentences must be >= 0 and --crops-per-sentence >= 1")
+    counts = write_negative_clips(args.out, args.split,
+                                  args.keywords or SPEECH_COMMANDS_KEYWORDS, args.fsdd,
+                                  args.sentences, args.crops_per_sentence, args.seed)
+    print(f"wrote {counts['fsdd']} FSDD and {counts['tts']} TTS clips ({args.split}) to "
+          f"{args.out}")
+
+
+def add_streams_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("streams", help="long test recordings with ground truth, from one split",
+                       description="Build keywords.wav (every keyword clip of the split at a "
+                       "random time in a bed of non-keyword speech, noise and silence) and "
+                       "negatives.wav (only non-keyword speech, at least --negatives-minutes, "
+                       "varied in gain, speed and noise), each with a .json ground truth. Only "
+                       "the chosen split goes in. Non-keyword speech: the split's other words, "
+                       "FSDD digits of the split's speakers, TTS sentences in the split's "
+                       "voices. The noise bed is generated, not taken from any dataset.")
+    p.add_argument("--data", required=True, metavar="DIR",
+                   help="Speech Commands folder with validation_list.txt/testing_list.txt")
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    p.add_argument("--split", default="test", choices=("train", "validation", "test"),
+                   help="which split (default test)")
+    p.add_argument("--keywords", type=_words, default=None, metavar="W1,W2,..",
+                   help="keywords (default: the 10 Speech Commands words)")
+    p.add_argument("--fsdd", default=None, metavar="DIR", help="FSDD recordings folder")
+    p.add_argument("--sentences", type=int, default=400,
+                   help="TTS sentences of non-keyword speech (default 400)")
+    p.add_argument("--negatives-minutes", type=float, default=60.0,
+                   help="length of negatives.wav (default 60)")
+    p.add_argument("--snr-db", type=_floats, default=(5.0, 25.0), metavar="LO,HI",
+                   help="speech-to-noise ratio range (default 5,25)")
+    p.add_argument("--seed", type=int, default=0, help="seed (default 0)")
+    p.set_defaults(func=cmd_streams)
+
+
+def cmd_streams(args: argparse.Namespace) -> None:
+    from kwspot.datasets.streams import StreamConfig, build_streams
+
+    if len(args.snr_db) != 2 or args.snr_db[0] > args.snr_db[1]:
+        raise KwspotError("--snr-db needs LO,HI with LO <= HI")
+    if args.negatives_minutes <= 0 or args.sentences < 0:
+        raise KwspotError("--negatives-minutes must be > 0 and --sentences >= 0")
+    cfg = StreamConfig(split=args.split, keywords=args.keywords or (), fsdd=args.fsdd,
+                       sentences=args.sentences, negatives_minutes=args.negatives_minutes,
+                       snr_db=tuple(args.snr_db), seed=args.seed)
+    summary = build_streams(args.data, args.out, cfg)
+    print(f"wrote {args.out}/keywords.wav ({summary['keywords']} keywords) and "
+          f"{args.out}/negatives.wav ({summary['negative_items']} non-keyword items), "
+          "each with a .json ground truth")
+
+
+def add_eval_stream_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("eval-stream", help="false rejects vs false alarms per hour on streams",
+                       description="Run the detector (the code `kwspot detect` runs) over "
+                       "streams made by `kwspot streams`, sweep the threshold, and report per "
+                       "keyword and overall: FRR against FA/h, the DET curve, FRR at 0.5, 1 and "
+                       "5 FA/h, precision and recall against the threshold, latency, and the "
+                       "figures at the model's own thresholds. A hit is the right keyword "
+                       "firing between the keyword's start and --tolerance-s after its end; "
+                       "anything else is a false alarm. Writes report.json, report.html, "
+                       "det.png and precision_recall.png.")
+    p.add_argument("model", help="exported .onnx, or 'shipped' for the packaged model")
+    p.add_argument("streams", nargs="+", help="stream .wav files with .json truth beside them")
+    p.add_argument("--out", default="reports/eval-stream", metavar="DIR",
+                   help="report folder (default reports/eval-stream)")
+    p.add_argument("--tolerance-s", type=float, default=1.0,
+                   help="how long after a keyword ends an event still counts (default 1.0)")
+    p.add_argument("--compare", action="append", default=[], metavar="REPORT.json",
+                   help="draw another report's overall DET curve too; repeatable")
+    add_detector_args(p, with_model=False)
+    p.set_defaults(func=cmd_eval_stream)
+
+
+def cmd_eval_stream(args: argparse.Namespace) -> None:
+    import json
+
+    from kwspot.evaluate.report import write_stream_report
+    from kwspot.evaluate.streams import evaluate_streams
+
+    model = None if args.model == "shipped" else args.model
+    if not args.tolerance_s >= 0:
+        raise KwspotError("--tolerance-s must be >= 0")
+    others = {}
+    for path in args.compare:
+        try:
+            others[Path(path).parent.name] = json.loads(Path(path).read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise KwspotError(f"{path}: cannot read report ({exc})") from None
+    report = evaluate_streams(model, args.streams, detector_config(args),
+                              list(args.keywords) if args.keywords else None, args.tolerance_s)
+    page = write_stream_report(report, args.out, others)
+    ops = report["operating_points"]["overall"]
+    print(f"{report['model']} on {report['hours']:.2f} h of streams "
+          f"({sum(s['keywords'] for s in report['streams'])} keywords)")
+    for target, point in ops.items():
+        text = (f"FRR {point['frr']:.1%} at {point['fa_per_hour']:.2f} FA/h (threshold "
+                f"{point['threshold']:.5g})") if point else "not reached by any threshold"
+        print(f"  at <= {target} FA/h: {text}")
+    d = report["default_thresholds"]
+    print(f"  at the model's thresholds: FRR {d['frr']:.1%}, {d['fa_per_hour']:.2f} FA/h, "
+          f"precision {d['precision']:.1%}, latency median {d['latency_s']['median']}")
+    print(f"report: {page}")
+
+
+def add_calibrate_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("calibrate", help="per-keyword thresholds for a false-alarm budget",
+                       description="Choose per-keyword thresholds on VALIDATION streams so that "
+                       "the detector fires at most --target-fa-per-hour false alarms per hour "
+                       "(split evenly over the keywords), and write them into the model card; "
+                       "`kwspot detect` then uses them by default. Never calibrate on the "
+                       "streams you report on.")
+    p.add_argument("model", help="exported .onnx (its .json card is updated)")
+    p.add_argument("streams", nargs="+", help="validation stream .wav files with .json truth")
+    p.add_argument("--target-fa-per-hour", type=float, required=True, metavar="X",
+                   help="false alarms per hour allowed, all keywords together")
+    p.add_argument("--tolerance-s", type=float, default=1.0,
+                   help="how long after a keyword ends an event still counts (default 1.0)")
+    p.add_argument("--dry-run", action="store_true", help="print, do not write the card")
+    add_detector_args(p, with_model=False)
+    p.set_defaults(func=cmd_calibrate)
+
+
+def cmd_calibrate(args: argparse.Namespace) -> None:
+    from kwspot.evaluate.calibrate import calibrate, write_thresholds
+
+    if not str(args.model).endswith(".onnx"):
+        raise KwspotError(f"{args.model}: calibrate needs an exported .onnx model")
+    result = calibrate(args.model, args.streams, args.target_fa_per_hour,
+                       detector_config(args), list(args.keywords) if args.keywords else None,
+                       args.tolerance_s)
+    c = result["calibration"]
+    for keyword, m in c["per_keyword"].items():
+        print(f"{keyword:>10}  threshold {m['threshold']:.6g}  FRR {m['frr']:.1%}  "
+              f"{m['fa_per_hour']:.2f} FA/h")
+    print(f"all keywords on {c['hours']:.2f} h of validation streams: FRR "
+          f"{c['all_keywords']['frr']:.1%}, {c['all_keywords']['fa_per_hour']:.2f} FA/h")
+    if not args.dry_run:
+        print(f"wrote thresholds into {write_thresholds(args.model, result)}")
+
+
+def add_mine_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("mine", help="hard negatives: windows where a model fires on no keyword",
+                       description="Run the model over TRAINING streams (`kwspot streams --split "
+                       "train`) and save every 1 s window where it fires but no keyword was "
+                       "said (a few shifted copies each) as WAV files under --out/<keyword "
+                       "fired>/. Train again with `--negatives DIR` (fine-tune with --init).")
+    p.add_argument("model", help="exported .onnx, or 'shipped'")
+    p.add_argument("streams", nargs="+", help="training stream .wav files with .json truth")
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    p.add_argument("--threshold", type=float, default=0.5,
+                   help="fire at this score while mining (default 0.5: catch near misses too)")
+    p.set_defaults(func=cmd_mine)
+
+
+def cmd_mine(args: argparse.Namespace) -> None:
+    from kwspot.evaluate.mining import mine_hard_negatives
+
+    model = None if args.model == "shipped" else args.model
+    counts = mine_hard_negatives(model, args.streams, args.out, args.threshold)
+    print(", ".join(f"{k}: {v}" for k, v in sorted(counts.items())))
+    print(f"wrote {counts.get('clips', 0)} clips to {args.out}")
+
+
 def add_demo_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="the whole lap on built-in synthetic data, no downloads",
                        description="Synthesize a small keyword set, train TC-ResNet8 briefly, "
@@ -423,7 +655,8 @@ def cmd_demo(args: argparse.Namespace) -> None:
 
 SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     add_train_parser, add_eval_parser, add_export_parser, add_detect_parser, add_bench_parser,
-    add_synth_parser, add_demo_parser,
+    add_synth_parser, add_negatives_parser, add_streams_parser, add_eval_stream_parser,
+    add_calibrate_parser, add_mine_parser, add_demo_parser,
 ]
 
 
@@ -453,6 +686,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("kwspot: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `kwspot detect ... | head -1`: the reader left; not an error
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     return 0
 
 

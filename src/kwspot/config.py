@@ -59,6 +59,7 @@ class TrainConfig:
     eval_every: int = 1000
     seed: int = 0
     threads: int = 0  # 0: all cores
+    init: str | None = None  # start from this checkpoint's weights (fine-tuning), not random
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

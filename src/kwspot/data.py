@@ -78,12 +78,15 @@ def apply_keyword_recipe(
     silence_fraction: float = 0.1,
     unknown_fraction: float = 0.1,
     seed: int = 0,
+    train_unknown_fraction: float | None = None,
 ) -> tuple[list[Utterance], list[str]]:
     """The Speech Commands 12-class recipe for any labelled set.
 
     Per split: every keyword clip; ``_unknown_`` drawn from the other words, and ``_silence_``
     placeholders, each ``fraction`` x the number of keyword clips.
-    Labels: silence, unknown, then the keywords.
+    Labels: silence, unknown, then the keywords. ``train_unknown_fraction`` (``math.inf``: all
+    of them) sets the training split's own share; the draws of validation and test do not
+    depend on it, so their clips stay the same whatever training uses.
     """
     present = {u.label for u in utterances}
     missing = [k for k in keywords if k not in present]
@@ -98,7 +101,10 @@ def apply_keyword_recipe(
         if not kept:
             continue
         others = [u for u in rows if u.label not in keyword_set and u.label != SILENCE]
-        n_unknown = min(len(others), math.ceil(unknown_fraction * len(kept)))
+        fraction = unknown_fraction
+        if split == "train" and train_unknown_fraction is not None:
+            fraction = train_unknown_fraction
+        n_unknown = min(len(others), math.ceil(min(fraction * len(kept), len(others))))
         picks = rng.permutation(len(others))[:n_unknown]
         unknown = [Utterance(others[i].path, UNKNOWN, split, others[i].speaker) for i in picks]
         n_silence = math.ceil(silence_fraction * len(kept))

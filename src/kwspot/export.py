@@ -13,6 +13,7 @@ import inspect
 import io
 import json
 import logging
+import os
 import warnings
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,9 @@ from kwspot.errors import KwspotError
 
 INPUT_NAME = "audio"
 OUTPUT_NAME = "posteriors"
+NETWORK_SUFFIX = ".net.onnx"
+NETWORK_INPUT = "features"
+NETWORK_OUTPUT = "logits"
 PARITY_TOLERANCE = 1e-4
 
 
@@ -109,24 +113,58 @@ def export_onnx(model: KeywordClassifier, out_path: str | Path, check_audio: np.
     example = torch.from_numpy(check_audio[:2].astype(np.float32))
     export_module(wrapper, example, out_path, INPUT_NAME, OUTPUT_NAME)
 
+    network_path = out_path.with_name(out_path.stem + NETWORK_SUFFIX)
+    features = model.frontend(example)
+    export_module(model.network.eval(), features, network_path, NETWORK_INPUT, NETWORK_OUTPUT)
+
     card = model_card(model, record)
-    max_diff = parity(wrapper, out_path, check_audio)
+    card["network"] = {"file": network_path.name, "input": NETWORK_INPUT,
+                       "shape": ["batch", model.features.num_channels, model.features.num_frames],
+                       "output": NETWORK_OUTPUT, "meaning": "logits in label order; the "
+                       "runtime computes the features (same front end) and the softmax"}
+    max_diff = max(parity(wrapper, out_path, check_audio),
+                   network_parity(model, network_path, check_audio))
     card["parity"] = {"max_abs_diff": max_diff, "clips": len(check_audio), "tolerance": tolerance}
     if max_diff > tolerance:
         out_path.unlink(missing_ok=True)
+        network_path.unlink(missing_ok=True)
         raise KwspotError(
             f"ONNX Runtime and PyTorch disagree by {max_diff:.2e} (> {tolerance:.0e}); "
             "nothing was written")
     proto = onnx.load(str(out_path))
     entry = proto.metadata_props.add()
     entry.key, entry.value = "kwspot_card", json.dumps(card)
-    onnx.save(proto, str(out_path))
-    card_path(out_path).write_text(json.dumps(card, indent=2) + "\n")
+    tmp = out_path.with_name(out_path.name + ".tmp")
+    onnx.save(proto, str(tmp))
+    os.replace(tmp, out_path)
+    write_card(card, card_path(out_path))
     return card
+
+
+def write_card(card: dict[str, Any], path: str | Path) -> None:
+    """Temp file + rename: a kill mid-write never leaves a half card beside a model."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(card, indent=2) + "\n")
+    os.replace(tmp, path)
 
 
 def card_path(onnx_path: str | Path) -> Path:
     return Path(onnx_path).with_suffix(".json")
+
+
+@torch.no_grad()
+def network_parity(model: KeywordClassifier, network_path: Path, audio: np.ndarray) -> float:
+    """The runtime's path: numpy features + the network graph + softmax, against PyTorch."""
+    from kwspot.runtime.frontend import NumpyFrontend
+
+    session = ort.InferenceSession(str(network_path), providers=["CPUExecutionProvider"])
+    expected = torch.softmax(model(torch.from_numpy(audio.astype(np.float32))), -1).numpy()
+    frontend = NumpyFrontend(model.features)
+    features = np.stack([frontend.frames(a) for a in audio])
+    logits = session.run(None, {session.get_inputs()[0].name: features})[0]
+    e = np.exp(logits - logits.max(1, keepdims=True))
+    return float(np.abs(expected - e / e.sum(1, keepdims=True)).max())
 
 
 @torch.no_grad()

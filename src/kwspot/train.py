@@ -24,7 +24,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from torch import nn
 
 from kwspot.augment import augment_batch, fill_silence, noise_bank
-from kwspot.checkpoint import model_record
+from kwspot.checkpoint import load_record, model_record, save_record
 from kwspot.classifier import KeywordClassifier
 from kwspot.clips import LabelledAudio, load_labelled
 from kwspot.config import TrainConfig
@@ -59,6 +59,15 @@ def _progress(quiet: bool) -> Progress:
         TextColumn("{task.fields[info]}"), TimeRemainingColumn(),
         console=console, disable=quiet,
     )
+
+
+def init_from(model: KeywordClassifier, path: str) -> None:
+    """Fine-tuning: take a checkpoint's weights; it must be the same model and labels."""
+    record = load_record(path)
+    if record.get("model_name") != model.model_name or record.get("labels") != model.labels:
+        raise KwspotError(f"{path}: --init needs a {model.model_name} with labels {model.labels}"
+                          f", not {record.get('model_name')} with {record.get('labels')}")
+    model.load_state_dict(record["state_dict"])
 
 
 def optimizer_for(model: nn.Module, cfg: TrainConfig) -> torch.optim.SGD:
@@ -189,12 +198,14 @@ def _train(cfg: TrainConfig | None, run_dir: Path, resume: bool, quiet: bool) ->
     )
 
     model = KeywordClassifier(cfg.model, dataset.labels, cfg.features, cfg.dropout)
+    if cfg.init and not resume:
+        init_from(model, cfg.init)
     optimizer = optimizer_for(model, cfg)
     generator = torch.Generator().manual_seed(cfg.seed)
     sampler = BatchSampler(len(train_set), cfg.optim.batch_size, generator)
     step, best_acc, best_step, elapsed = 0, -1.0, 0, 0.0
     if resume:
-        state = torch.load(last_path, map_location="cpu", weights_only=False)
+        state = load_record(last_path)
         model.load_state_dict(state["state_dict"])
         optimizer.load_state_dict(state["optimizer"])
         sampler.load(state["sampler"])
@@ -225,9 +236,7 @@ def _train(cfg: TrainConfig | None, run_dir: Path, resume: bool, quiet: bool) ->
             best_step=best_step, elapsed=elapsed + time.perf_counter() - started,
             config=cfg.to_dict(),
         )
-        tmp = last_path.with_suffix(".tmp")
-        torch.save(record, tmp)
-        os.replace(tmp, last_path)  # never leave a half-written checkpoint
+        save_record(record, last_path)
 
     # Ctrl-C / SIGTERM only set a flag; the loop stops at the next step boundary, so the saved
     # state is always that of a whole number of steps and --resume continues exactly.
@@ -282,8 +291,8 @@ def _train(cfg: TrainConfig | None, run_dir: Path, resume: bool, quiet: bool) ->
                     metrics_file.flush()
                     if val_acc > best_acc:
                         best_acc, best_step = val_acc, step
-                        torch.save(model_record(model, step=step, val_accuracy=val_acc,
-                                                config=cfg.to_dict()), run_dir / "best.pt")
+                        save_record(model_record(model, step=step, val_accuracy=val_acc,
+                                                 config=cfg.to_dict()), run_dir / "best.pt")
                     bar.update(task, info=f"val {val_acc:.3f} (best {best_acc:.3f}@{best_step})")
                     save_last()
                 if interrupted:

@@ -14,10 +14,11 @@ from kwspot.data import (
     SPEECH_COMMANDS_KEYWORDS,
     UNKNOWN,
     Dataset,
+    Utterance,
     apply_keyword_recipe,
     read_manifest,
 )
-from kwspot.datasets.folder import scan_folder
+from kwspot.datasets.folder import AUDIO_SUFFIXES, scan_folder
 from kwspot.datasets.manifest import read_csv_manifest
 from kwspot.datasets.speech_commands import (
     background_noise_files,
@@ -44,6 +45,11 @@ class DataConfig:
     test_pct: float = 10.0
     noise_dir: str | None = None
     seed: int = 0
+    # the training split's share of _unknown_ (None: as unknown_fraction; inf: every clip)
+    train_unknown_fraction: float | None = None
+    # folders of extra non-keyword audio (e.g. `kwspot negatives`, `kwspot mine`): every file
+    # becomes a training _unknown_ clip
+    negatives: tuple[str, ...] = ()
 
 
 def open_dataset(cfg: DataConfig) -> Dataset:
@@ -79,8 +85,24 @@ def open_dataset(cfg: DataConfig) -> Dataset:
             raise KwspotError(f"{cfg.noise_dir}: no .wav noise files")
     if keywords:
         rows, labels = apply_keyword_recipe(
-            rows, keywords, cfg.silence_fraction, cfg.unknown_fraction, cfg.seed
+            rows, keywords, cfg.silence_fraction, cfg.unknown_fraction, cfg.seed,
+            cfg.train_unknown_fraction,
         )
     else:
         labels = sorted({u.label for u in rows})
+    if cfg.negatives:
+        if UNKNOWN not in labels:
+            raise KwspotError("--negatives needs an _unknown_ class (give --keywords)")
+        rows = rows + negative_rows(cfg.negatives)
     return Dataset(rows, labels, noise)
+
+
+def negative_rows(folders: tuple[str, ...]) -> list[Utterance]:
+    """Every audio file under the folders, as a training ``_unknown_`` clip."""
+    out = []
+    for folder in folders:
+        files = sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES)
+        if not files:
+            raise KwspotError(f"{folder}: no audio files for --negatives")
+        out += [Utterance(str(p), UNKNOWN, "train", f"negatives:{p.parent.name}") for p in files]
+    return out

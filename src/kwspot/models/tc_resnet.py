@@ -2,15 +2,22 @@
 
 Layout per the paper: a 3x1 conv to 16k channels, then residual blocks of two 9x1 convs; a block
 that widens uses stride 2 and a 1x1 conv (+BN+ReLU) shortcut. Average pool, dropout, linear.
+
+``time_padding="causal"`` pads every conv on the left only, so the stack never looks ahead and can
+run incrementally on a stream (``kwspot.models.streaming``) with the same weights.
 """
 
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
+
+from kwspot.errors import KwspotError
 
 # Channel widths of the residual blocks before the width multiplier k.
 TC_RESNET8_WIDTHS = (24, 32, 48)
@@ -25,16 +32,39 @@ class TCResNetConfig:
     stem_kernel: int = 3
     block_kernel: int = 9
     dropout: float = 0.5
+    time_padding: str = "same"  # "same" (centred, the paper) or "causal" (left only, streamable)
+
+    def __post_init__(self) -> None:
+        if self.time_padding not in ("same", "causal"):
+            raise KwspotError(
+                f"unknown time_padding {self.time_padding!r}; choose 'same' or 'causal'"
+            )
+
+
+class CausalConv1d(nn.Conv1d):
+    """Conv1d with kernel-1 zeros on the left only: output j sees inputs stride*j-(k-1)..stride*j.
+
+    A subclass rather than pad + conv so the weights keep the plain Conv1d names and shapes.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(F.pad(x, (self.kernel_size[0] - 1, 0)))
+
+
+def temporal_conv(in_ch: int, out_ch: int, kernel: int, stride: int, causal: bool) -> nn.Conv1d:
+    if causal:
+        return CausalConv1d(in_ch, out_ch, kernel, stride=stride, bias=False)
+    return nn.Conv1d(in_ch, out_ch, kernel, stride=stride, padding=kernel // 2, bias=False)
 
 
 class ResidualBlock(nn.Module):
-    def __init__(self, in_ch: int, out_ch: int, kernel: int) -> None:
+    def __init__(self, in_ch: int, out_ch: int, kernel: int, causal: bool = False) -> None:
         super().__init__()
         stride = 1 if in_ch == out_ch else 2
-        pad = kernel // 2
-        self.conv1 = nn.Conv1d(in_ch, out_ch, kernel, stride=stride, padding=pad, bias=False)
+        self.stride = stride
+        self.conv1 = temporal_conv(in_ch, out_ch, kernel, stride, causal)
         self.bn1 = nn.BatchNorm1d(out_ch)
-        self.conv2 = nn.Conv1d(out_ch, out_ch, kernel, padding=pad, bias=False)
+        self.conv2 = temporal_conv(out_ch, out_ch, kernel, 1, causal)
         self.bn2 = nn.BatchNorm1d(out_ch)
         self.relu = nn.ReLU()
         self.shortcut: nn.Module = nn.Identity()
@@ -52,18 +82,30 @@ class ResidualBlock(nn.Module):
 
 
 class TCResNet(nn.Module):
-    """Features (B, C, T) -> logits (B, num_classes)."""
+    """Features (B, C, T) -> logits (B, num_classes).
+
+    Causal model contract (``time_padding="causal"``): the logits of a 1-s window are
+    linear(dropout(mean of the last-layer vectors at the window's positions)). Last-layer position
+    j sees input frames up to ``total_stride * j`` and nothing later. In training a clip sees zero
+    history: every conv's left padding is zeros (the state of a stream at reset, which is NOT the
+    same as zero feature frames, since BN shifts make those non-zero deeper in). At deployment the
+    full-window model is the same stack run over the window with its real left history
+    (receptive field 171 frames for TC-ResNet8), keeping only the window's last-layer positions:
+    ``window_logits``, which ``StreamingTCResNet`` reproduces incrementally. On a 98-frame clip
+    the positions are frames 0, 8, .., 96; frame 97 is never read.
+    """
 
     def __init__(self, in_channels: int, num_classes: int, cfg: TCResNetConfig) -> None:
         super().__init__()
+        self.cfg = cfg
+        causal = cfg.time_padding == "causal"
         k = cfg.width_multiplier
         widths = [int(w * k) for w in (cfg.stem_width, *cfg.block_widths)]
-        self.stem = nn.Conv1d(
-            in_channels, widths[0], cfg.stem_kernel, padding=cfg.stem_kernel // 2, bias=False
-        )
+        self.stem = temporal_conv(in_channels, widths[0], cfg.stem_kernel, 1, causal)
         self.blocks = nn.Sequential(
-            *(ResidualBlock(a, b, cfg.block_kernel) for a, b in itertools.pairwise(widths))
+            *(ResidualBlock(a, b, cfg.block_kernel, causal) for a, b in itertools.pairwise(widths))
         )
+        self.total_stride = math.prod(block.stride for block in self.blocks)
         self.pool = nn.AdaptiveAvgPool1d(1)
         self.dropout = nn.Dropout(cfg.dropout)
         self.classifier = nn.Linear(widths[-1], num_classes)
@@ -71,6 +113,20 @@ class TCResNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.blocks(self.stem(x))
         return self.classifier(self.dropout(self.pool(x).flatten(1)))
+
+    def window_logits(self, features: torch.Tensor, window_frames: int) -> torch.Tensor:
+        """Non-streaming reference of a causal model: (B, C, T) frames with history -> logits.
+
+        Runs the stack over all T frames (zero conv padding before frame 0, as at stream reset)
+        and averages the last ceil(window_frames / total_stride) last-layer positions, or all of
+        them when fewer exist. The window starts on a multiple of the total stride, counted from
+        frame 0. With no history (T = window_frames) this is ``forward``.
+        """
+        if self.cfg.time_padding != "causal":
+            raise KwspotError("window_logits needs a causal model (time_padding='causal')")
+        x = self.blocks(self.stem(features))
+        positions = -(-window_frames // self.total_stride)
+        return self.classifier(self.dropout(x[..., -positions:].mean(dim=-1)))
 
 
 def tc_resnet8(in_channels: int, num_classes: int, dropout: float = 0.5) -> TCResNet:
@@ -88,4 +144,14 @@ def tc_resnet14(in_channels: int, num_classes: int, dropout: float = 0.5) -> TCR
 
 def tc_resnet14_15(in_channels: int, num_classes: int, dropout: float = 0.5) -> TCResNet:
     cfg = TCResNetConfig(block_widths=TC_RESNET14_WIDTHS, width_multiplier=1.5, dropout=dropout)
+    return TCResNet(in_channels, num_classes, cfg)
+
+
+def tc_resnet8_causal(in_channels: int, num_classes: int, dropout: float = 0.5) -> TCResNet:
+    cfg = TCResNetConfig(dropout=dropout, time_padding="causal")
+    return TCResNet(in_channels, num_classes, cfg)
+
+
+def tc_resnet14_causal(in_channels: int, num_classes: int, dropout: float = 0.5) -> TCResNet:
+    cfg = TCResNetConfig(block_widths=TC_RESNET14_WIDTHS, dropout=dropout, time_padding="causal")
     return TCResNet(in_channels, num_classes, cfg)

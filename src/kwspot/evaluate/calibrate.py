@@ -1,0 +1,107 @@
+"""Per-keyword thresholds chosen on validation streams, written into the model card.
+
+The false-alarm budget is split evenly over the keywords: keyword k gets the lowest threshold
+at which it alone (the others switched off) fires at most ``target / K`` false alarms per hour
+on the validation streams. With few hours of validation audio that means "no false alarm at
+all" for small budgets, so expect the rate on new audio to be higher than the target: report
+it on test streams, never on the streams used here.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from kwspot.errors import KwspotError
+from kwspot.evaluate.streams import TOLERANCE_S, match, score_stream, threshold_grid
+from kwspot.runtime.detector import Detector, DetectorConfig
+
+OFF = 2.0  # a threshold no posterior reaches
+
+
+def calibrate(model: str | Path | None, streams: Sequence[str | Path], target_fa_per_hour: float,
+              config: DetectorConfig | None = None, keywords: Sequence[str] | None = None,
+              tolerance_s: float = TOLERANCE_S) -> dict[str, Any]:
+    """Returns {"thresholds": {keyword: t}, "calibration": what was measured}."""
+    if not target_fa_per_hour > 0:
+        raise KwspotError("--target-fa-per-hour must be > 0")
+    if not streams:
+        raise KwspotError("calibration needs validation streams (made by `kwspot streams "
+                          "--split validation`)")
+    detector = Detector(model, config, keywords)
+    scored = [score_stream(detector, s) for s in streams]
+    refractory = detector.config.refractory_ms / 1000
+    window_s = detector.window / detector.model.sample_rate
+    grid = threshold_grid()
+    per_keyword_budget = target_fa_per_hour / len(detector.keywords)
+    chosen: dict[str, float] = {}
+    measured: dict[str, Any] = {}
+    for k, keyword in enumerate(detector.keywords):
+        def outcome(t: float, k: int = k):
+            thresholds = np.full(len(detector.keywords), OFF)
+            thresholds[k] = t
+            return match(scored, detector.keywords, thresholds, refractory, tolerance_s,
+                         window_s)
+
+        # false alarms fall as the threshold rises: binary search for the lowest that fits
+        lo, hi = 0, len(grid) - 1
+        if outcome(grid[hi]).fa_per_hour(keyword) > per_keyword_budget:
+            best = hi  # even the highest threshold is over budget: take it, and say so
+        else:
+            while lo < hi:
+                mid = (lo + hi) // 2
+                if outcome(grid[mid]).fa_per_hour(keyword) <= per_keyword_budget:
+                    hi = mid
+                else:
+                    lo = mid + 1
+            best = hi
+        chosen[keyword] = float(grid[best])
+        result = outcome(grid[best])
+        measured[keyword] = {"threshold": chosen[keyword], "frr": result.frr(keyword),
+                             "fa_per_hour": result.fa_per_hour(keyword)}
+    together = match(scored, detector.keywords, np.array([chosen[k] for k in detector.keywords]),
+                     refractory, tolerance_s, window_s)
+    return {
+        "thresholds": chosen,
+        "calibration": {
+            "target_fa_per_hour": target_fa_per_hour,
+            "per_keyword_budget": per_keyword_budget,
+            "streams": [str(s) for s in streams],
+            "hours": together.hours,
+            "detector": {"hop_ms": detector.config.hop_ms,
+                         "smooth_ms": detector.config.smooth_ms,
+                         "refractory_ms": detector.config.refractory_ms},
+            "per_keyword": measured,
+            "all_keywords": {"frr": together.frr(), "fa_per_hour": together.fa_per_hour()},
+            "date": dt.date.today().isoformat(),
+        },
+    }
+
+
+def write_thresholds(model_path: str | Path, result: dict[str, Any]) -> Path:
+    """Put the thresholds into the card (and the ONNX metadata copy), each file replaced
+    atomically."""
+    import onnx
+
+    onnx_path = Path(model_path)
+    card_file = onnx_path.with_suffix(".json")
+    card = json.loads(card_file.read_text())
+    card["thresholds"] = result["thresholds"]
+    card["calibration"] = result["calibration"]
+    proto = onnx.load(str(onnx_path))
+    for entry in proto.metadata_props:
+        if entry.key == "kwspot_card":
+            entry.value = json.dumps(card)
+    tmp = onnx_path.with_name(onnx_path.name + ".tmp")
+    onnx.save(proto, str(tmp))
+    os.replace(tmp, onnx_path)
+    tmp = card_file.with_name(card_file.name + ".tmp")
+    tmp.write_text(json.dumps(card, indent=2) + "\n")
+    os.replace(tmp, card_file)
+    return card_file

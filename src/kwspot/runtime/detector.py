@@ -1,0 +1,249 @@
+"""Keyword detection on a stream: posteriors every hop (``StreamScorer``), averaged over
+``smooth`` (the score track), then ``EventLogic`` turns the track into events.
+
+A keyword fires at the first hop where its smoothed score reaches its threshold (per-keyword
+thresholds come from the model card once ``kwspot calibrate`` has written them). The detector
+then stays quiet until every keyword's score has fallen below its threshold *and*
+``refractory`` has passed since the event, both measured on one clock (the stream time when
+the event fired), so sustained confusable audio fires once, not every second.
+
+One ``Detector`` per stream; it keeps its state explicitly and never shares it. ``kwspot
+eval-stream`` computes the score track once and replays ``EventLogic`` at many thresholds:
+the same code ``kwspot detect`` runs.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from kwspot.errors import KwspotError
+from kwspot.runtime.engine import StreamScorer
+from kwspot.runtime.model import OnnxKeywordModel
+
+SILENCE = "_silence_"
+UNKNOWN = "_unknown_"
+DEFAULT_THRESHOLD = 0.8
+INT16_SCALE = 32768.0
+# Events fire at the first hop whose window holds enough of the keyword, which on the lite
+# test streams is a median ~0.05 s after the keyword ends (`kwspot eval-stream` reports it);
+# a spoken keyword lasts ~0.4 s, so its centre is estimated this long before the event.
+HALF_KEYWORD_S = 0.2
+
+
+def _finite(name: str, value: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise KwspotError(f"{name} must be a finite number, got {value!r}")
+    return float(value)
+
+
+@dataclass(frozen=True)
+class DetectorConfig:
+    """``threshold`` sets one threshold for every keyword and ``thresholds`` per keyword;
+    with neither, the model card's calibrated thresholds apply, else 0.8."""
+
+    threshold: float | None = None
+    hop_ms: float = 100.0
+    smooth_ms: float = 300.0
+    refractory_ms: float = 1000.0
+    thresholds: Mapping[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for name in ("hop_ms", "smooth_ms", "refractory_ms"):
+            _finite(name, getattr(self, name))
+        if self.hop_ms <= 0 or self.smooth_ms < 0 or self.refractory_ms < 0:
+            raise KwspotError("hop must be > 0; smoothing and refractory must be >= 0")
+        values = list(self.thresholds.values()) + (
+            [self.threshold] if self.threshold is not None else [])
+        for value in values:
+            if not 0.0 < _finite("threshold", value) <= 1.0:
+                raise KwspotError(f"threshold must be in (0, 1], got {value}")
+
+
+@dataclass(frozen=True)
+class Detection:
+    keyword: str
+    time_s: float  # estimated centre of the keyword: end_s - smoothing lag - HALF_KEYWORD_S
+    score: float  # smoothed posterior when it fired
+    end_s: float = 0.0  # stream time when it fired: the end of the window that crossed
+
+
+class EventLogic:
+    """Smoothed scores (one row per hop) -> events; see the module docstring."""
+
+    def __init__(self, thresholds: np.ndarray, refractory_s: float) -> None:
+        self.thresholds = np.asarray(thresholds, np.float64)
+        self.refractory_s = refractory_s
+        self.reset()
+
+    def reset(self) -> None:
+        self.armed = True
+        self.last_end = -math.inf
+
+    def step(self, scores: np.ndarray, end_s: float) -> int | None:
+        """One hop; returns the index of the keyword that fired, if any."""
+        ratio = scores / self.thresholds
+        best = int(np.argmax(ratio))
+        return self.step_best(best, float(ratio[best]), end_s)
+
+    def step_best(self, best: int, best_ratio: float, end_s: float) -> int | None:
+        """``step`` given the keyword whose score is highest relative to its threshold (a
+        replay over a whole score track computes these for all hops at once)."""
+        above = best_ratio >= 1.0
+        if not self.armed:
+            if not above and end_s - self.last_end >= self.refractory_s:
+                self.armed = True
+            return None
+        if not above:
+            return None
+        self.armed = False
+        self.last_end = end_s
+        return best
+
+
+class Detector:
+    """``Detector(model).push(chunk) -> [Detection, ...]`` for one stream.
+
+    ``model``: an exported .onnx path, an ``OnnxKeywordModel``, or None for the shipped one.
+    ``push`` takes 1-D float audio in [-1, 1] or int16 PCM at the model's rate.
+    """
+
+    def __init__(self, model: str | Path | OnnxKeywordModel | None = None,
+                 config: DetectorConfig | None = None,
+                 keywords: Sequence[str] | None = None) -> None:
+        # anything with the OnnxKeywordModel interface (labels, rates, posteriors) will do
+        self.model = model if hasattr(model, "posteriors") else OnnxKeywordModel(model)
+        self.config = config or DetectorConfig()
+        rate = self.model.sample_rate
+        self.hop = max(1, round(self.config.hop_ms * rate / 1000))
+        self.window = self.model.window_samples
+        self.smooth_windows = max(1, round(self.config.smooth_ms / self.config.hop_ms))
+        labels = self.model.labels
+        chosen = list(keywords) if keywords else [x for x in labels if x not in (SILENCE, UNKNOWN)]
+        missing = [k for k in chosen if k not in labels]
+        if missing:
+            raise KwspotError(f"model cannot spot {missing}; its labels are {labels}")
+        self.keywords = chosen
+        self.keyword_index = np.array([labels.index(k) for k in chosen])
+        self.thresholds = np.array([self._threshold(k) for k in chosen])
+        self.scorer = StreamScorer(self.model, self.hop)
+        self.logic = EventLogic(self.thresholds, self.config.refractory_ms / 1000)
+        self.reset()
+
+    def _threshold(self, keyword: str) -> float:
+        cfg = self.config
+        if keyword in cfg.thresholds:
+            return float(cfg.thresholds[keyword])
+        if cfg.threshold is not None:
+            return cfg.threshold
+        return getattr(self.model, "thresholds", {}).get(keyword, DEFAULT_THRESHOLD)
+
+    def reset(self) -> None:
+        """Start a new stream."""
+        self.scorer.reset()
+        self.logic.reset()
+        self.history: deque[np.ndarray] = deque(maxlen=self.smooth_windows)
+        self.flushed = False
+
+    @property
+    def lag_s(self) -> float:
+        """How far the smoothed score lags the newest window (half the averaging span)."""
+        return (self.smooth_windows - 1) * self.hop / 2 / self.model.sample_rate
+
+    def score_track(self, chunk: Any, sample_rate: int | None = None
+                    ) -> tuple[np.ndarray, np.ndarray]:
+        """Push audio; returns (end times in s, smoothed keyword scores (n, K)) of new hops."""
+        audio = as_audio(chunk, sample_rate, self.model.sample_rate)
+        if self.flushed:
+            raise KwspotError("the stream was flushed; call reset() to start a new one")
+        posteriors = self.scorer.push(audio)
+        first = self.scorer.hops_done - len(posteriors) + 1
+        ends = (np.arange(first, self.scorer.hops_done + 1) * self.hop
+                / self.model.sample_rate)
+        smoothed = np.empty((len(posteriors), len(self.keywords)), np.float32)
+        for i, row in enumerate(posteriors):
+            self.history.append(row[self.keyword_index])
+            smoothed[i] = np.mean(self.history, axis=0)
+        return ends, smoothed
+
+    def events(self, ends: np.ndarray, smoothed: np.ndarray) -> list[Detection]:
+        """Run the event logic over (part of) a score track."""
+        out = []
+        for end_s, scores in zip(ends, smoothed, strict=True):
+            fired = self.logic.step(scores, float(end_s))
+            if fired is not None:
+                out.append(Detection(self.keywords[fired],
+                                     max(0.0, float(end_s) - HALF_KEYWORD_S - self.lag_s),
+                                     float(scores[fired]), float(end_s)))
+        return out
+
+    def push(self, chunk: Any, sample_rate: int | None = None) -> list[Detection]:
+        """Feed audio of any length; returns the keywords that fired."""
+        return self.events(*self.score_track(chunk, sample_rate))
+
+    def flush(self) -> list[Detection]:
+        """End of stream: one window of silence lets a final keyword reach its threshold."""
+        events = self.push(np.zeros(self.window, np.float32))
+        self.flushed = True
+        return events
+
+
+def as_audio(chunk: Any, sample_rate: int | None, model_rate: int) -> np.ndarray:
+    """Validate one chunk: 1-D float in [-1, 1] or int16 PCM (scaled); anything else is a
+    ``KwspotError``, never a silent reinterpretation. Checked before any state changes."""
+    if sample_rate is not None and sample_rate != model_rate:
+        raise KwspotError(f"audio at {sample_rate} Hz, but the model needs {model_rate} Hz: "
+                          "resample first (kwspot.audio.resample)")
+    if isinstance(chunk, list | tuple):
+        chunk = np.asarray(chunk)
+    if not isinstance(chunk, np.ndarray):
+        raise KwspotError(f"audio must be a 1-D numpy array, got {type(chunk).__name__}")
+    if chunk.ndim != 1:
+        raise KwspotError(f"audio must be 1-D mono, got shape {chunk.shape}; "
+                          "mix channels down first")
+    if chunk.dtype == np.int16:
+        return chunk.astype(np.float32) / INT16_SCALE
+    if chunk.dtype.kind != "f":
+        raise KwspotError(f"audio must be float in [-1, 1] or int16 PCM, got dtype {chunk.dtype}")
+    if len(chunk) == 0:
+        return np.zeros(0, np.float32)
+    if not np.isfinite(chunk).all():
+        raise KwspotError("audio holds NaN or infinite samples; chunk ignored")
+    peak = float(np.abs(chunk).max())
+    if peak > 1.0:
+        raise KwspotError(f"float audio must lie in [-1, 1], got a peak of {peak:.3g}; "
+                          "scale it (int16 PCM may be passed as int16)")
+    return chunk.astype(np.float32, copy=False)
+
+
+def detect_audio(audio: np.ndarray, model: OnnxKeywordModel | str | Path | None = None,
+                 cfg: DetectorConfig | None = None, keywords: Sequence[str] | None = None,
+                 chunk_ms: float = 10_000.0) -> list[Detection]:
+    """Run a fresh detector over a whole recording, in chunks as a stream would."""
+    return detect_blocks(_blocks(audio, chunk_ms, _rate(model)), model, cfg, keywords)
+
+
+def detect_blocks(blocks: Iterable[np.ndarray], model: OnnxKeywordModel | str | Path | None,
+                  cfg: DetectorConfig | None = None,
+                  keywords: Sequence[str] | None = None) -> list[Detection]:
+    detector = Detector(model, cfg, keywords)
+    events: list[Detection] = []
+    for block in blocks:
+        events.extend(detector.push(block))
+    return events + detector.flush()
+
+
+def _rate(model: OnnxKeywordModel | str | Path | None) -> int:
+    return model.sample_rate if isinstance(model, OnnxKeywordModel) else 16000
+
+
+def _blocks(audio: np.ndarray, chunk_ms: float, rate: int) -> Iterable[np.ndarray]:
+    step = max(1, round(chunk_ms * rate / 1000))
+    for start in range(0, len(audio), step):
+        yield audio[start : start + step]

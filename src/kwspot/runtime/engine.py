@@ -1,0 +1,93 @@
+"""The streaming engine: audio chunks of any size in, posteriors every hop out, for one stream.
+
+With a network graph in the export, each 10 ms feature frame is computed once (numpy front end)
+and kept in a ring of one window's frames; every hop the network runs on that window. Without
+one (older exports), the audio-in graph runs on each 1 s window. Either way, all windows that a
+chunk completes are scored in one batched call, so a file pushed in large blocks is scored in
+one pass, and the result never depends on how the audio was chunked.
+
+The stream starts with one window of silence, so the first hop already has a full window.
+Window ``j`` (j >= 1) ends ``j * hop`` samples into the real stream.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from kwspot.errors import KwspotError
+from kwspot.runtime.model import OnnxKeywordModel
+
+MAX_BATCH = 512
+
+
+class StreamScorer:
+    """Posteriors (n, classes) for every hop completed by the pushed audio."""
+
+    def __init__(self, model: OnnxKeywordModel, hop_samples: int) -> None:
+        if hop_samples < 1:
+            raise KwspotError("hop must be at least one sample")
+        self.model = model
+        self.hop = hop_samples
+        self.window = model.window_samples
+        self.frontend = model.frontend() if hasattr(model, "frontend") else None
+        if self.frontend is not None:
+            cfg = self.frontend.cfg
+            if hop_samples % cfg.hop_length or self.window != cfg.clip_samples:
+                raise KwspotError(f"hop must be a multiple of the feature hop "
+                                  f"({cfg.hop_ms:g} ms) for this model")
+            self.hop_frames = hop_samples // cfg.hop_length
+            self.window_frames = cfg.num_frames
+        self.reset()
+
+    def reset(self) -> None:
+        self.hops_done = 0  # windows scored so far
+        self.samples = 0  # real samples pushed so far
+        if self.frontend is not None:
+            self.frontend.reset()
+            self.frames = self.frontend.push(np.zeros(self.window, np.float32))
+            self.first_frame = 0  # stream frame index of self.frames[:, 0]
+        else:
+            self.audio = np.zeros(self.window, np.float32)
+            self.first_sample = 0  # virtual sample index of self.audio[0]
+
+    def push(self, chunk: np.ndarray) -> np.ndarray:
+        """Validated float32 mono audio -> (n, classes) posteriors of the hops it completed."""
+        self.samples += len(chunk)
+        ready = self.samples // self.hop - self.hops_done
+        if self.frontend is not None:
+            return self._push_frames(chunk, ready)
+        return self._push_audio(chunk, ready)
+
+    def _push_frames(self, chunk: np.ndarray, ready: int) -> np.ndarray:
+        new = self.frontend.push(chunk)
+        if new.shape[1]:
+            self.frames = np.concatenate([self.frames, new], axis=1)
+        if ready <= 0:
+            return np.zeros((0, len(self.model.labels)), np.float32)
+        # window j covers stream frames [j * hop_frames, j * hop_frames + window_frames)
+        first = (self.hops_done + 1) * self.hop_frames - self.first_frame
+        view = np.lib.stride_tricks.sliding_window_view(self.frames, self.window_frames, axis=1)
+        windows = view[:, first : first + ready * self.hop_frames : self.hop_frames]
+        windows = np.ascontiguousarray(windows.transpose(1, 0, 2))  # (n, C, T)
+        out = np.concatenate([self.model.network_posteriors(windows[i : i + MAX_BATCH])
+                              for i in range(0, len(windows), MAX_BATCH)])
+        self.hops_done += ready
+        keep_from = (self.hops_done + 1) * self.hop_frames - self.first_frame
+        self.frames = self.frames[:, keep_from:]
+        self.first_frame += keep_from
+        return out
+
+    def _push_audio(self, chunk: np.ndarray, ready: int) -> np.ndarray:
+        self.audio = np.concatenate([self.audio, chunk])
+        if ready <= 0:
+            return np.zeros((0, len(self.model.labels)), np.float32)
+        first = (self.hops_done + 1) * self.hop - self.first_sample
+        view = np.lib.stride_tricks.sliding_window_view(self.audio, self.window)
+        windows = view[first : first + ready * self.hop : self.hop]
+        out = np.concatenate([self.model.posteriors(windows[i : i + MAX_BATCH])
+                              for i in range(0, len(windows), MAX_BATCH)])
+        self.hops_done += ready
+        keep_from = (self.hops_done + 1) * self.hop - self.first_sample
+        self.audio = self.audio[keep_from:]
+        self.first_sample += keep_from
+        return out

@@ -1,0 +1,132 @@
+"""Running an exported model: ONNX Runtime and numpy only (no torch), so a deployment needs
+neither PyTorch nor kwspot's training code. The model card beside the .onnx says how to feed it.
+
+An export holds two graphs: ``<name>.onnx`` (raw audio -> posteriors, the portable single file)
+and, when the card names one, ``<name>.net.onnx`` (features -> logits). The streaming engine
+uses the second with the numpy front end, so each feature frame is computed once per stream.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+
+from kwspot.errors import KwspotError
+from kwspot.runtime.frontend import FeatureConfig, NumpyFrontend
+
+PRETRAINED_NAME = "tc-resnet8-speech-commands"
+
+# kwspot makes no network request at run time: ONNX Runtime's telemetry is switched off.
+ort.disable_telemetry_events()
+
+
+def pretrained_path() -> Path:
+    """The TC-ResNet8 shipped inside the package (trained on speech_commands_lite)."""
+    return Path(str(resources.files("kwspot") / "pretrained" / f"{PRETRAINED_NAME}.onnx"))
+
+
+def _session(path: Path, threads: int) -> ort.InferenceSession:
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    try:
+        return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises its own opaque types
+        raise KwspotError(f"{path}: cannot load ONNX model ({exc})") from None
+
+
+def read_card(card_file: Path) -> dict[str, Any]:
+    """The model card, checked: a wrong card would silently feed the model the wrong audio."""
+    try:
+        card = json.loads(card_file.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise KwspotError(f"{card_file}: model card is not readable JSON ({exc})") from None
+    if not isinstance(card, dict):
+        raise KwspotError(f"{card_file}: model card must be a JSON object")
+    labels = card.get("labels")
+    if not isinstance(labels, list) or not labels or not all(isinstance(x, str) for x in labels):
+        raise KwspotError(f"{card_file}: model card needs 'labels', a list of names")
+    for key in ("sample_rate", "window_samples"):
+        value = card.get(key)
+        if isinstance(value, bool) or not isinstance(value, int | float) or \
+                not math.isfinite(value) or value <= 0 or value != int(value):
+            raise KwspotError(f"{card_file}: model card needs a positive integer {key!r}, "
+                              f"got {value!r}")
+    thresholds = card.get("thresholds") or {}
+    if not isinstance(thresholds, dict) or not all(
+            k in labels and isinstance(v, int | float) and 0 < v <= 1
+            for k, v in thresholds.items()):
+        raise KwspotError(f"{card_file}: 'thresholds' must map labels to numbers in (0, 1]")
+    return card
+
+
+class OnnxKeywordModel:
+    """(N, window_samples) float32 audio -> (N, classes) posteriors; and, when the export has a
+    network graph, (N, C, T) features -> (N, classes) posteriors."""
+
+    def __init__(self, path: str | Path | None = None, threads: int = 1) -> None:
+        path = Path(path) if path else pretrained_path()
+        if path.is_dir():
+            candidates = sorted(p for p in path.glob("*.onnx") if not p.name.endswith(".net.onnx"))
+            if len(candidates) != 1:
+                raise KwspotError(
+                    f"{path}: expected exactly one .onnx file, found {len(candidates)}")
+            path = candidates[0]
+        if path.suffix == ".pt":
+            raise KwspotError(f"{path}: a training checkpoint; export it first with "
+                              f"`kwspot export {path}`")
+        if not path.is_file():
+            raise KwspotError(f"{path}: model file not found")
+        card_file = path.with_suffix(".json")
+        if not card_file.is_file():
+            raise KwspotError(f"{path}: model card {card_file.name} not found beside it")
+        self.path = path
+        self.card: dict[str, Any] = read_card(card_file)
+        self.session = _session(path, threads)
+        self.input_name = self.session.get_inputs()[0].name
+        self.labels: list[str] = list(self.card["labels"])
+        self.sample_rate: int = int(self.card["sample_rate"])
+        self.window_samples: int = int(self.card["window_samples"])
+        outputs = self.session.get_outputs()[0].shape
+        if len(outputs) == 2 and isinstance(outputs[1], int) and outputs[1] != len(self.labels):
+            raise KwspotError(f"{card_file}: the card has {len(self.labels)} labels but the "
+                              f"model has {outputs[1]} outputs")
+        self.thresholds: dict[str, float] = {
+            k: float(v) for k, v in (self.card.get("thresholds") or {}).items()}
+        self.features = FeatureConfig(**self.card["features"]) if "features" in self.card \
+            else None
+        network = (self.card.get("network") or {}).get("file")
+        self.network = None
+        if network and self.features is not None:
+            network_path = path.parent / network
+            if not network_path.is_file():
+                raise KwspotError(f"{path}: its network graph {network} is missing")
+            self.network = _session(network_path, threads)
+            self.network_input = self.network.get_inputs()[0].name
+
+    def posteriors(self, windows: np.ndarray) -> np.ndarray:
+        windows = np.ascontiguousarray(windows, dtype=np.float32)
+        if windows.ndim == 1:
+            windows = windows[None]
+        return self.session.run(None, {self.input_name: windows})[0]
+
+    def frontend(self) -> NumpyFrontend | None:
+        """A fresh numpy front end for one stream, when the export has a network graph."""
+        return NumpyFrontend(self.features) if self.network is not None and self.features \
+            else None
+
+    def network_posteriors(self, features: np.ndarray) -> np.ndarray:
+        """(N, C, T) features -> (N, classes) posteriors (softmax of the network's logits)."""
+        if self.network is None:
+            raise KwspotError(f"{self.path}: this export has no network graph")
+        logits = self.network.run(None, {self.network_input: np.ascontiguousarray(
+            features, dtype=np.float32)})[0]
+        logits = logits - logits.max(axis=1, keepdims=True)
+        e = np.exp(logits)
+        return e / e.sum(axis=1, keepdims=True)
