@@ -22,7 +22,6 @@ for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import argparse  # noqa: E402
 import json  # noqa: E402
-import resource  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
@@ -108,13 +107,17 @@ def peak_rss(model_path: str | None, hours: float) -> float:
         with sf.SoundFile(str(path), "w", RATE, 1, "PCM_16") as fh:
             for _ in range(round(hours * 60)):
                 fh.write(test_audio(60.0, seed=7))
-        cmd = [sys.executable, "-m", "kwspot.cli", "detect", str(path), "--json"]
-        if model_path:
-            cmd += ["--model", model_path]
-        before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
-        after = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return max(before, after) / 1024
+        # the child reports its own peak (VmHWM belongs to its own address space):
+        # getrusage's maxrss would also count this process's pages, which a forked child
+        # shares until it execs
+        argv = ["detect", str(path), "--json"] + (["--model", model_path] if model_path else [])
+        code = ("import sys\nfrom kwspot.cli import main\n"
+                f"main({argv!r})\n"
+                "hwm = [x for x in open('/proc/self/status') if x.startswith('VmHWM')][0]\n"
+                "print(hwm.split()[1], file=sys.stderr)")
+        out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
+                             text=True)
+    return int(out.stderr.strip().splitlines()[-1]) / 1024
 
 
 def main() -> None:

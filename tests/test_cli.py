@@ -12,7 +12,8 @@ import pytest
 from kwspot.audio import save_audio
 from kwspot.cli import build_parser, main
 
-SUBCOMMANDS = ("train", "eval", "export", "detect", "bench", "synth", "demo")
+SUBCOMMANDS = ("train", "eval", "export", "detect", "listen", "bench", "synth", "negatives",
+               "streams", "eval-stream", "calibrate", "mine", "demo")
 
 
 def test_every_subcommand_and_option_has_help() -> None:
@@ -65,13 +66,6 @@ def test_missing_dataset_and_debug_traceback(tmp_path: Path, capsys) -> None:
 
     with pytest.raises(KwspotError):
         main(["--debug", *args])
-
-
-def test_unknown_model_name_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(SystemExit) as exit_info:
-        main(["train", "--data", ".", "--model", "resnet-9000"])
-    assert exit_info.value.code == 2
-    assert "invalid choice: 'resnet-9000'" in capsys.readouterr().err
 
 
 def test_eval_writes_report_and_confusion(tiny_run, tiny_dataset: Path, tmp_path: Path,
@@ -174,3 +168,50 @@ def test_eval_defaults_to_the_models_training_seed(tiny_run, tiny_onnx: Path,
     record["config"]["data"]["seed"] = 7
     torch.save(record, tmp_path / "seed7.pt")
     assert load_scorer(tmp_path / "seed7.pt").training_seed == 7
+
+
+def test_listen_without_an_audio_system_says_so_in_one_line(capsys) -> None:
+    assert main(["listen", "--seconds", "0.1"]) == 1
+    err = _one_line_error(capsys)
+    assert "sounddevice" in err or "audio" in err
+
+
+def test_unknown_model_name_is_one_line_listing_the_choices(capsys) -> None:
+    assert main(["train", "--data", ".", "--model", "resnet-9000"]) == 1
+    assert "tc-resnet8" in _one_line_error(capsys)
+
+
+def test_eval_stream_calibrate_and_detect_use_the_card(tiny_onnx: Path, tmp_path: Path,
+                                                        capsys) -> None:
+    """The whole always-on loop on a synthesized stream: eval-stream writes its report,
+    calibrate writes thresholds into the card, and detect then uses them."""
+    import shutil
+
+    from kwspot.datasets.streams import TRUTH_FORMAT
+    from kwspot.datasets.synth import random_style, render_utterance
+
+    for f in tiny_onnx.parent.glob(tiny_onnx.stem + "*"):
+        shutil.copy(f, tmp_path / f.name)
+    model = tmp_path / tiny_onnx.name
+    rng = np.random.default_rng(5)
+    audio, spans = render_utterance([1.0, "stop", 1.2, "tree", 1.0, "yes", 1.2, "house", 1.0],
+                                    rng, style=random_style(rng))
+    wav = tmp_path / "stream.wav"
+    save_audio(wav, audio)
+    truth = {"format": TRUTH_FORMAT, "audio": wav.name, "sample_rate": 16000,
+             "duration_s": len(audio) / 16000, "split": "validation",
+             "events": [{"keyword": w, "start": a, "end": b} for w, a, b in spans
+                        if w in ("stop", "yes")],
+             "negatives": [{"kind": "tts", "label": w, "start": a, "end": b}
+                           for w, a, b in spans if w not in ("stop", "yes")]}
+    wav.with_suffix(".json").write_text(json.dumps(truth))
+    out = tmp_path / "report"
+    assert main(["eval-stream", str(model), str(wav), "--out", str(out)]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["default_thresholds"]["keywords_in_truth"] == 2
+    assert (out / "report.html").read_text().count("data:image/png;base64") == 2
+    assert "FA/h" in capsys.readouterr().out
+    assert main(["calibrate", str(model), str(wav), "--target-fa-per-hour", "5"]) == 0
+    card = json.loads(model.with_suffix(".json").read_text())
+    assert set(card["thresholds"]) == {k for k in card["labels"] if not k.startswith("_")}
+    assert card["calibration"]["target_fa_per_hour"] == 5

@@ -196,6 +196,15 @@ def test_engine_equals_the_full_window_model_at_every_hop(tiny_onnx: Path) -> No
                               for i in range(0, len(audio), chunk)])
         assert got.shape == expected.shape
         np.testing.assert_allclose(got, expected, atol=1e-4)
+    # a long hop, chunks smaller than it
+    long_hop = 15 * 160 * 6
+    windows = np.stack([padded[j * long_hop : j * long_hop + RATE]
+                        for j in range(1, len(audio) // long_hop + 1)])
+    scorer = StreamScorer(model, long_hop)
+    got = np.concatenate([scorer.push(audio[i : i + 800]) for i in range(0, len(audio), 800)])
+    np.testing.assert_allclose(got, model.posteriors(windows), atol=1e-4)
+    with pytest.raises(KwspotError, match="shorter than"):
+        Detector(model, DetectorConfig(hop_ms=1000))
 
 
 def test_card_thresholds_are_the_default(tiny_onnx: Path, tmp_path: Path) -> None:

@@ -98,6 +98,7 @@ def test_hits_misses_false_alarms_and_latency_are_counted_as_documented(stream: 
     assert d["false_alarms"] == 1 and d["false_alarms_by_source"] == {"fsdd": 1}
     assert d["fa_per_hour"] == pytest.approx(1 / (20 / 3600))
     assert d["precision"] == pytest.approx(0.75)
+    assert d["frr_by_snr"] == {"unknown": {"frr": 0.25, "truth": 4}}
     assert 0 <= d["latency_s"]["median"] <= 1.0  # fires after the tone ends, within a window
     ops = report["operating_points"]["overall"]
     assert all(v is None or v["fa_per_hour"] <= float(k) for k, v in ops.items())
@@ -114,6 +115,27 @@ def test_a_wrong_keyword_is_a_false_alarm_and_a_miss(tmp_path: Path) -> None:
         "default_thresholds"]
     assert d["hits"] == 0 and d["frr"] == 1.0 and d["false_alarms"] == 1
     assert d["false_alarms_by_source"] == {"keyword low": 1}
+
+
+def test_close_repeats_each_get_their_hit(tmp_path: Path) -> None:
+    """Two true 'low' 0.7 s apart: the first event takes the first, the second the second."""
+    path = write_stream(tmp_path / "r.wav", [("low", 300, 2.0, 0.45), ("low", 300, 3.2, 0.45)],
+                        total=6.0)
+    truth = json.loads(path.with_suffix(".json").read_text())
+    truth["events"][0]["snr_db"], truth["events"][1]["snr_db"] = 24.0, 7.5
+    path.with_suffix(".json").write_text(json.dumps(truth))
+    d = evaluate_streams(TwoToneModel(), [path], DetectorConfig(threshold=0.7,
+                                                                refractory_ms=100))[
+        "default_thresholds"]
+    assert d["hits"] == 2 and d["false_alarms"] == 0
+    assert list(d["frr_by_snr"]) == ["5-10 dB", "20-25 dB"]
+    assert all(0 <= x <= 1.0 for x in [d["latency_s"]["median"], d["latency_s"]["p90"]])
+
+
+def test_only_the_spotted_keywords_count_as_truth(stream: Path) -> None:
+    d = evaluate_streams(TwoToneModel(), [stream], DetectorConfig(threshold=0.7),
+                         keywords=["low"])["default_thresholds"]
+    assert d["keywords_in_truth"] == 2 and d["hits"] == 2 and d["frr"] == 0.0
 
 
 def test_the_sweep_replays_exactly_what_the_detector_does(stream: Path) -> None:
@@ -205,19 +227,29 @@ def test_negative_speech_never_holds_a_keyword() -> None:
         assert audio.dtype == np.float32 and len(audio) > RATE // 2
 
 
-def test_voices_and_fsdd_speakers_are_dealt_into_disjoint_splits() -> None:
-    splits = {s: set(voices_for_split(s)) for s in ("train", "validation", "test")}
-    assert all(splits.values())
-    assert not splits["train"] & splits["test"] and not splits["validation"] & splits["test"]
+def test_voice_timbres_words_and_fsdd_speakers_are_dealt_into_disjoint_splits() -> None:
+    splits = ("train", "validation", "test")
+    variants = {s: {v.partition("+")[2] for v in voices_for_split(s)} for s in splits}
+    words = {s: set(keyword_free_vocabulary(SPEECH_COMMANDS_KEYWORDS, s)) for s in splits}
+    for a, b in itertools.combinations(splits, 2):
+        assert not variants[a] & variants[b], (a, b, variants[a] & variants[b])
+        assert not words[a] & words[b]
+    assert all(len(variants[s] - {""}) >= 5 and len(words[s]) >= 50 for s in splits)
     assert {s: fsdd_split(s) for s in ("george", "jackson", "nicolas", "yweweler", "theo")} == {
         "george": "train", "jackson": "train", "nicolas": "train", "yweweler": "validation",
         "theo": "test"}
+    for split in ("validation", "test"):
+        for text, _audio in tts_sentences(split, 3, seed=0, keywords=SPEECH_COMMANDS_KEYWORDS):
+            assert set(text.split()) <= words[split]
 
 
 def test_fsdd_files_of_a_split(tmp_path: Path) -> None:
-    for name in ("3_theo_1.wav", "4_george_2.wav", "notes.wav"):
+    for name in ("3_theo_1.wav", "1_theo_1.wav", "4_george_2.wav", "notes.wav"):
         sf.write(str(tmp_path / name), np.zeros(800), 8000)
-    assert [Path(p).name for p in fsdd_files(tmp_path, "test")] == ["3_theo_1.wav"]
+    assert [Path(p).name for p in fsdd_files(tmp_path, "test")] == ["1_theo_1.wav",
+                                                                      "3_theo_1.wav"]
+    # a digit that is a keyword is never a negative
+    assert [Path(p).name for p in fsdd_files(tmp_path, "test", ("one",))] == ["3_theo_1.wav"]
 
 
 def make_sc(root: Path) -> None:

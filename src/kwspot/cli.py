@@ -85,8 +85,6 @@ def data_config(args: argparse.Namespace):
 
 
 def add_train_parser(sub: argparse._SubParsersAction) -> None:
-    from kwspot.models import MODELS
-
     p = sub.add_parser("train", help="train a model (the TC-ResNet paper's recipe by default)",
                        description="Train a keyword classifier. Defaults are the TC-ResNet "
                        "paper's recipe: SGD momentum 0.9, batch 100, lr 0.1/0.01/0.001 at "
@@ -97,8 +95,8 @@ def add_train_parser(sub: argparse._SubParsersAction) -> None:
                    help=f"where checkpoints, logs and TensorBoard go (default {DEFAULT_RUN_DIR})")
     p.add_argument("--resume", action="store_true",
                    help="continue the run in --run-dir from its last.pt, with its saved config")
-    p.add_argument("--model", default="tc-resnet8", choices=sorted(MODELS),
-                   help="architecture (default tc-resnet8)")
+    p.add_argument("--model", default="tc-resnet8",
+                   help="architecture (default tc-resnet8; an unknown name lists the choices)")
     p.add_argument("--dropout", type=float, default=0.5, help="dropout before the classifier")
     p.add_argument("--init", default=None, metavar="CHECKPOINT",
                    help="start from this checkpoint's weights (fine-tuning, e.g. after "
@@ -158,6 +156,11 @@ def cmd_train(args: argparse.Namespace) -> None:
     else:
         if not args.data:
             raise KwspotError("train needs --data PATH (or --resume --run-dir DIR)")
+        from kwspot.models import MODELS
+
+        if args.model not in MODELS:
+            raise KwspotError(f"unknown model {args.model!r}; available: "
+                              f"{', '.join(sorted(MODELS))}")
         n_rates = len(args.lr_values)
         bounds = args.lr_boundaries if args.lr_boundaries is not None else tuple(
             round(args.steps * (i + 1) / n_rates) for i in range(n_rates - 1))
@@ -347,15 +350,35 @@ def cmd_detect(args: argparse.Namespace) -> None:
         raise KwspotError(f"{failures} of {len(args.files)} files could not be read")
 
 
-def add_bench_parser(sub: argparse._SubParsersAction) -> None:
-    from kwspot.models import MODELS
+def add_listen_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("listen", help="detect keywords on the microphone, live",
+                       description="Stream the default (or --device) microphone through the "
+                       "detector and print each keyword as it fires. Needs the optional "
+                       "sounddevice package: pip install 'kwspot[listen]'.")
+    add_detector_args(p)
+    p.add_argument("--device", default=None, help="input device name or index")
+    p.add_argument("--seconds", type=float, default=None, help="stop after this long")
+    p.set_defaults(func=cmd_listen)
 
+
+def cmd_listen(args: argparse.Namespace) -> None:
+    from kwspot.runtime.listen import listen
+
+    def show(event) -> None:
+        print(f"{event.end_s:8.2f}s\t{event.keyword}\t{event.score:.3f}", flush=True)
+
+    device = int(args.device) if args.device and args.device.isdigit() else args.device
+    listen(args.model, detector_config(args), device, args.seconds, show,
+           on_start=lambda: print("listening; Ctrl-C stops", file=sys.stderr))
+
+
+def add_bench_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("bench", help="params, FLOPs and measured latency (PyTorch and ONNX)",
                        description="Measure single-example latency on --threads threads "
                        "(median and p90 over --runs runs after --warmup), for PyTorch and ONNX "
                        "Runtime, with the feature front end included and excluded. Untrained "
                        "weights time the same as trained ones.")
-    p.add_argument("--model", action="append", default=None, choices=sorted(MODELS),
+    p.add_argument("--model", action="append", default=None,
                    help="architecture(s) to measure; repeat the flag (default tc-resnet8)")
     p.add_argument("--checkpoint", default=None, help="measure this checkpoint instead")
     p.add_argument("--runs", type=int, default=1000, help="timed runs (default 1000)")
@@ -654,7 +677,8 @@ def cmd_demo(args: argparse.Namespace) -> None:
 
 
 SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
-    add_train_parser, add_eval_parser, add_export_parser, add_detect_parser, add_bench_parser,
+    add_train_parser, add_eval_parser, add_export_parser, add_detect_parser, add_listen_parser,
+    add_bench_parser,
     add_synth_parser, add_negatives_parser, add_streams_parser, add_eval_stream_parser,
     add_calibrate_parser, add_mine_parser, add_demo_parser,
 ]

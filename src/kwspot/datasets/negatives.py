@@ -5,10 +5,13 @@ has three offline sources of it, each dealt into train / validation / test so th
 model trained or was tuned on reaches a test stream:
 
 - the dataset's own non-keyword words (``_unknown_``), in their official split;
-- FSDD spoken digits, split by speaker: george, jackson, nicolas train; yweweler validation;
-  theo test (the stable speaker hash at 20 % / 20 %, so a new speaker lands somewhere fixed);
-- TTS sentences of random everyday words (never a keyword or one of its homophones), spoken by
-  eSpeak NG voices dealt into splits by the same speaker hash (395 / 45 / 48 voices).
+- FSDD spoken digits, split by speaker: george, jackson, nicolas (and lucas, where present)
+  train; yweweler validation; theo test (the stable speaker hash at 20 % / 20 %, so a new
+  speaker lands somewhere fixed); a digit that is itself a keyword is never a negative;
+- TTS sentences of random everyday words (never a keyword or one of its homophones). Both the
+  eSpeak NG voice *variants* (the timbre: 43 / 9 / 8 of them) and the *words* (247 / 81 / 78)
+  are dealt into splits by the same hash, so a test sentence has a timbre and words that no
+  training negative had. Accents (8 base voices) are language rules and are shared.
 """
 
 from __future__ import annotations
@@ -23,7 +26,9 @@ import numpy as np
 from kwspot.datasets.folder import split_for_speaker
 
 FSDD_SPLIT_PCT = (20.0, 20.0)  # validation %, test % of the speaker hash
-VOICE_SPLIT_PCT = (10.0, 10.0)
+VOICE_SPLIT_PCT = (20.0, 20.0)  # of the voice variants
+WORD_SPLIT_PCT = (20.0, 20.0)  # of the vocabulary
+DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 FSDD_NAME = re.compile(r"^(?P<label>\d)_(?P<speaker>[a-z]+)_\d+\.wav$")
 
 # Words that sound like a Speech Commands keyword: saying them is not a false alarm we can fix.
@@ -63,35 +68,45 @@ thousand
 VOCABULARY = _VOCABULARY_TEXT.split()
 
 
-def keyword_free_vocabulary(keywords: Sequence[str]) -> list[str]:
-    """VOCABULARY without the keywords and their homophones."""
+def keyword_free_vocabulary(keywords: Sequence[str], split: str | None = None) -> list[str]:
+    """VOCABULARY without the keywords and their homophones; only ``split``'s words if given."""
     banned = {k.lower() for k in keywords}
     for k in keywords:
         banned.update(HOMOPHONES.get(k.lower(), ()))
-    return sorted({w for w in VOCABULARY if w not in banned})
+    return sorted({w for w in VOCABULARY if w not in banned
+                   and (split is None or split_for_speaker(w, *WORD_SPLIT_PCT) == split)})
 
 
 def fsdd_split(speaker: str) -> str:
     return split_for_speaker(speaker, *FSDD_SPLIT_PCT)
 
 
-def fsdd_files(folder: str | Path, split: str) -> list[str]:
-    """FSDD recordings (``{digit}_{speaker}_{n}.wav``) of the speakers in ``split``."""
+def fsdd_files(folder: str | Path, split: str, keywords: Sequence[str] = ()) -> list[str]:
+    """FSDD recordings (``{digit}_{speaker}_{n}.wav``) of the speakers in ``split``, without
+    digits whose word is a keyword."""
+    banned = {k.lower() for k in keywords}
     folder = Path(folder)
     if (folder / "recordings").is_dir():
         folder = folder / "recordings"
     out = []
     for path in sorted(folder.glob("*.wav")):
         match = FSDD_NAME.match(path.name)
-        if match and fsdd_split(match.group("speaker")) == split:
+        if match and fsdd_split(match.group("speaker")) == split and \
+                DIGIT_WORDS[int(match.group("label"))] not in banned:
             out.append(str(path))
     return out
+
+
+def voice_split(voice: str) -> str:
+    """By the variant (the timbre); plain accent voices without one are training voices."""
+    variant = voice.partition("+")[2]
+    return split_for_speaker(variant, *VOICE_SPLIT_PCT) if variant else "train"
 
 
 def voices_for_split(split: str) -> list[str]:
     from kwspot.datasets.synth import available_voices
 
-    return [v for v in available_voices() if split_for_speaker(v, *VOICE_SPLIT_PCT) == split]
+    return [v for v in available_voices() if voice_split(v) == split]
 
 
 def tts_sentences(
@@ -103,7 +118,7 @@ def tts_sentences(
     """
     from kwspot.datasets.synth import random_style, speak
 
-    vocabulary = keyword_free_vocabulary(keywords)
+    vocabulary = keyword_free_vocabulary(keywords, split)
     voices = voices_for_split(split)
     # a different stream of texts per split, so validation and test sentences differ too
     rng = np.random.default_rng([seed, ("train", "validation", "test").index(split)])
@@ -135,7 +150,7 @@ def write_negative_clips(
     rng = np.random.default_rng([seed, 17])
     counts = {"fsdd": 0, "tts": 0}
     if fsdd is not None:
-        for path in fsdd_files(fsdd, split):
+        for path in fsdd_files(fsdd, split, keywords):
             audio = load_audio(path)[:clip_samples]
             clip = np.zeros(clip_samples, np.float32)
             start = int(rng.integers(0, clip_samples - len(audio) + 1))

@@ -55,15 +55,19 @@ class Item:
     audio: np.ndarray
 
 
-def speech_bounds(audio: np.ndarray, floor_db: float = -30.0) -> tuple[int, int]:
-    """First and last sample of 10 ms frames within ``floor_db`` of the loudest frame."""
+def speech_bounds(audio: np.ndarray, floor_db: float = -40.0, pad_s: float = 0.05
+                  ) -> tuple[int, int]:
+    """Speech span: 10 ms frames within ``floor_db`` of the loudest, plus ``pad_s`` each side
+    so weak onsets and fricatives ("off", "yes") are not cut."""
     frame = SAMPLE_RATE // 100
     n = max(1, len(audio) // frame)
     energy = np.array([np.mean(np.square(audio[i * frame : (i + 1) * frame])) + 1e-12
                        for i in range(n)])
     db = 10 * np.log10(energy / energy.max())
     active = np.flatnonzero(db > floor_db)
-    return int(active[0] * frame), int(min(len(audio), (active[-1] + 1) * frame))
+    pad = round(pad_s * SAMPLE_RATE)
+    return (int(max(0, active[0] * frame - pad)),
+            int(min(len(audio), (active[-1] + 1) * frame + pad)))
 
 
 def _rms(audio: np.ndarray) -> float:
@@ -132,7 +136,7 @@ def collect_items(data_path: str, cfg: StreamConfig) -> tuple[list[Item], list[I
                     audio[start:end])
         (positives if u.label in keywords else negatives).append(item)
     if cfg.fsdd:
-        for path in fsdd_files(cfg.fsdd, cfg.split):
+        for path in fsdd_files(cfg.fsdd, cfg.split, keywords):
             audio = load_audio(path)
             start, end = speech_bounds(audio)
             negatives.append(Item("fsdd", Path(path).name[0], audio[start:end]))

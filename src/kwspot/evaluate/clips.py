@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from kwspot.classifier import KeywordClassifier
+from kwspot.data import SILENCE, UNKNOWN
 
 if TYPE_CHECKING:
     from kwspot.datasets import DataConfig
@@ -120,6 +121,50 @@ def write_report(report: ClassificationReport, path: str | Path, **extra: Any) -
     Path(path).write_text(json.dumps({**extra, **report.to_dict()}, indent=2) + "\n")
 
 
+def roc_curve(positive: np.ndarray, score: np.ndarray) -> dict[str, Any]:
+    """One keyword against every other clip: false/true positive rates at each distinct score,
+    and the area under the curve (the chance a random positive outscores a random negative)."""
+    positive = np.asarray(positive, bool)
+    order = np.argsort(-score, kind="stable")
+    score, positive = score[order], positive[order]
+    distinct = np.r_[np.flatnonzero(np.diff(score)), len(score) - 1]
+    tp = np.cumsum(positive)[distinct]
+    fp = np.cumsum(~positive)[distinct]
+    n_pos, n_neg = max(1, int(positive.sum())), max(1, int((~positive).sum()))
+    tpr = np.r_[0.0, tp / n_pos]
+    fpr = np.r_[0.0, fp / n_neg]
+    return {"fpr": fpr, "tpr": tpr, "thresholds": np.r_[np.inf, score[distinct]],
+            "auc": float(np.trapezoid(tpr, fpr))}
+
+
+def thin_curve(curve: dict[str, Any], points: int = 200) -> dict[str, list[float]]:
+    """At most ``points`` points of a curve, for the JSON report."""
+    keep = np.unique(np.linspace(0, len(curve["fpr"]) - 1, points).round().astype(int))
+    return {"fpr": curve["fpr"][keep].round(5).tolist(),
+            "tpr": curve["tpr"][keep].round(5).tolist()}
+
+
+def plot_roc(curves: dict[str, dict[str, Any]], path: str | Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 5))
+    for keyword, c in curves.items():
+        ax.plot(np.maximum(c["fpr"], 1e-4), c["tpr"], lw=1.2,
+                label=f"{keyword} (AUC {c['auc']:.3f})")
+    ax.set_xscale("log")
+    ax.set_xlabel("false positive rate (other clips scored as this keyword)")
+    ax.set_ylabel("true positive rate")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=7)
+    ax.set_title("clip-level ROC per keyword")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 @dataclass
 class Scorer:
     """Any trained model as audio (N, S) -> posteriors (N, C), with what feeding it needs."""
@@ -171,7 +216,6 @@ def run_evaluation(
 
     from kwspot.augment import fill_silence, noise_bank
     from kwspot.clips import load_labelled
-    from kwspot.data import SILENCE, UNKNOWN
     from kwspot.datasets import open_dataset
     from kwspot.datasets.speech_commands import is_speech_commands
     from kwspot.errors import KwspotError
@@ -207,13 +251,19 @@ def run_evaluation(
         clips.audio = fill_silence(clips.audio, clips.is_silence, noise, 1.0, data.seed + 2)
     if len(clips) == 0:
         raise KwspotError("no clip could be decoded")
-    report = classification_report(clips.targets, scorer.score(clips.audio).argmax(1), labels)
+    proba = scorer.score(clips.audio)
+    report = classification_report(clips.targets, proba.argmax(1), labels)
     if out_dir is not None:
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
+        curves = {k: roc_curve(clips.targets == i, proba[:, i])
+                  for i, k in enumerate(labels) if k not in (SILENCE, UNKNOWN)}
         write_report(report, out / "report.json", model=str(model_path), data=str(data.path),
                      split=split, bad_files=clips.bad_files,
-                     label_mapping={k: v for k, v in mapping.items() if k != v})
+                     label_mapping={k: v for k, v in mapping.items() if k != v},
+                     roc_auc={k: c["auc"] for k, c in curves.items()},
+                     roc={k: thin_curve(c) for k, c in curves.items()})
+        plot_roc(curves, out / "roc.png")
         plot_confusion(report, out / "confusion.png")
         (out / "confusion.txt").write_text(report.confusion_text() + "\n")
     return report, clips.bad_files, mapping

@@ -53,7 +53,8 @@ def mine_hard_negatives(model: str | Path | None, streams: Sequence[str | Path],
                         continue
                     audio.seek(first)
                     clip = audio.read(window, dtype="float32")
-                    name = f"{Path(wav).stem}_{end_s:09.2f}_{shift:+.2f}.wav"
+                    name = (f"{Path(wav).parent.name}_{Path(wav).stem}_{end_s:09.2f}_"
+                            f"{shift:+.2f}.wav")
                     save_audio(out / detector.keywords[index] / name, clip, rate)
                     counts["clips"] += 1
                 counts[f"fired as {detector.keywords[index]}"] += 1

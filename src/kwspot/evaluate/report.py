@@ -117,6 +117,8 @@ def render_html(report: dict[str, Any], out: Path) -> str:
     streams = "".join(f"<li>{esc(s['path'])}: {s['duration_s'] / 60:.1f} min, "
                       f"{s['keywords']} keywords</li>" for s in report["streams"])
     lat = d["latency_s"]
+    snr = "".join(f"<tr><td>{esc(band)}</td><td>{_fmt(v['frr'], True)}</td>"
+                  f"<td>{v['truth']}</td></tr>" for band, v in d["frr_by_snr"].items())
     return f"""<!doctype html><html><head><meta charset="utf-8">
 <title>kwspot stream report</title>
 <style>body{{font:14px sans-serif;max-width:60em;margin:2em auto}}table{{border-collapse:
@@ -137,6 +139,7 @@ s, p90 {_fmt(lat['p90'])} s.</p>
 <table><tr><th>keyword</th><th>threshold</th><th>FRR</th><th>FA/h</th><th>hits</th></tr>
 {per_kw}</table>
 <h3>What the false alarms were said over</h3><table>{sources}</table>
+<h3>False rejects by signal-to-noise ratio</h3><table>{snr}</table>
 <h2>DET</h2>{_img(out / 'det.png')}
 <h2>Precision and recall by confidence</h2>{_img(out / 'precision_recall.png')}
 </body></html>

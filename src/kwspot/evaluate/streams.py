@@ -62,6 +62,7 @@ class Outcome:
     false_alarms: Counter = field(default_factory=Counter)  # per keyword fired
     fa_sources: Counter = field(default_factory=Counter)  # what the audio was
     latencies: list[float] = field(default_factory=list)
+    by_snr: dict[str, list[int]] = field(default_factory=dict)  # "5-10 dB": [hits, truths]
     false_alarm_list: list[dict[str, Any]] = field(default_factory=list)
 
     def frr(self, keyword: str | None = None) -> float:
@@ -91,6 +92,9 @@ class Outcome:
                                 "hits": self.hits[k], "truth": self.truths[k],
                                 "false_alarms": self.false_alarms[k]} for k in self.keywords},
             "false_alarms_by_source": dict(self.fa_sources.most_common()),
+            "frr_by_snr": {band: {"frr": 1 - h / n, "truth": n}
+                           for band, (h, n) in sorted(self.by_snr.items(),
+                                                      key=_band_order)},
         }
 
 
@@ -125,6 +129,21 @@ def replay(stream: ScoredStream, thresholds: np.ndarray, refractory_s: float
     return out
 
 
+def _band_order(item: tuple[str, Any]) -> float:
+    return float(item[0].split("-")[0]) if item[0][0].isdigit() else float("inf")
+
+
+def _band(outcome: Outcome, event: dict[str, Any], width: float = 5.0) -> list[int]:
+    """The [hits, truths] counter of the event's SNR band (all in one band if unknown)."""
+    snr = event.get("snr_db")
+    if snr is None:
+        key = "unknown"
+    else:
+        low = width * (float(snr) // width)
+        key = f"{low:g}-{low + width:g} dB"
+    return outcome.by_snr.setdefault(key, [0, 0])
+
+
 def _source(stream: ScoredStream, end_s: float, window_s: float) -> str:
     """What the window that fired mostly held: a keyword, a negative kind, or noise."""
     start = end_s - window_s
@@ -146,26 +165,33 @@ def match(streams: Sequence[ScoredStream], keywords: list[str], thresholds: np.n
     hours = sum(s.duration_s for s in streams) / 3600
     outcome = Outcome(keywords, hours)
     for stream in streams:
-        truth = sorted(stream.events, key=lambda e: e["start"])
+        # only the keywords being spotted count as truth
+        truth = sorted((e for e in stream.events if e["keyword"] in keywords),
+                       key=lambda e: e["start"])
         starts = np.array([e["start"] for e in truth])
+        longest = max((e["end"] - e["start"] for e in truth), default=0.0) + tolerance_s
         matched = np.zeros(len(truth), bool)
         for e in truth:
             outcome.truths[e["keyword"]] += 1
+            _band(outcome, e)[1] += 1
         for index, end_s in replay(stream, thresholds, refractory_s):
             keyword = keywords[index]
+            # of the unmatched true keywords this event can match, the one whose window for
+            # matching closes first (so a later event can still take the later one)
             hit = None
-            for j in range(np.searchsorted(starts, end_s, side="right") - 1, -1, -1):
+            first = int(np.searchsorted(starts, end_s - longest, side="left"))
+            last = int(np.searchsorted(starts, end_s, side="right"))
+            for j in range(first, last):
                 e = truth[j]
-                if e["end"] + tolerance_s < end_s - 10:  # far behind: stop looking
-                    break
                 if (not matched[j] and e["keyword"] == keyword
-                        and e["start"] <= end_s <= e["end"] + tolerance_s):
+                        and e["start"] <= end_s <= e["end"] + tolerance_s
+                        and (hit is None or e["end"] < truth[hit]["end"])):
                     hit = j
-                    break
             if hit is not None:
                 matched[hit] = True
                 outcome.hits[keyword] += 1
                 outcome.latencies.append(end_s - truth[hit]["end"])
+                _band(outcome, truth[hit])[0] += 1
             else:
                 outcome.false_alarms[keyword] += 1
                 source = _source(stream, end_s, window_s)

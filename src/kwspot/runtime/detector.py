@@ -15,6 +15,7 @@ the same code ``kwspot detect`` runs.
 from __future__ import annotations
 
 import math
+import numbers
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -38,7 +39,8 @@ HALF_KEYWORD_S = 0.2
 
 
 def _finite(name: str, value: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or \
+            not math.isfinite(value):
         raise KwspotError(f"{name} must be a finite number, got {value!r}")
     return float(value)
 
@@ -97,7 +99,8 @@ class EventLogic:
         replay over a whole score track computes these for all hops at once)."""
         above = best_ratio >= 1.0
         if not self.armed:
-            if not above and end_s - self.last_end >= self.refractory_s:
+            # (a small tolerance: float hop times must not stretch a refractory by one hop)
+            if not above and end_s - self.last_end >= self.refractory_s - 1e-6:
                 self.armed = True
             return None
         if not above:
@@ -130,8 +133,14 @@ class Detector:
         if missing:
             raise KwspotError(f"model cannot spot {missing}; its labels are {labels}")
         self.keywords = chosen
+        stray = sorted(set(self.config.thresholds) - set(labels))
+        if stray:
+            raise KwspotError(f"thresholds for {stray}, which the model does not know")
         self.keyword_index = np.array([labels.index(k) for k in chosen])
         self.thresholds = np.array([self._threshold(k) for k in chosen])
+        if self.hop >= self.window:
+            raise KwspotError(f"hop ({self.config.hop_ms:g} ms) must be shorter than the "
+                              f"model's window ({1000 * self.window / rate:g} ms)")
         self.scorer = StreamScorer(self.model, self.hop)
         self.logic = EventLogic(self.thresholds, self.config.refractory_ms / 1000)
         self.reset()

@@ -24,15 +24,18 @@ class StreamScorer:
     """Posteriors (n, classes) for every hop completed by the pushed audio."""
 
     def __init__(self, model: OnnxKeywordModel, hop_samples: int) -> None:
-        if hop_samples < 1:
-            raise KwspotError("hop must be at least one sample")
+        if not 1 <= hop_samples < model.window_samples:
+            raise KwspotError("hop must be at least one sample and shorter than the window")
         self.model = model
         self.hop = hop_samples
         self.window = model.window_samples
         self.frontend = model.frontend() if hasattr(model, "frontend") else None
         if self.frontend is not None:
             cfg = self.frontend.cfg
-            if hop_samples % cfg.hop_length or self.window != cfg.clip_samples:
+            if self.window != cfg.clip_samples:
+                raise KwspotError(f"the card's window ({self.window} samples) differs from "
+                                  f"its features' clip ({cfg.clip_samples} samples)")
+            if hop_samples % cfg.hop_length:
                 raise KwspotError(f"hop must be a multiple of the feature hop "
                                   f"({cfg.hop_ms:g} ms) for this model")
             self.hop_frames = hop_samples // cfg.hop_length

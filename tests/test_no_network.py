@@ -1,0 +1,29 @@
+"""kwspot makes no network request at run time: a detector process, traced with strace, opens
+no internet socket and asks no DNS resolver (ONNX Runtime telemetry is switched off)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+
+@pytest.mark.skipif(shutil.which("strace") is None, reason="strace is not installed")
+def test_detect_opens_no_internet_socket(tmp_path: Path) -> None:
+    audio = (np.random.default_rng(0).standard_normal(16000 * 20) * 0.05).astype(np.float32)
+    wav = tmp_path / "noise.wav"
+    sf.write(str(wav), audio, 16000)
+    log = tmp_path / "trace.log"
+    code = ("import time, sys\nfrom kwspot.cli import main\n"
+            f"main(['detect', {str(wav)!r}, '--json'])\ntime.sleep(3)\n")
+    subprocess.run(["strace", "-f", "-qq", "-e", "trace=socket,connect,sendto", "-o", str(log),
+                    sys.executable, "-c", code], check=True, capture_output=True)
+    trace = log.read_text()
+    internet = [line for line in trace.splitlines()
+                if "AF_INET" in line or "nscd" in line or "htons(53)" in line]
+    assert internet == [], internet[:5]
