@@ -21,8 +21,12 @@ def test_detect_opens_no_internet_socket(tmp_path: Path) -> None:
     log = tmp_path / "trace.log"
     code = ("import time, sys\nfrom kwspot.cli import main\n"
             f"main(['detect', {str(wav)!r}, '--json'])\ntime.sleep(3)\n")
-    subprocess.run(["strace", "-f", "-qq", "-e", "trace=socket,connect,sendto", "-o", str(log),
-                    sys.executable, "-c", code], check=True, capture_output=True)
+    run = subprocess.run(["strace", "-f", "-qq", "-e", "trace=socket,connect,sendto", "-o",
+                          str(log), sys.executable, "-c", code], capture_output=True, text=True,
+                         check=False)
+    if run.returncode != 0 and ("ptrace" in run.stderr or "not permitted" in run.stderr):
+        pytest.skip(f"strace cannot trace here: {run.stderr.strip()[:200]}")
+    assert run.returncode == 0, run.stderr
     trace = log.read_text()
     internet = [line for line in trace.splitlines()
                 if "AF_INET" in line or "nscd" in line or "htons(53)" in line]
