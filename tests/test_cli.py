@@ -215,3 +215,13 @@ def test_eval_stream_calibrate_and_detect_use_the_card(tiny_onnx: Path, tmp_path
     card = json.loads(model.with_suffix(".json").read_text())
     assert set(card["thresholds"]) == {k for k in card["labels"] if not k.startswith("_")}
     assert card["calibration"]["target_fa_per_hour"] == 5
+
+
+def test_version_and_empty_words(capsys) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0 and capsys.readouterr().out.startswith("kwspot 0.")
+    assert main(["synth", "--words", " , ", "--out", "x"]) == 1
+    assert "--words" in _one_line_error(capsys)
+    assert main(["train", "--data", ".", "--steps", "-5"]) == 1
+    assert "--steps" in _one_line_error(capsys)

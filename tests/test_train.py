@@ -132,8 +132,8 @@ def test_one_training_process_per_run_directory(tmp_path: Path) -> None:
     from kwspot.train import run_lock
 
     with run_lock(tmp_path / "run"):
-        assert (tmp_path / "run" / "train.lock").read_text() == str(os.getpid())
-        with pytest.raises(KwspotError, match="in use by training process"):
+        assert (tmp_path / "run" / "train.lock").read_text().split()[0] == str(os.getpid())
+        with pytest.raises(KwspotError, match=r"in use by training process .* delete"):
             train(None, tmp_path / "run", resume=False)
     assert not (tmp_path / "run" / "train.lock").exists()
     # a lock left behind by a process that has died is taken over
@@ -142,3 +142,34 @@ def test_one_training_process_per_run_directory(tmp_path: Path) -> None:
     (tmp_path / "run" / "train.lock").write_text(dead)
     with run_lock(tmp_path / "run"):
         pass
+    # an empty lock (a kill between create and write), or a live PID whose start time does
+    # not match (the PID was reused by another process), is stale too
+    for stale in ("", f"{os.getpid()} 1"):
+        (tmp_path / "run" / "train.lock").write_text(stale)
+        with run_lock(tmp_path / "run"):
+            pass
+
+
+def test_resume_survives_a_truncated_metrics_line_and_fresh_runs_start_clean(
+        tiny_dataset: Path, tmp_path: Path) -> None:
+    cfg = dataclasses.replace(tiny_train_config(tiny_dataset, steps=8), eval_every=4, threads=1)
+    cfg = dataclasses.replace(cfg, optim=dataclasses.replace(cfg.optim, steps=4))
+    train(cfg, tmp_path / "run", quiet=True)
+    metrics = tmp_path / "run" / "metrics.jsonl"
+    metrics.write_text(metrics.read_text() + '{"step": 8, "val_acc')  # killed mid-write
+    longer = dataclasses.replace(cfg, optim=dataclasses.replace(cfg.optim, steps=8))
+    longer.save(tmp_path / "run" / "config.json")
+    train(None, tmp_path / "run", resume=True, quiet=True)
+    assert [json.loads(x)["step"] for x in metrics.read_text().splitlines()] == [4, 8]
+    # a run killed before its first checkpoint left rows; a fresh run does not append to them
+    (tmp_path / "fresh").mkdir()
+    (tmp_path / "fresh" / "metrics.jsonl").write_text('{"step": 4}\n')
+    train(cfg, tmp_path / "fresh", quiet=True)
+    assert [json.loads(x)["step"] for x in
+            (tmp_path / "fresh" / "metrics.jsonl").read_text().splitlines()] == [4]
+
+
+@pytest.mark.parametrize("change", [{"eval_every": 0}, {"dropout": 2.0}, {"threads": -1}])
+def test_bad_training_settings_are_one_line_errors(tiny_dataset: Path, change: dict) -> None:
+    with pytest.raises(KwspotError):
+        dataclasses.replace(tiny_train_config(tiny_dataset), **change)

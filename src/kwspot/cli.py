@@ -161,6 +161,8 @@ def cmd_train(args: argparse.Namespace) -> None:
         if args.model not in MODELS:
             raise KwspotError(f"unknown model {args.model!r}; available: "
                               f"{', '.join(sorted(MODELS))}")
+        if args.steps < 1:
+            raise KwspotError(f"--steps must be at least 1, got {args.steps}")
         n_rates = len(args.lr_values)
         bounds = args.lr_boundaries if args.lr_boundaries is not None else tuple(
             round(args.steps * (i + 1) / n_rates) for i in range(n_rates - 1))
@@ -224,7 +226,12 @@ def cmd_eval(args: argparse.Namespace) -> None:
     if split == "auto":
         split = "test" if (data.suffix == ".csv" or is_speech_commands(data)) else "all"
     model = Path(args.model)
-    out = Path(args.out) if args.out else run_dir_of(model) / f"eval-{data.stem or data.name}"
+    # reports of a run go into the run; of an exported model, under the current folder (never
+    # into an installed package's folder)
+    name = f"eval-{data.stem or data.name}"
+    out = Path(args.out) if args.out else (
+        Path("reports") / f"{model.stem}-{name}" if model.suffix == ".onnx"
+        else run_dir_of(model) / name)
     report, bad, mapping = run_evaluation(model, data_config(args), split, out, args.seed)
     console = Console()
     table = Table(title=f"{model} on {data} [{split}]")
@@ -455,6 +462,8 @@ def cmd_synth(args: argparse.Namespace) -> None:
 
     if args.clips_per_word < 1:
         raise KwspotError("--clips-per-word must be at least 1")
+    if not args.words:
+        raise KwspotError("--words needs at least one word")
     total = len(args.words) * args.clips_per_word
     with Progress(console=Console(stderr=True)) as bar:
         task = bar.add_task("synthesize", total=total)
@@ -684,6 +693,12 @@ SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
 ]
 
 
+def _version() -> str:
+    from kwspot import __version__
+
+    return __version__
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="kwspot",
@@ -691,6 +706,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "benchmark and run TC-ResNet keyword spotters.",
     )
     parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
+    parser.add_argument("--version", action="version", version=f"kwspot {_version()}",
+                        help="print the version and exit")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in SUBCOMMANDS:
         add(sub)

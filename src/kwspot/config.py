@@ -33,7 +33,8 @@ class OptimConfig:
         if list(self.lr_boundaries) != sorted(self.lr_boundaries):
             raise KwspotError("learning-rate boundaries must increase")
         if self.steps <= 0 or self.batch_size <= 0:
-            raise KwspotError("steps and batch size must be positive")
+            raise KwspotError(f"--steps and --batch-size must be positive, got {self.steps} "
+                              f"and {self.batch_size}")
 
     def lr_at(self, step: int) -> float:
         for boundary, value in zip(self.lr_boundaries, self.lr_values, strict=False):
@@ -60,6 +61,14 @@ class TrainConfig:
     seed: int = 0
     threads: int = 0  # 0: all cores
     init: str | None = None  # start from this checkpoint's weights (fine-tuning), not random
+
+    def __post_init__(self) -> None:
+        if self.eval_every < 1:
+            raise KwspotError(f"--eval-every must be at least 1, got {self.eval_every}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise KwspotError(f"--dropout must be in [0, 1), got {self.dropout}")
+        if self.threads < 0:
+            raise KwspotError(f"--threads must be 0 (all cores) or more, got {self.threads}")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

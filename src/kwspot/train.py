@@ -117,16 +117,50 @@ class BatchSampler:
         self.generator.set_state(state["rng"])
 
 
+def _metrics_row(line: str) -> dict | None:
+    try:
+        row = json.loads(line)
+    except json.JSONDecodeError:
+        return None
+    return row if isinstance(row, dict) else None
+
+
 class _Interrupted(Exception):
     """Raised at a step boundary after SIGINT/SIGTERM."""
+
+
+def _start_time(pid: int) -> str | None:
+    """The process's start time in clock ticks (Linux), so a reused PID is told apart."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[1].split()[19]
+
+
+def _lock_owner_alive(text: str) -> int | None:
+    """The PID holding a lock written as "PID START", if that very process still runs."""
+    parts = text.split()
+    if not parts or not parts[0].isdigit() or int(parts[0]) <= 0:
+        return None  # empty or garbled: nobody can hold it
+    pid = int(parts[0])
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        return pid  # alive, another user's
+    if len(parts) > 1 and Path("/proc").is_dir() and _start_time(pid) != parts[1]:
+        return None  # the PID was reused by another process
+    return pid
 
 
 @contextlib.contextmanager
 def run_lock(run_dir: Path) -> Iterator[None]:
     """One training process per run directory: two would overwrite each other's checkpoints.
 
-    The lock file holds the owner's PID; a lock left by a process that no longer exists (a
-    killed run) is taken over.
+    The lock file holds the owner's PID and start time; a lock whose process is gone (a killed
+    run), whose PID was reused, or that is empty, is taken over.
     """
     run_dir.mkdir(parents=True, exist_ok=True)
     lock = run_dir / "train.lock"
@@ -136,16 +170,16 @@ def run_lock(run_dir: Path) -> Iterator[None]:
             break
         except FileExistsError:
             try:
-                owner = int(lock.read_text().strip() or 0)
-                os.kill(owner, 0)
-            except (ValueError, ProcessLookupError, FileNotFoundError):
-                lock.unlink(missing_ok=True)  # stale: its process is gone
+                owner = _lock_owner_alive(lock.read_text())
+            except FileNotFoundError:
                 continue
-            except PermissionError:
-                pass  # alive, owned by another user
-            raise KwspotError(f"{run_dir} is in use by training process {owner}") from None
+            if owner is None:
+                lock.unlink(missing_ok=True)  # stale
+                continue
+            raise KwspotError(f"{run_dir} is in use by training process {owner}; if no "
+                              f"training runs there, delete {lock}") from None
     try:
-        os.write(fd, str(os.getpid()).encode())
+        os.write(fd, f"{os.getpid()} {_start_time(os.getpid()) or ''}".strip().encode())
         os.close(fd)
         yield
     finally:
@@ -223,11 +257,13 @@ def _train(cfg: TrainConfig | None, run_dir: Path, resume: bool, quiet: bool) ->
 
     writer = SummaryWriter(str(run_dir / "tb"), purge_step=step if resume else None)
     metrics_path = run_dir / "metrics.jsonl"
-    if resume and metrics_path.exists():  # a hard kill may have logged past the checkpoint
+    if resume and metrics_path.exists():
+        # a hard kill may have logged past the checkpoint, or cut the last line short
         kept = [line for line in metrics_path.read_text().splitlines()
-                if line.strip() and json.loads(line)["step"] <= step]
+                if (row := _metrics_row(line)) is not None and row.get("step", 0) <= step]
         metrics_path.write_text("".join(line + "\n" for line in kept))
-    metrics_file = metrics_path.open("a")
+    # a fresh run starts a fresh log (a run killed before its first checkpoint left rows)
+    metrics_file = metrics_path.open("a" if resume else "w")
 
     def save_last() -> None:
         record = model_record(
