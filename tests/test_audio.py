@@ -292,3 +292,21 @@ def test_decode_clips_all_bad_gives_empty_table(tmp_path: Path) -> None:
     table = decode_clips(rows, 400, workers=1)
     assert table.audio.shape == (0, 400) and table.utterances == []
     assert len(table.bad_files) == 3
+
+
+def test_absurd_sample_rates_are_refused_before_decoding(tmp_path) -> None:
+    """A 32 KB WAV whose header says 1 Hz would become hours of audio after resampling."""
+    import struct
+
+    from kwspot.audio import iter_audio_blocks
+
+    path = tmp_path / "one_hz.wav"
+    sf.write(str(path), np.zeros(16000, np.float32), 16000, subtype="PCM_16")
+    header = bytearray(path.read_bytes())
+    header[24:28] = struct.pack("<I", 1)  # sample rate
+    header[28:32] = struct.pack("<I", 2)  # byte rate
+    path.write_bytes(bytes(header))
+    with pytest.raises(AudioError, match="1 Hz"):
+        load_audio(path)
+    with pytest.raises(AudioError, match="1 Hz"):
+        list(iter_audio_blocks(path))

@@ -38,6 +38,26 @@ def _check_file(path: Path) -> None:
         raise AudioError(f"{path}: file is empty")
 
 
+MIN_RATE, MAX_RATE = 4000, 384_000
+MAX_SAMPLES_PER_BYTE = 2000  # FLAC of digital silence packs ~1000 samples a byte; more is a lie
+
+
+def _check_header(path: Path) -> None:
+    """Refuse headers that would make the decoder allocate absurd amounts: a rate below 4 kHz
+    or above 384 kHz, or more samples than the file could hold."""
+    try:
+        info = sf.info(str(path))
+    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError):
+        return  # the decoder gives the clear error
+    if not MIN_RATE <= info.samplerate <= MAX_RATE:
+        raise AudioError(f"{path}: sample rate {info.samplerate} Hz is outside "
+                         f"{MIN_RATE}-{MAX_RATE} Hz; not a usable recording")
+    samples = info.frames * info.channels
+    if samples > max(16_000_000, MAX_SAMPLES_PER_BYTE * path.stat().st_size):
+        raise AudioError(f"{path}: header claims {info.frames} frames, more than a "
+                         f"{path.stat().st_size}-byte file can hold")
+
+
 def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     """Decode WAV/FLAC/OGG (int or float PCM, any rate, any channel count) to mono float32.
 
@@ -45,6 +65,7 @@ def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     """
     path = Path(path)
     _check_file(path)
+    _check_header(path)
     try:
         audio, rate = sf.read(str(path), dtype="float32", always_2d=False)
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
@@ -95,6 +116,9 @@ def iter_audio_blocks(path: str | Path | BinaryIO, sample_rate: int = SAMPLE_RAT
         raise AudioError(f"{path}: cannot decode audio ({exc})") from exc
     with handle:
         rate = handle.samplerate
+        if not MIN_RATE <= rate <= MAX_RATE:
+            raise AudioError(f"{path}: sample rate {rate} Hz is outside {MIN_RATE}-{MAX_RATE} "
+                             "Hz; not a usable recording")
         resampler = None if rate == sample_rate else soxr.ResampleStream(
             rate, sample_rate, 1, dtype="float32", quality="HQ")
         block = max(1, round(block_seconds * rate))
