@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import errno
+import os
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -30,11 +33,23 @@ def to_mono(audio: np.ndarray) -> np.ndarray:
 
 
 def _check_file(path: Path) -> None:
-    if not path.exists():
-        raise AudioError(f"{path}: no such file")
-    if path.is_dir():
+    """One true line for each way a path can fail to be a readable audio file."""
+    try:
+        info = path.stat()
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise AudioError(f"{path}: symbolic link loop") from None
+        if exc.errno == errno.EACCES:
+            raise AudioError(f"{path}: permission denied") from None
+        raise AudioError(f"{path}: no such file") from None
+    if stat.S_ISDIR(info.st_mode):
         raise AudioError(f"{path}: is a directory, not an audio file")
-    if path.stat().st_size == 0:
+    if not stat.S_ISREG(info.st_mode):
+        raise AudioError(f"{path}: not a regular file (a pipe, socket or device); "
+                         "for standard input use '-'")
+    if not os.access(path, os.R_OK):
+        raise AudioError(f"{path}: permission denied")
+    if info.st_size == 0:
         raise AudioError(f"{path}: file is empty")
 
 

@@ -93,6 +93,10 @@ class OnnxKeywordModel:
         self.labels: list[str] = list(self.card["labels"])
         self.sample_rate: int = int(self.card["sample_rate"])
         self.window_samples: int = int(self.card["window_samples"])
+        inputs = self.session.get_inputs()[0].shape
+        if len(inputs) == 2 and isinstance(inputs[1], int) and inputs[1] != self.window_samples:
+            raise KwspotError(f"{card_file}: window_samples is {self.window_samples} but the "
+                              f"model takes {inputs[1]} samples")
         outputs = self.session.get_outputs()[0].shape
         if len(outputs) == 2 and isinstance(outputs[1], int) and outputs[1] != len(self.labels):
             raise KwspotError(f"{card_file}: the card has {len(self.labels)} labels but the "
