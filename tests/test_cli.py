@@ -225,3 +225,23 @@ def test_version_and_empty_words(capsys) -> None:
     assert "--words" in _one_line_error(capsys)
     assert main(["train", "--data", ".", "--steps", "-5"]) == 1
     assert "--steps" in _one_line_error(capsys)
+
+
+def test_full_disk_and_unusable_run_folder_are_one_line_errors(tiny_dataset: Path, tmp_path: Path,
+                                                                monkeypatch, capsys) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    args = ["train", "--data", str(tiny_dataset), "--keywords", "yes,no,stop", "--steps", "2",
+            "--eval-every", "1", "--batch-size", "8", "--threads", "1", "--quiet"]
+    assert main([*args, "--run-dir", str(blocker / "run")]) == 1
+    assert "a-file" in _one_line_error(capsys)
+
+    import torch
+
+    def full(*_args, **_kwargs):
+        raise OSError(28, "No space left on device", str(tmp_path / "run" / "best.pt.tmp"))
+
+    monkeypatch.setattr(torch, "save", full)
+    assert main([*args, "--run-dir", str(tmp_path / "run")]) == 1
+    assert "No space left on device" in _one_line_error(capsys)
+    assert not list((tmp_path / "run").glob("*.tmp"))  # no partial file left behind

@@ -732,7 +732,18 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except OSError as exc:  # a full disk, a read-only or missing folder, no permission
+        if args.debug:
+            raise
+        print(f"kwspot: error: {os_error_line(exc)}", file=sys.stderr)
+        return 1
     return 0
+
+
+def os_error_line(exc: OSError) -> str:
+    """'PATH: reason' in one line, e.g. 'runs/x/best.pt: No space left on device'."""
+    reason = exc.strerror or str(exc).splitlines()[0]
+    return f"{exc.filename}: {reason}" if exc.filename else reason
 
 
 if __name__ == "__main__":

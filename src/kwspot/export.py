@@ -135,8 +135,11 @@ def export_onnx(model: KeywordClassifier, out_path: str | Path, check_audio: np.
     entry = proto.metadata_props.add()
     entry.key, entry.value = "kwspot_card", json.dumps(card)
     tmp = out_path.with_name(out_path.name + ".tmp")
-    onnx.save(proto, str(tmp))
-    os.replace(tmp, out_path)
+    try:
+        onnx.save(proto, str(tmp))
+        os.replace(tmp, out_path)
+    finally:
+        tmp.unlink(missing_ok=True)
     write_card(card, card_path(out_path))
     return card
 
@@ -145,8 +148,11 @@ def write_card(card: dict[str, Any], path: str | Path) -> None:
     """Temp file + rename: a kill mid-write never leaves a half card beside a model."""
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(card, indent=2) + "\n")
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(json.dumps(card, indent=2) + "\n")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def card_path(onnx_path: str | Path) -> Path:
