@@ -58,6 +58,17 @@ def shared_dataset(shared_data: Path) -> Callable[[str], Path]:
     return get
 
 
+@pytest.fixture
+def one_torch_thread():
+    """Timing-free but thread-sensitive model tests run on one torch thread, then restore."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def sine(
     freq: float = 1000.0, rate: int = 16000, seconds: float = 1.0, amplitude: float = 0.5
 ) -> np.ndarray:

@@ -10,6 +10,7 @@ from typing import ClassVar
 
 import numpy as np
 import pytest
+from fakes import FakeModel, middle
 
 from kwspot.audio import load_audio
 from kwspot.errors import KwspotError
@@ -19,18 +20,13 @@ from kwspot.runtime.detector import Detector, DetectorConfig, detect_audio
 RATE = 16000
 
 
-class EnergyModel:
-    """Stand-in model: 'beep' probability = share of loud samples in the window's middle."""
+class EnergyModel(FakeModel):
+    """'beep' probability = share of loud samples in the window's middle."""
 
     labels: ClassVar[list[str]] = ["_silence_", "_unknown_", "beep"]
-    sample_rate = RATE
-    window_samples = RATE
-    path = Path("energy")
 
     def posteriors(self, windows: np.ndarray) -> np.ndarray:
-        windows = np.atleast_2d(windows)
-        middle = windows[:, RATE // 4 : 3 * RATE // 4]
-        p = (np.abs(middle) > 0.05).mean(axis=1)
+        p = (np.abs(middle(windows)) > 0.05).mean(axis=1)
         return np.stack([1 - p, np.zeros_like(p), p], axis=1)
 
 

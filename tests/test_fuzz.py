@@ -10,6 +10,7 @@ from typing import ClassVar
 import numpy as np
 import pytest
 import soundfile as sf
+from fakes import FakeModel
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
@@ -55,11 +56,8 @@ def test_load_audio_never_raises_anything_but_audio_error(tmp_path: Path, data) 
     assert len(audio) < 16000 * 60  # no header made a short file into hours
 
 
-class Flat:
+class Flat(FakeModel):
     labels: ClassVar[list[str]] = ["_silence_", "_unknown_", "a", "b"]
-    sample_rate = 16000
-    window_samples = 16000
-    path = Path("flat")
 
     def posteriors(self, windows: np.ndarray) -> np.ndarray:
         loud = np.abs(np.atleast_2d(windows)).mean(axis=1, keepdims=True)

@@ -17,12 +17,7 @@ WINDOW = 98
 STRIDE = 8
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def random_model(name: str, seed: int = 0, bn_shift: bool = True) -> TCResNet:

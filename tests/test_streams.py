@@ -12,6 +12,7 @@ from typing import ClassVar
 import numpy as np
 import pytest
 import soundfile as sf
+from fakes import FakeModel, middle
 
 from kwspot.data import SPEECH_COMMANDS_KEYWORDS
 from kwspot.datasets.negatives import (
@@ -30,20 +31,15 @@ from kwspot.runtime.detector import Detector, DetectorConfig, detect_audio
 RATE = 16000
 
 
-class TwoToneModel:
-    """Stand-in model with two keywords: 'low' for loud 300 Hz, 'high' for loud 3 kHz.
-
-    A keyword's posterior is the share of the window's middle half that holds its tone."""
+class TwoToneModel(FakeModel):
+    """Two keywords: 'low' for loud 300 Hz, 'high' for loud 3 kHz. A keyword's posterior is
+    the share of the window's middle half that holds its tone."""
 
     labels: ClassVar[list[str]] = ["_silence_", "_unknown_", "low", "high"]
-    sample_rate = RATE
-    window_samples = RATE
-    path = Path("two-tone")
 
     def posteriors(self, windows: np.ndarray) -> np.ndarray:
-        windows = np.atleast_2d(windows)
-        middle = windows[:, RATE // 4 : 3 * RATE // 4]
-        frames = middle[:, : (middle.shape[1] // 160) * 160].reshape(len(middle), -1, 160)
+        mid = middle(windows)
+        frames = mid[:, : (mid.shape[1] // 160) * 160].reshape(len(mid), -1, 160)
         spectrum = np.abs(np.fft.rfft(frames, axis=2))
         loud = np.sqrt((frames ** 2).mean(axis=2)) > 0.05
         high = spectrum[..., 20:].sum(axis=2) > spectrum[..., :20].sum(axis=2)

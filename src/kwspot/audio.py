@@ -32,6 +32,14 @@ def to_mono(audio: np.ndarray) -> np.ndarray:
     return audio.mean(axis=1)
 
 
+def _finite_mono(audio: np.ndarray, path: Path) -> np.ndarray:
+    """Decoded samples -> mono, refusing NaN/inf (float files can hold them)."""
+    audio = to_mono(audio[:, 0] if audio.ndim == 2 and audio.shape[1] == 1 else audio)
+    if not np.all(np.isfinite(audio)):
+        raise AudioError(f"{path}: contains NaN or infinite samples")
+    return audio
+
+
 def _check_file(path: Path) -> None:
     """One true line for each way a path can fail to be a readable audio file."""
     try:
@@ -87,9 +95,7 @@ def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
         raise AudioError(f"{path}: cannot decode audio ({exc})") from exc
     if audio.size == 0:
         raise AudioError(f"{path}: contains no samples")
-    audio = to_mono(audio)
-    if not np.all(np.isfinite(audio)):
-        raise AudioError(f"{path}: contains NaN or infinite samples")
+    audio = _finite_mono(audio, path)
     audio = resample(audio, rate, sample_rate)
     if audio.size == 0:
         raise AudioError(f"{path}: too short to hold one sample at {sample_rate} Hz")
@@ -144,9 +150,7 @@ def iter_audio_blocks(path: str | Path | BinaryIO, sample_rate: int = SAMPLE_RAT
             except (sf.LibsndfileError, RuntimeError) as exc:
                 raise AudioError(f"{path}: cannot decode audio ({exc})") from exc
             last = len(data) < block
-            audio = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
-            if not np.all(np.isfinite(audio)):
-                raise AudioError(f"{path}: contains NaN or infinite samples")
+            audio = _finite_mono(data, path)
             total += len(audio)
             if resampler is not None:
                 audio = resampler.resample_chunk(audio, last=last)

@@ -4,7 +4,6 @@ so eval/export/bench need nothing but the file."""
 from __future__ import annotations
 
 import dataclasses
-import os
 import pickle
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ from kwspot.classifier import KeywordClassifier
 from kwspot.config import from_dict
 from kwspot.errors import KwspotError
 from kwspot.features import FeatureConfig
+from kwspot.fileio import atomic_path
 
 
 def model_record(model: KeywordClassifier, **extra: Any) -> dict[str, Any]:
@@ -29,13 +29,8 @@ def model_record(model: KeywordClassifier, **extra: Any) -> dict[str, Any]:
 
 def save_record(record: dict[str, Any], path: str | Path) -> None:
     """Write to a temp file and rename, so a kill mid-write never leaves a corrupt checkpoint."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    try:
+    with atomic_path(path) as tmp:
         torch.save(record, tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def load_record(path: str | Path) -> dict[str, Any]:

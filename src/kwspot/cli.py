@@ -329,7 +329,7 @@ def cmd_detect(args: argparse.Namespace) -> None:
 
     from kwspot.audio import iter_audio_blocks
     from kwspot.errors import AudioError
-    from kwspot.runtime.detector import detect_blocks
+    from kwspot.runtime.detector import Detector, detect_blocks
     from kwspot.runtime.model import OnnxKeywordModel
 
     model = OnnxKeywordModel(args.model)
@@ -340,7 +340,7 @@ def cmd_detect(args: argparse.Namespace) -> None:
         source = io.BytesIO(sys.stdin.buffer.read()) if file == "-" else file
         try:
             blocks = iter_audio_blocks(source, model.sample_rate)
-            events = detect_blocks(blocks, model, cfg, keywords)
+            events = detect_blocks(blocks, Detector(model, cfg, keywords))
         except AudioError as exc:
             print(f"kwspot: error: {exc}", file=sys.stderr)
             failures += 1
@@ -552,6 +552,21 @@ def cmd_streams(args: argparse.Namespace) -> None:
           "each with a .json ground truth")
 
 
+def add_stream_args(p: argparse.ArgumentParser, model_help: str, streams_help: str,
+                    tolerance: bool = True) -> None:
+    """MODEL STREAM... (and --tolerance-s): what eval-stream, calibrate and mine share."""
+    p.add_argument("model", help=model_help)
+    p.add_argument("streams", nargs="+", help=streams_help)
+    if tolerance:
+        p.add_argument("--tolerance-s", type=float, default=1.0,
+                       help="how long after a keyword ends an event still counts "
+                            "(default 1.0)")
+
+
+def _model_path(text: str) -> str | None:
+    return None if text == "shipped" else text
+
+
 def add_eval_stream_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("eval-stream", help="false rejects vs false alarms per hour on streams",
                        description="Run the detector (the code `kwspot detect` runs) over "
@@ -562,12 +577,10 @@ def add_eval_stream_parser(sub: argparse._SubParsersAction) -> None:
                        "firing between the keyword's start and --tolerance-s after its end; "
                        "anything else is a false alarm. Writes report.json, report.html, "
                        "det.png and precision_recall.png.")
-    p.add_argument("model", help="exported .onnx, or 'shipped' for the packaged model")
-    p.add_argument("streams", nargs="+", help="stream .wav files with .json truth beside them")
+    add_stream_args(p, "exported .onnx, or 'shipped' for the packaged model",
+                    "stream .wav files with .json truth beside them")
     p.add_argument("--out", default="reports/eval-stream", metavar="DIR",
                    help="report folder (default reports/eval-stream)")
-    p.add_argument("--tolerance-s", type=float, default=1.0,
-                   help="how long after a keyword ends an event still counts (default 1.0)")
     p.add_argument("--compare", action="append", default=[], metavar="REPORT.json",
                    help="draw another report's overall DET curve too; repeatable")
     add_detector_args(p, with_model=False)
@@ -580,9 +593,7 @@ def cmd_eval_stream(args: argparse.Namespace) -> None:
     from kwspot.evaluate.report import write_stream_report
     from kwspot.evaluate.streams import evaluate_streams
 
-    model = None if args.model == "shipped" else args.model
-    if not args.tolerance_s >= 0:
-        raise KwspotError("--tolerance-s must be >= 0")
+    model = _model_path(args.model)
     others = {}
     for path in args.compare:
         try:
@@ -612,12 +623,10 @@ def add_calibrate_parser(sub: argparse._SubParsersAction) -> None:
                        "(split evenly over the keywords), and write them into the model card; "
                        "`kwspot detect` then uses them by default. Never calibrate on the "
                        "streams you report on.")
-    p.add_argument("model", help="exported .onnx (its .json card is updated)")
-    p.add_argument("streams", nargs="+", help="validation stream .wav files with .json truth")
+    add_stream_args(p, "exported .onnx (its .json card is updated)",
+                    "validation stream .wav files with .json truth")
     p.add_argument("--target-fa-per-hour", type=float, required=True, metavar="X",
                    help="false alarms per hour allowed, all keywords together")
-    p.add_argument("--tolerance-s", type=float, default=1.0,
-                   help="how long after a keyword ends an event still counts (default 1.0)")
     p.add_argument("--dry-run", action="store_true", help="print, do not write the card")
     add_detector_args(p, with_model=False)
     p.set_defaults(func=cmd_calibrate)
@@ -647,8 +656,8 @@ def add_mine_parser(sub: argparse._SubParsersAction) -> None:
                        "train`) and save every 1 s window where it fires but no keyword was "
                        "said (a few shifted copies each) as WAV files under --out/<keyword "
                        "fired>/. Train again with `--negatives DIR` (fine-tune with --init).")
-    p.add_argument("model", help="exported .onnx, or 'shipped'")
-    p.add_argument("streams", nargs="+", help="training stream .wav files with .json truth")
+    add_stream_args(p, "exported .onnx, or 'shipped'",
+                    "training stream .wav files with .json truth", tolerance=False)
     p.add_argument("--out", required=True, metavar="DIR", help="output folder")
     p.add_argument("--threshold", type=float, default=0.5,
                    help="fire at this score while mining (default 0.5: catch near misses too)")
@@ -658,8 +667,7 @@ def add_mine_parser(sub: argparse._SubParsersAction) -> None:
 def cmd_mine(args: argparse.Namespace) -> None:
     from kwspot.evaluate.mining import mine_hard_negatives
 
-    model = None if args.model == "shipped" else args.model
-    counts = mine_hard_negatives(model, args.streams, args.out, args.threshold)
+    counts = mine_hard_negatives(_model_path(args.model), args.streams, args.out, args.threshold)
     print(", ".join(f"{k}: {v}" for k, v in sorted(counts.items())))
     print(f"wrote {counts.get('clips', 0)} clips to {args.out}")
 

@@ -11,15 +11,12 @@ import contextlib
 import dataclasses
 import inspect
 import io
-import json
 import logging
-import os
 import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import onnx
 import onnxruntime as ort
 import torch
 from torch import nn
@@ -27,6 +24,7 @@ from torch import nn
 from kwspot import __version__
 from kwspot.classifier import KeywordClassifier, PosteriorModel
 from kwspot.errors import KwspotError
+from kwspot.fileio import write_card
 
 INPUT_NAME = "audio"
 OUTPUT_NAME = "posteriors"
@@ -122,8 +120,7 @@ def export_onnx(model: KeywordClassifier, out_path: str | Path, check_audio: np.
                        "shape": ["batch", model.features.num_channels, model.features.num_frames],
                        "output": NETWORK_OUTPUT, "meaning": "logits in label order; the "
                        "runtime computes the features (same front end) and the softmax"}
-    max_diff = max(parity(wrapper, out_path, check_audio),
-                   network_parity(model, network_path, check_audio))
+    max_diff = parity(wrapper, out_path, network_path, check_audio)
     card["parity"] = {"max_abs_diff": max_diff, "clips": len(check_audio), "tolerance": tolerance}
     if max_diff > tolerance:
         out_path.unlink(missing_ok=True)
@@ -131,28 +128,8 @@ def export_onnx(model: KeywordClassifier, out_path: str | Path, check_audio: np.
         raise KwspotError(
             f"ONNX Runtime and PyTorch disagree by {max_diff:.2e} (> {tolerance:.0e}); "
             "nothing was written")
-    proto = onnx.load(str(out_path))
-    entry = proto.metadata_props.add()
-    entry.key, entry.value = "kwspot_card", json.dumps(card)
-    tmp = out_path.with_name(out_path.name + ".tmp")
-    try:
-        onnx.save(proto, str(tmp))
-        os.replace(tmp, out_path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    write_card(card, card_path(out_path))
+    write_card(card, out_path)
     return card
-
-
-def write_card(card: dict[str, Any], path: str | Path) -> None:
-    """Temp file + rename: a kill mid-write never leaves a half card beside a model."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        tmp.write_text(json.dumps(card, indent=2) + "\n")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def card_path(onnx_path: str | Path) -> Path:
@@ -160,22 +137,19 @@ def card_path(onnx_path: str | Path) -> Path:
 
 
 @torch.no_grad()
-def network_parity(model: KeywordClassifier, network_path: Path, audio: np.ndarray) -> float:
-    """The runtime's path: numpy features + the network graph + softmax, against PyTorch."""
+def parity(wrapper: PosteriorModel, onnx_path: Path, network_path: Path,
+           audio: np.ndarray) -> float:
+    """Largest posterior difference from PyTorch of both exported paths: the audio-in graph,
+    and the runtime's (numpy features + network graph + softmax)."""
     from kwspot.runtime.frontend import NumpyFrontend
+    from kwspot.runtime.model import softmax
 
-    session = ort.InferenceSession(str(network_path), providers=["CPUExecutionProvider"])
-    expected = torch.softmax(model(torch.from_numpy(audio.astype(np.float32))), -1).numpy()
-    frontend = NumpyFrontend(model.features)
+    audio = audio.astype(np.float32)
+    expected = wrapper(torch.from_numpy(audio)).numpy()
+    full = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    got_full = full.run(None, {full.get_inputs()[0].name: audio})[0]
+    net = ort.InferenceSession(str(network_path), providers=["CPUExecutionProvider"])
+    frontend = NumpyFrontend(wrapper.classifier.features)
     features = np.stack([frontend.frames(a) for a in audio])
-    logits = session.run(None, {session.get_inputs()[0].name: features})[0]
-    e = np.exp(logits - logits.max(1, keepdims=True))
-    return float(np.abs(expected - e / e.sum(1, keepdims=True)).max())
-
-
-@torch.no_grad()
-def parity(module: nn.Module, onnx_path: Path, audio: np.ndarray) -> float:
-    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-    expected = module(torch.from_numpy(audio.astype(np.float32))).numpy()
-    got = session.run(None, {session.get_inputs()[0].name: audio.astype(np.float32)})[0]
-    return float(np.abs(expected - got).max())
+    got_net = softmax(net.run(None, {net.get_inputs()[0].name: features})[0])
+    return float(max(np.abs(expected - got_full).max(), np.abs(expected - got_net).max()))

@@ -18,7 +18,6 @@ an SNR drawn from ``snr_db`` relative to that bed.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -30,6 +29,7 @@ import soxr
 from kwspot.audio import SAMPLE_RATE, load_audio, save_audio
 from kwspot.datasets.negatives import fsdd_files, tts_sentences
 from kwspot.errors import AudioError, KwspotError
+from kwspot.fileio import atomic_write_text
 
 TRUTH_FORMAT = "kwspot-stream-v1"
 
@@ -55,19 +55,13 @@ class Item:
     audio: np.ndarray
 
 
-def speech_bounds(audio: np.ndarray, floor_db: float = -40.0, pad_s: float = 0.05
-                  ) -> tuple[int, int]:
-    """Speech span: 10 ms frames within ``floor_db`` of the loudest, plus ``pad_s`` each side
-    so weak onsets and fricatives ("off", "yes") are not cut."""
-    frame = SAMPLE_RATE // 100
-    n = max(1, len(audio) // frame)
-    energy = np.array([np.mean(np.square(audio[i * frame : (i + 1) * frame])) + 1e-12
-                       for i in range(n)])
-    db = 10 * np.log10(energy / energy.max())
-    active = np.flatnonzero(db > floor_db)
-    pad = round(pad_s * SAMPLE_RATE)
-    return (int(max(0, active[0] * frame - pad)),
-            int(min(len(audio), (active[-1] + 1) * frame + pad)))
+def speech_bounds(audio: np.ndarray) -> tuple[int, int]:
+    """Where the word is in a clip: synth's speech detector with 50 ms padding, so weak
+    onsets and fricatives ("off", "yes") are kept; the whole clip if it is silent."""
+    from kwspot.datasets.synth import speech_span
+
+    start, end = speech_span(audio, pad=SAMPLE_RATE // 20)
+    return (start, end) if end > start else (0, len(audio))
 
 
 def _rms(audio: np.ndarray) -> float:
@@ -190,7 +184,7 @@ def build_streams(data_path: str, out_dir: str | Path, cfg: StreamConfig) -> dic
     if not negatives:
         raise KwspotError(f"no non-keyword speech in split {cfg.split!r}")
     rng = np.random.default_rng([cfg.seed, 101])
-    made = {"split": cfg.split, "data": str(data_path), "config": _jsonable(asdict(cfg)),
+    made = {"split": cfg.split, "data": str(data_path), "config": asdict(cfg),
             "bad_files": bad}
 
     # keyword stream: every keyword once, in random order, 0-2 negatives before each
@@ -223,14 +217,6 @@ def build_streams(data_path: str, out_dir: str | Path, cfg: StreamConfig) -> dic
             "out": str(out)}
 
 
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, tuple | list):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    return value
-
-
 def _write(stem: Path, timeline: _Timeline, rng: np.random.Generator,
            meta: dict[str, Any]) -> None:
     # level of the whole stream: -40..-25 dBFS bed, so speech spans quiet to loud
@@ -240,9 +226,7 @@ def _write(stem: Path, timeline: _Timeline, rng: np.random.Generator,
     truth = {"format": TRUTH_FORMAT, "audio": wav.name, "sample_rate": SAMPLE_RATE,
              "duration_s": round(len(audio) / SAMPLE_RATE, 3), **meta,
              "events": timeline.truth, "negatives": timeline.segments}
-    tmp = stem.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(truth, indent=1) + "\n")
-    os.replace(tmp, stem.with_suffix(".json"))
+    atomic_write_text(stem.with_suffix(".json"), json.dumps(truth, indent=1) + "\n")
 
 
 def read_truth(stream: str | Path) -> tuple[Path, dict[str, Any]]:

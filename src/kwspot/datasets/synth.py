@@ -42,6 +42,7 @@ __all__ = [
     "random_style",
     "render_utterance",
     "speak",
+    "speech_span",
     "synthesize_dataset",
 ]
 
@@ -406,18 +407,24 @@ def random_style(rng: np.random.Generator) -> VoiceStyle:
     )
 
 
-def _trim(audio: np.ndarray) -> np.ndarray:
-    """Cut leading/trailing silence so callers control placement and know where speech is."""
+def speech_span(audio: np.ndarray, pad: int = _TRIM_PAD) -> tuple[int, int]:
+    """First and last sample of speech: 10 ms frames within 40 dB of the loudest, plus
+    ``pad`` samples each side. (0, 0) for silence; the whole signal if under one frame."""
     n_frames = len(audio) // _TRIM_FRAME
     if n_frames == 0:
-        return audio
+        return 0, len(audio)
     frames = audio[: n_frames * _TRIM_FRAME].reshape(n_frames, _TRIM_FRAME)
     rms = np.sqrt(np.mean(frames.astype(np.float64) ** 2, axis=1))
     loud = np.nonzero(rms > rms.max() * 10 ** (_TRIM_DB / 20))[0]
     if rms.max() == 0 or len(loud) == 0:
-        return audio[:0]
-    start = max(0, loud[0] * _TRIM_FRAME - _TRIM_PAD)
-    end = min(len(audio), (loud[-1] + 1) * _TRIM_FRAME + _TRIM_PAD)
+        return 0, 0
+    return (max(0, loud[0] * _TRIM_FRAME - pad),
+            min(len(audio), (loud[-1] + 1) * _TRIM_FRAME + pad))
+
+
+def _trim(audio: np.ndarray) -> np.ndarray:
+    """Cut leading/trailing silence so callers control placement and know where speech is."""
+    start, end = speech_span(audio)
     return audio[start:end]
 
 

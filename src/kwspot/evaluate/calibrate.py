@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,14 @@ from typing import Any
 import numpy as np
 
 from kwspot.errors import KwspotError
-from kwspot.evaluate.streams import TOLERANCE_S, match, score_stream, threshold_grid
+from kwspot.evaluate.streams import (
+    TOLERANCE_S,
+    check_tolerance,
+    match,
+    score_stream,
+    threshold_grid,
+)
+from kwspot.fileio import write_card
 from kwspot.runtime.detector import Detector, DetectorConfig
 
 OFF = 2.0  # a threshold no posterior reaches
@@ -33,6 +39,7 @@ def calibrate(model: str | Path | None, streams: Sequence[str | Path], target_fa
     """Returns {"thresholds": {keyword: t}, "calibration": what was measured}."""
     if not target_fa_per_hour > 0:
         raise KwspotError("--target-fa-per-hour must be > 0")
+    check_tolerance(tolerance_s)
     if not streams:
         raise KwspotError("calibration needs validation streams (made by `kwspot streams "
                           "--split validation`)")
@@ -55,13 +62,15 @@ def calibrate(model: str | Path | None, streams: Sequence[str | Path], target_fa
         # threshold can let the detector re-arm inside a long confusable stretch). Scan down
         # from the top and stop at the first threshold over budget: every threshold kept,
         # and all above it, meet the budget.
-        best = len(grid) - 1
+        best, result = len(grid) - 1, None
         for i in range(len(grid) - 1, -1, -1):
-            if outcome(grid[i]).fa_per_hour(keyword) > per_keyword_budget:
+            trial = outcome(grid[i])
+            if result is not None and trial.fa_per_hour(keyword) > per_keyword_budget:
                 break
-            best = i
+            best, result = i, trial
+            if trial.fa_per_hour(keyword) > per_keyword_budget:
+                break  # even the highest threshold is over budget
         chosen[keyword] = float(grid[best])
-        result = outcome(grid[best])
         measured[keyword] = {"threshold": chosen[keyword], "frr": result.frr(keyword),
                              "fa_per_hour": result.fa_per_hour(keyword)}
     together = match(scored, detector.keywords, np.array([chosen[k] for k in detector.keywords]),
@@ -84,23 +93,9 @@ def calibrate(model: str | Path | None, streams: Sequence[str | Path], target_fa
 
 
 def write_thresholds(model_path: str | Path, result: dict[str, Any]) -> Path:
-    """Put the thresholds into the card (and the ONNX metadata copy), each file replaced
-    atomically."""
-    import onnx
-
+    """Put the thresholds and how they were chosen into the model card."""
     onnx_path = Path(model_path)
-    card_file = onnx_path.with_suffix(".json")
-    card = json.loads(card_file.read_text())
+    card = json.loads(onnx_path.with_suffix(".json").read_text())
     card["thresholds"] = result["thresholds"]
     card["calibration"] = result["calibration"]
-    proto = onnx.load(str(onnx_path))
-    for entry in proto.metadata_props:
-        if entry.key == "kwspot_card":
-            entry.value = json.dumps(card)
-    tmp = onnx_path.with_name(onnx_path.name + ".tmp")
-    onnx.save(proto, str(tmp))
-    os.replace(tmp, onnx_path)
-    tmp = card_file.with_name(card_file.name + ".tmp")
-    tmp.write_text(json.dumps(card, indent=2) + "\n")
-    os.replace(tmp, card_file)
-    return card_file
+    return write_card(card, onnx_path)

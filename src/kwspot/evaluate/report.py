@@ -6,11 +6,12 @@ from __future__ import annotations
 import base64
 import html
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from kwspot.fileio import atomic_write_text
 
 
 def _plt():
@@ -79,17 +80,11 @@ def write_stream_report(report: dict[str, Any], out_dir: str | Path,
                         others: dict[str, dict[str, Any]] | None = None) -> Path:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    _atomic_text(out / "report.json", json.dumps(report, indent=1) + "\n")
+    atomic_write_text(out / "report.json", json.dumps(report, indent=1) + "\n")
     plot_det(report, out / "det.png", others)
     plot_precision_recall(report, out / "precision_recall.png")
-    _atomic_text(out / "report.html", render_html(report, out))
+    atomic_write_text(out / "report.html", render_html(report, out))
     return out / "report.html"
-
-
-def _atomic_text(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def _img(path: Path) -> str:

@@ -98,6 +98,11 @@ class Outcome:
         }
 
 
+def check_tolerance(tolerance_s: float) -> None:
+    if not 0 <= tolerance_s < float("inf"):
+        raise KwspotError(f"--tolerance-s must be a number >= 0, got {tolerance_s}")
+
+
 def score_stream(detector: Detector, stream: str | Path) -> ScoredStream:
     """Push one stream through a fresh detector (block by block) and keep its score track."""
     wav, truth = read_truth(stream)
@@ -107,7 +112,7 @@ def score_stream(detector: Detector, stream: str | Path) -> ScoredStream:
         e, s = detector.score_track(block)
         ends.append(e)
         tracks.append(s)
-    e, s = detector.score_track(np.zeros(detector.window, np.float32))  # as flush() does
+    e, s = detector.flush_track()
     ends.append(e)
     tracks.append(s)
     return ScoredStream(Path(wav).stem, float(truth["duration_s"]), np.concatenate(ends),
@@ -233,6 +238,7 @@ def evaluate_streams(model: str | Path | OnnxKeywordModel | None, streams: Seque
     detector at its own thresholds (the card's calibrated ones, or ``config``'s)."""
     if not streams:
         raise KwspotError("give at least one stream (made by `kwspot streams`)")
+    check_tolerance(tolerance_s)
     detector = Detector(model, config, keywords)
     scored = [score_stream(detector, s) for s in streams]
     refractory = detector.config.refractory_ms / 1000

@@ -24,12 +24,11 @@ from typing import Any
 
 import numpy as np
 
+from kwspot.data import SILENCE, UNKNOWN
 from kwspot.errors import KwspotError
 from kwspot.runtime.engine import StreamScorer
-from kwspot.runtime.model import OnnxKeywordModel
+from kwspot.runtime.model import KeywordModel, OnnxKeywordModel
 
-SILENCE = "_silence_"
-UNKNOWN = "_unknown_"
 DEFAULT_THRESHOLD = 0.8
 INT16_SCALE = 32768.0
 # Events fire at the first hop whose window holds enough of the keyword, which on the lite
@@ -117,11 +116,11 @@ class Detector:
     ``push`` takes 1-D float audio in [-1, 1] or int16 PCM at the model's rate.
     """
 
-    def __init__(self, model: str | Path | OnnxKeywordModel | None = None,
+    def __init__(self, model: str | Path | KeywordModel | None = None,
                  config: DetectorConfig | None = None,
                  keywords: Sequence[str] | None = None) -> None:
-        # anything with the OnnxKeywordModel interface (labels, rates, posteriors) will do
-        self.model = model if hasattr(model, "posteriors") else OnnxKeywordModel(model)
+        self.model: KeywordModel = OnnxKeywordModel(model) \
+            if model is None or isinstance(model, str | Path) else model
         self.config = config or DetectorConfig()
         rate = self.model.sample_rate
         self.hop = max(1, round(self.config.hop_ms * rate / 1000))
@@ -138,9 +137,6 @@ class Detector:
             raise KwspotError(f"thresholds for {stray}, which the model does not know")
         self.keyword_index = np.array([labels.index(k) for k in chosen])
         self.thresholds = np.array([self._threshold(k) for k in chosen])
-        if self.hop >= self.window:
-            raise KwspotError(f"hop ({self.config.hop_ms:g} ms) must be shorter than the "
-                              f"model's window ({1000 * self.window / rate:g} ms)")
         self.scorer = StreamScorer(self.model, self.hop)
         self.logic = EventLogic(self.thresholds, self.config.refractory_ms / 1000)
         self.reset()
@@ -151,7 +147,7 @@ class Detector:
             return float(cfg.thresholds[keyword])
         if cfg.threshold is not None:
             return cfg.threshold
-        return getattr(self.model, "thresholds", {}).get(keyword, DEFAULT_THRESHOLD)
+        return self.model.thresholds.get(keyword, DEFAULT_THRESHOLD)
 
     def reset(self) -> None:
         """Start a new stream."""
@@ -196,11 +192,15 @@ class Detector:
         """Feed audio of any length; returns the keywords that fired."""
         return self.events(*self.score_track(chunk, sample_rate))
 
-    def flush(self) -> list[Detection]:
-        """End of stream: one window of silence lets a final keyword reach its threshold."""
-        events = self.push(np.zeros(self.window, np.float32))
+    def flush_track(self) -> tuple[np.ndarray, np.ndarray]:
+        """End of stream: one window of silence lets a final keyword reach its threshold.
+        Returns that last part of the score track; the stream then needs ``reset()``."""
+        track = self.score_track(np.zeros(self.window, np.float32))
         self.flushed = True
-        return events
+        return track
+
+    def flush(self) -> list[Detection]:
+        return self.events(*self.flush_track())
 
 
 def as_audio(chunk: Any, sample_rate: int | None, model_rate: int) -> np.ndarray:
@@ -231,28 +231,18 @@ def as_audio(chunk: Any, sample_rate: int | None, model_rate: int) -> np.ndarray
     return chunk.astype(np.float32, copy=False)
 
 
-def detect_audio(audio: np.ndarray, model: OnnxKeywordModel | str | Path | None = None,
+def detect_audio(audio: np.ndarray, model: KeywordModel | str | Path | None = None,
                  cfg: DetectorConfig | None = None, keywords: Sequence[str] | None = None,
                  chunk_ms: float = 10_000.0) -> list[Detection]:
     """Run a fresh detector over a whole recording, in chunks as a stream would."""
-    return detect_blocks(_blocks(audio, chunk_ms, _rate(model)), model, cfg, keywords)
-
-
-def detect_blocks(blocks: Iterable[np.ndarray], model: OnnxKeywordModel | str | Path | None,
-                  cfg: DetectorConfig | None = None,
-                  keywords: Sequence[str] | None = None) -> list[Detection]:
     detector = Detector(model, cfg, keywords)
+    step = max(1, round(chunk_ms * detector.model.sample_rate / 1000))
+    return detect_blocks((audio[i : i + step] for i in range(0, len(audio), step)), detector)
+
+
+def detect_blocks(blocks: Iterable[np.ndarray], detector: Detector) -> list[Detection]:
+    """A whole stream, block by block, through a fresh (or reset) detector."""
     events: list[Detection] = []
     for block in blocks:
         events.extend(detector.push(block))
     return events + detector.flush()
-
-
-def _rate(model: OnnxKeywordModel | str | Path | None) -> int:
-    return model.sample_rate if isinstance(model, OnnxKeywordModel) else 16000
-
-
-def _blocks(audio: np.ndarray, chunk_ms: float, rate: int) -> Iterable[np.ndarray]:
-    step = max(1, round(chunk_ms * rate / 1000))
-    for start in range(0, len(audio), step):
-        yield audio[start : start + step]

@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from kwspot.errors import KwspotError
-from kwspot.runtime.model import OnnxKeywordModel
+from kwspot.runtime.model import KeywordModel
 
 MAX_BATCH = 512
 
@@ -23,13 +23,14 @@ MAX_BATCH = 512
 class StreamScorer:
     """Posteriors (n, classes) for every hop completed by the pushed audio."""
 
-    def __init__(self, model: OnnxKeywordModel, hop_samples: int) -> None:
+    def __init__(self, model: KeywordModel, hop_samples: int) -> None:
         if not 1 <= hop_samples < model.window_samples:
-            raise KwspotError("hop must be at least one sample and shorter than the window")
+            raise KwspotError(f"hop ({hop_samples} samples) must be at least one sample and "
+                              f"shorter than the model's window ({model.window_samples})")
         self.model = model
         self.hop = hop_samples
         self.window = model.window_samples
-        self.frontend = model.frontend() if hasattr(model, "frontend") else None
+        self.frontend = model.frontend()
         if self.frontend is not None:
             cfg = self.frontend.cfg
             if self.window != cfg.clip_samples:

@@ -12,7 +12,7 @@ import json
 import math
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import onnxruntime as ort
@@ -24,6 +24,29 @@ PRETRAINED_NAME = "tc-resnet8-speech-commands"
 
 # kwspot makes no network request at run time: ONNX Runtime's telemetry is switched off.
 ort.disable_telemetry_events()
+
+
+class KeywordModel(Protocol):
+    """What the engine and the detector need from a model; ``OnnxKeywordModel`` is the real
+    one, tests use small stand-ins."""
+
+    labels: list[str]
+    sample_rate: int
+    window_samples: int
+    thresholds: dict[str, float]
+    path: Path
+
+    def posteriors(self, windows: np.ndarray) -> np.ndarray: ...
+
+    def frontend(self) -> NumpyFrontend | None: ...
+
+    def network_posteriors(self, features: np.ndarray) -> np.ndarray: ...
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise softmax, stable for large logits (the network graph outputs logits)."""
+    e = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
 
 
 def pretrained_path() -> Path:
@@ -106,7 +129,7 @@ class OnnxKeywordModel:
         self.features = FeatureConfig(**self.card["features"]) if "features" in self.card \
             else None
         network = (self.card.get("network") or {}).get("file")
-        self.network = None
+        self.network: ort.InferenceSession | None = None
         if network and self.features is not None:
             network_path = path.parent / network
             if not network_path.is_file():
@@ -122,15 +145,11 @@ class OnnxKeywordModel:
 
     def frontend(self) -> NumpyFrontend | None:
         """A fresh numpy front end for one stream, when the export has a network graph."""
-        return NumpyFrontend(self.features) if self.network is not None and self.features \
-            else None
+        return NumpyFrontend(self.features) if self.network is not None else None
 
     def network_posteriors(self, features: np.ndarray) -> np.ndarray:
         """(N, C, T) features -> (N, classes) posteriors (softmax of the network's logits)."""
         if self.network is None:
             raise KwspotError(f"{self.path}: this export has no network graph")
-        logits = self.network.run(None, {self.network_input: np.ascontiguousarray(
-            features, dtype=np.float32)})[0]
-        logits = logits - logits.max(axis=1, keepdims=True)
-        e = np.exp(logits)
-        return e / e.sum(axis=1, keepdims=True)
+        return softmax(self.network.run(None, {self.network_input: np.ascontiguousarray(
+            features, dtype=np.float32)})[0])

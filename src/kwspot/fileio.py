@@ -1,0 +1,47 @@
+"""Every file kwspot writes goes through here: to a temp file beside the target, then renamed
+over it, so a kill or a full disk mid-write never leaves a half file where a good one was."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a temp path to write; on success it replaces ``path``, on failure it is removed."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+
+
+def write_card(card: dict[str, Any], onnx_path: str | Path) -> Path:
+    """The model card: ``<model>.json`` beside the .onnx, and the same JSON in the model's
+    metadata (``kwspot_card``), each replaced atomically."""
+    import onnx
+
+    onnx_path = Path(onnx_path)
+    proto = onnx.load(str(onnx_path))
+    for entry in list(proto.metadata_props):
+        if entry.key == "kwspot_card":
+            proto.metadata_props.remove(entry)
+    entry = proto.metadata_props.add()
+    entry.key, entry.value = "kwspot_card", json.dumps(card)
+    with atomic_path(onnx_path) as tmp:
+        onnx.save(proto, str(tmp))
+    card_file = onnx_path.with_suffix(".json")
+    atomic_write_text(card_file, json.dumps(card, indent=2) + "\n")
+    return card_file
