@@ -8,6 +8,7 @@ Prints and (with --json) writes:
 - file throughput: an hour of audio through ``Detector`` in 10 s blocks (features computed
   once per frame, windows scored in batches), as x real time; and the same audio through the
   audio-in graph one window per hop (what `kwspot detect` did before), on a slice, as a ratio;
+- where the time goes: features per frame and network per window, on 600 s;
 - live cost: microseconds per 100 ms hop when audio arrives in 20 ms chunks (median, p90);
 - many streams: 100 detectors fed 20 ms chunks in turn; CPU seconds per second of audio;
 - memory: peak RSS of `kwspot detect` on generated 1 h and 4 h WAV files.
@@ -65,6 +66,29 @@ def window_per_hop(model: OnnxKeywordModel, audio: np.ndarray, hop: int = 1600) 
     for end in range(hop, len(audio) + 1, hop):
         model.posteriors(padded[end : end + RATE])
     return time.perf_counter() - started
+
+
+def parts(model: OnnxKeywordModel, seconds: float = 600.0) -> dict[str, float]:
+    """Where a file pass spends its time: features per 10 ms frame, network per window."""
+    frontend = model.frontend()
+    if frontend is None:
+        return {}
+    audio = test_audio(seconds, seed=2)
+    block = 10 * RATE  # as the engine sees a file: 10 s blocks
+    started = time.perf_counter()
+    frames = np.concatenate([frontend.push(audio[i : i + block])
+                             for i in range(0, len(audio), block)], axis=1)
+    features_s = time.perf_counter() - started
+    hop = round(0.1 * RATE) // frontend.cfg.hop_length
+    view = np.lib.stride_tricks.sliding_window_view(frames, frontend.cfg.num_frames, axis=1)
+    windows = np.ascontiguousarray(view[:, ::hop].transpose(1, 0, 2))
+    started = time.perf_counter()
+    for i in range(0, len(windows), 512):
+        model.network_posteriors(windows[i : i + 512])
+    network_s = time.perf_counter() - started
+    return {"audio_seconds": seconds, "features_s": features_s,
+            "features_us_per_frame": features_s / frames.shape[1] * 1e6,
+            "network_s": network_s, "network_us_per_window": network_s / len(windows) * 1e6}
 
 
 def live_cost(model: OnnxKeywordModel, seconds: float = 60.0) -> dict[str, float]:
@@ -146,6 +170,7 @@ def main() -> None:
         "versus_window_per_hop": {"audio_seconds": args.baseline_seconds,
                                   "engine_s": engine_slice_s, "window_per_hop_s": baseline_s,
                                   "speedup": baseline_s / engine_slice_s},
+        "parts": parts(model),
         "live": live_cost(model),
         "many_streams": many_streams(model),
         "peak_rss_mib": {h: peak_rss(args.model, float(h)) for h in args.rss_hours.split(",")
