@@ -189,12 +189,15 @@ def test_wav_cut_inside_header(tone_wav) -> None:
 @pytest.mark.parametrize(("channels", "keep_bytes"), [(1, 8001), (1, 2), (2, 8003)])
 def test_wav_cut_mid_data_reads_the_complete_frames(tone_wav, channels, keep_bytes) -> None:
     """libsndfile reads a WAV cut mid-data up to the last whole frame; load_audio passes that on
-    (it promises an AudioError only when nothing decodes), so the result is the true prefix."""
+    with a warning (an AudioError only when nothing decodes), so the result is the true prefix."""
+    from kwspot.audio import AudioWarning
+
     path = tone_wav(f"cut_{channels}_{keep_bytes}.wav", channels=channels)
     full = load_audio(path)
     data = path.read_bytes()
     path.write_bytes(data[: data_offset(data) + keep_bytes])
-    partial = load_audio(path)
+    with pytest.warns(AudioWarning, match=f"{path.name}: truncated"):
+        partial = load_audio(path)
     frames = keep_bytes // (2 * channels)
     assert len(partial) == frames
     np.testing.assert_array_equal(partial, full[:frames])
@@ -205,6 +208,77 @@ def test_truncated_flac(tone_wav) -> None:
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])
     assert_audio_error(path)
+
+
+@pytest.mark.parametrize("cut", [1, 1001])  # mid-sample, and whole samples missing
+def test_truncated_wav_loads_with_a_warning_naming_the_file(tone_wav, cut: int) -> None:
+    from kwspot.audio import AudioWarning, iter_audio_blocks
+
+    path = tone_wav("cut.wav")
+    whole = load_audio(path)
+    path.write_bytes(path.read_bytes()[:-cut])
+    with pytest.warns(AudioWarning, match=r"cut\.wav: truncated"):
+        audio = load_audio(path)
+    assert len(audio) == len(whole) - -(-cut // 2)  # 16-bit samples: the partial one is dropped
+    np.testing.assert_array_equal(audio, whole[: len(audio)])
+    with pytest.warns(AudioWarning, match="truncated"):
+        blocks = list(iter_audio_blocks(path))
+    assert sum(map(len, blocks)) == len(audio)
+
+
+def test_whole_wav_loads_without_a_warning(tone_wav) -> None:
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        load_audio(tone_wav("whole.wav"))
+
+
+def test_truncated_wav_is_one_warning_line_in_the_cli(tone_wav, capsys) -> None:
+    from kwspot.cli import main
+
+    path = tone_wav("cut.wav")
+    path.write_bytes(path.read_bytes()[:-1])
+    assert main(["detect", str(path)]) == 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("kwspot: warning: ") and "cut.wav" in err[0]
+
+
+needs_mp3 = pytest.mark.skipif("MP3" not in sf.available_formats(),
+                               reason="this libsndfile has no MP3 support")
+
+
+@needs_mp3
+def test_mp3_decodes_and_dataset_scans_include_it(tmp_path: Path) -> None:
+    """One behaviour for MP3: ``detect`` decodes it and so does every dataset scan."""
+    from kwspot.datasets.folder import scan_folder
+
+    for label in ("yes", "no"):
+        (tmp_path / label).mkdir()
+        tone = sine(440 if label == "yes" else 880, SAMPLE_RATE).astype(np.float32)
+        sf.write(str(tmp_path / label / "spk1_nohash_0.mp3"), tone, SAMPLE_RATE, format="MP3")
+    audio = load_audio(tmp_path / "yes" / "spk1_nohash_0.mp3")
+    assert abs(len(audio) - SAMPLE_RATE) < 0.1 * SAMPLE_RATE
+    assert abs(peak_hz(audio) - 440) < 10
+    rows = scan_folder(tmp_path, validation_pct=0, test_pct=0)
+    assert sorted(Path(u.path).suffix for u in rows) == [".mp3", ".mp3"]
+
+
+@needs_mp3
+def test_corrupt_mp3_is_one_line_without_decoder_noise(tmp_path: Path, capfd) -> None:
+    good = tmp_path / "good.mp3"
+    sf.write(str(good), sine(440, SAMPLE_RATE).astype(np.float32), SAMPLE_RATE, format="MP3")
+    data = good.read_bytes()
+    bad = tmp_path / "bad.mp3"
+    bad.write_bytes(data[:200] + bytes(range(256)) * 20 + data[3000:])
+    junk = tmp_path / "junk.mp3"
+    junk.write_bytes(b"ID3" + bytes(range(256)) * 40)
+    for path in (bad, junk):
+        with pytest.raises(AudioError, match="not a decodable audio file") as info:
+            load_audio(path)
+        assert "\n" not in str(info.value) and "does not exist" not in str(info.value)
+    _, err = capfd.readouterr()
+    assert "resync" not in err and "mpg123" not in err and err == ""
 
 
 def test_text_file_named_wav(tmp_path: Path) -> None:
@@ -309,4 +383,20 @@ def test_absurd_sample_rates_are_refused_before_decoding(tmp_path) -> None:
     with pytest.raises(AudioError, match="1 Hz"):
         load_audio(path)
     with pytest.raises(AudioError, match="1 Hz"):
+        list(iter_audio_blocks(path))
+
+
+@pytest.mark.parametrize(("value", "message"), [(1e300, "overflow 32-bit float"),
+                                                (np.nan, "NaN or infinite"),
+                                                (np.inf, "NaN or infinite")])
+def test_float64_overflow_and_nan_get_true_messages(tmp_path: Path, value: float,
+                                                    message: str) -> None:
+    from kwspot.audio import iter_audio_blocks
+
+    audio = np.zeros(16000)
+    audio[100] = value
+    path = tmp_path / "odd.wav"
+    sf.write(str(path), audio, SAMPLE_RATE, subtype="DOUBLE")
+    assert message in str(assert_audio_error(path))
+    with pytest.raises(AudioError, match=message):
         list(iter_audio_blocks(path))

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -245,3 +248,64 @@ def test_full_disk_and_unusable_run_folder_are_one_line_errors(tiny_dataset: Pat
     assert main([*args, "--run-dir", str(tmp_path / "run")]) == 1
     assert "No space left on device" in _one_line_error(capsys)
     assert not list((tmp_path / "run").glob("*.tmp"))  # no partial file left behind
+
+
+def _unprivileged(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    """Run the CLI as a user that file permissions apply to (root ignores them: drop to
+    nobody with setpriv when the tests run as root, as in CI)."""
+    import os
+
+    command = [sys.executable, "-m", "kwspot.cli", *args]
+    if os.geteuid() == 0:
+        if shutil.which("setpriv") is None:
+            pytest.skip("running as root and setpriv is not installed")
+        command = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *command]
+    env = {**os.environ, "HOME": str(cwd)}
+    return subprocess.run(command, cwd=cwd, capture_output=True, text=True, env=env, check=False)
+
+
+def test_permission_denied_is_one_line_naming_the_path(tone_wav) -> None:
+    """Real EACCES (not a mock): an unreadable file, an unreadable dataset folder and a run
+    folder that cannot be written each give 'kwspot: error: PATH: ...' and no traceback."""
+    import os
+    import tempfile
+
+    root = Path(tempfile.mkdtemp(prefix="kwspot-perm-"))
+    try:
+        root.chmod(0o777)
+        probe = _unprivileged(["--version"], root)
+        if probe.returncode != 0:
+            pytest.skip(f"the unprivileged user cannot run this checkout: {probe.stderr[-200:]}")
+        data = root / "data"
+        for label in ("yes", "no"):
+            (data / label).mkdir(parents=True)
+            shutil.copy(tone_wav(f"{label}.wav"), data / label / "spk_nohash_0.wav")
+        secret = root / "secret.wav"
+        shutil.copy(tone_wav("secret.wav"), secret)
+        secret.chmod(0)
+        read_only = root / "read-only"
+        read_only.mkdir()
+        read_only.chmod(0o555)
+
+        def error_lines(args: list[str]) -> list[str]:
+            run = _unprivileged(args, root)
+            assert run.returncode == 1, run.stderr
+            assert "Traceback" not in run.stderr
+            lines = [line for line in run.stderr.splitlines() if line]
+            assert all(line.startswith("kwspot: error: ") for line in lines), lines
+            return lines
+
+        lines = error_lines(["detect", "secret.wav"])
+        assert lines[0] == "kwspot: error: secret.wav: permission denied"
+        train = ["train", "--keywords", "yes,no", "--steps", "2", "--threads", "1", "--quiet"]
+        lines = error_lines([*train, "--data", "data", "--run-dir", "read-only/run"])
+        assert lines == ["kwspot: error: read-only/run: Permission denied"]
+        assert os.listdir(read_only) == []
+        data.chmod(0)
+        lines = error_lines([*train, "--data", "data", "--run-dir", "run"])
+        assert len(lines) == 1 and "data/" in lines[0] and "Permission denied" in lines[0]
+    finally:
+        for path in (root / "data", root / "read-only"):
+            if path.exists():
+                path.chmod(0o755)
+        shutil.rmtree(root, ignore_errors=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
+import warnings
 from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
@@ -20,6 +21,7 @@ import test_fuzz  # the properties live with the tests
 
 
 def main() -> None:
+    warnings.filterwarnings("ignore", message=".*truncated")  # expected for cut files
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--examples", type=int, default=5000)
     args = parser.parse_args()

@@ -10,7 +10,13 @@ The runtime is importable without torch::
 
 from __future__ import annotations
 
+import os
 from typing import Any
+
+# No network request at run time: ONNX Runtime (>= 1.2x on Linux) starts its telemetry when it
+# is imported, before ``disable_telemetry_events()`` can run; its environment switch stops it at
+# the source (and the "Failed to persist telemetry device ID" line on a read-only home).
+os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 
 __version__ = "0.2.0"
 

@@ -5,7 +5,11 @@ from __future__ import annotations
 import errno
 import os
 import stat
+import tempfile
+import threading
+import warnings
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -16,6 +20,99 @@ import soxr
 from kwspot.errors import AudioError
 
 SAMPLE_RATE = 16000
+
+#: What every dataset scan and ``kwspot detect`` decode (libsndfile >= 1.1 reads MP3).
+AUDIO_SUFFIXES = frozenset({".wav", ".flac", ".ogg", ".mp3"})
+
+
+class AudioWarning(UserWarning):
+    """Audio that decodes, but not all of it: e.g. a WAV cut off before its declared end."""
+
+
+_STDERR_LOCK = threading.Lock()
+
+
+def _looks_like_mp3(path: Path) -> bool:
+    if path.suffix.lower() == ".mp3":
+        return True
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(3)
+    except OSError:
+        return False
+    return head == b"ID3" or (len(head) >= 2 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0)
+
+
+@contextmanager
+def _quiet_decoder(path: Path) -> Iterator[None]:
+    """libmpg123 (libsndfile's MP3 decoder) prints multi-line notes straight to file
+    descriptor 2 ("Trying to resync..."); swallow them for MP3 input so a bad file gives
+    kwspot's one line, not decoder chatter. Other formats are left untouched."""
+    if not _looks_like_mp3(path):
+        yield
+        return
+    with _STDERR_LOCK, tempfile.TemporaryFile() as sink:
+        try:
+            saved = os.dup(2)
+        except OSError:  # no stderr at all: nothing to silence
+            yield
+            return
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+def _decode_error(path: Path, exc: Exception) -> AudioError:
+    """libsndfile says "File does not exist or is not a regular file" for any file it cannot
+    open; by now the file is known to exist, so say what is really wrong."""
+    text = str(exc)
+    if "does not exist" in text or "not a regular file" in text:
+        return AudioError(f"{path}: not a decodable audio file (unknown format or corrupt)")
+    return AudioError(f"{path}: cannot decode audio ({text.splitlines()[0] if text else exc})")
+
+
+def _wav_truncation(path: Path) -> str | None:
+    """For a RIFF/WAVE file: how its data chunk falls short of what the header declares
+    (a copy or download cut off), or None. libsndfile then reads what is there, silently."""
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(12)
+            if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+                return None
+            block_align = 0
+            while True:
+                chunk = fh.read(8)
+                if len(chunk) < 8:
+                    return None
+                kind, size = chunk[:4], int.from_bytes(chunk[4:], "little")
+                if kind == b"fmt ":
+                    fmt = fh.read(size)
+                    block_align = int.from_bytes(fmt[12:14], "little") if len(fmt) >= 14 else 0
+                    fh.seek(size % 2, os.SEEK_CUR)
+                elif kind == b"data":
+                    available = path.stat().st_size - fh.tell()
+                    break
+                else:
+                    fh.seek(size + size % 2, os.SEEK_CUR)
+    except OSError:
+        return None
+    streaming = size in (0, 0xFFFFFFFF)  # writers that never went back to fill in the size
+    if not streaming and available < size:
+        return (f"{path}: truncated: the header declares {size} bytes of audio but the file "
+                f"holds {available}; decoding what is there")
+    if block_align and available % block_align and (streaming or available <= size):
+        return (f"{path}: truncated mid-sample ({available % block_align} stray bytes at the "
+                "end); decoding what is there")
+    return None
+
+
+def _warn_if_truncated(path: Path) -> None:
+    message = _wav_truncation(path)
+    if message:
+        warnings.warn(message, AudioWarning, stacklevel=3)
 
 
 def resample(audio: np.ndarray, from_rate: int, to_rate: int = SAMPLE_RATE) -> np.ndarray:
@@ -36,8 +133,25 @@ def _finite_mono(audio: np.ndarray, path: Path) -> np.ndarray:
     """Decoded samples -> mono, refusing NaN/inf (float files can hold them)."""
     audio = to_mono(audio[:, 0] if audio.ndim == 2 and audio.shape[1] == 1 else audio)
     if not np.all(np.isfinite(audio)):
-        raise AudioError(f"{path}: contains NaN or infinite samples")
+        raise _non_finite_error(path)
     return audio
+
+
+def _non_finite_error(path: Path) -> AudioError:
+    """NaN/inf in float32 may be true NaN/inf, or float64 samples too large for float32
+    (e.g. 1e300): say which, so the user knows the file is not merely 'loud'."""
+    try:
+        largest = 0.0
+        for block in sf.blocks(str(path), blocksize=1 << 20, dtype="float64"):
+            if not np.all(np.isfinite(block)):
+                break
+            largest = max(largest, float(np.max(np.abs(block), initial=0.0)))
+        else:
+            return AudioError(f"{path}: samples overflow 32-bit float (largest magnitude "
+                              f"{largest:.3g}); not usable audio")
+    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError, OSError):
+        pass
+    return AudioError(f"{path}: contains NaN or infinite samples")
 
 
 def _check_file(path: Path) -> None:
@@ -82,19 +196,23 @@ def _check_header(path: Path) -> None:
 
 
 def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
-    """Decode WAV/FLAC/OGG (int or float PCM, any rate, any channel count) to mono float32.
+    """Decode WAV/FLAC/OGG/MP3 (int or float PCM, any rate, any channel count) to mono float32.
 
-    Every failure is an AudioError that names the file, so a dataset scan can report it and go on.
+    A WAV cut off before its declared end still loads, with an :class:`AudioWarning` naming
+    the file. Every failure is an AudioError that names the file, so a dataset scan can report
+    it and go on.
     """
     path = Path(path)
     _check_file(path)
-    _check_header(path)
-    try:
-        audio, rate = sf.read(str(path), dtype="float32", always_2d=False)
-    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
-        raise AudioError(f"{path}: cannot decode audio ({exc})") from exc
+    with _quiet_decoder(path):
+        _check_header(path)
+        try:
+            audio, rate = sf.read(str(path), dtype="float32", always_2d=False)
+        except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
+            raise _decode_error(path, exc) from exc
     if audio.size == 0:
         raise AudioError(f"{path}: contains no samples")
+    _warn_if_truncated(path)
     audio = _finite_mono(audio, path)
     audio = resample(audio, rate, sample_rate)
     if audio.size == 0:
@@ -114,10 +232,15 @@ def fit_length(audio: np.ndarray, num_samples: int) -> np.ndarray:
 
 
 def save_audio(path: str | Path, audio: np.ndarray, sample_rate: int = SAMPLE_RATE) -> None:
-    """Write 16-bit PCM WAV, the format of Speech Commands and of every tool downstream."""
+    """Write 16-bit PCM WAV, the format of Speech Commands and of every tool downstream
+    (atomically: a kill mid-write leaves no half file)."""
+    from kwspot.fileio import atomic_path
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    sf.write(str(path), np.clip(audio, -1.0, 1.0), sample_rate, subtype="PCM_16")
+    with atomic_path(path) as tmp:
+        sf.write(str(tmp), np.clip(audio, -1.0, 1.0), sample_rate, subtype="PCM_16",
+                 format=(path.suffix.lstrip(".") or "wav").upper())
 
 
 def iter_audio_blocks(path: str | Path | BinaryIO, sample_rate: int = SAMPLE_RATE,
@@ -128,13 +251,15 @@ def iter_audio_blocks(path: str | Path | BinaryIO, sample_rate: int = SAMPLE_RAT
     if isinstance(path, str | Path):
         path = Path(path)
         _check_file(path)
+        _warn_if_truncated(path)
         source: Any = str(path)
     else:
         source, path = path, Path("<stdin>")
     try:
-        handle = sf.SoundFile(source)
+        with _quiet_decoder(path):
+            handle = sf.SoundFile(source)
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
-        raise AudioError(f"{path}: cannot decode audio ({exc})") from exc
+        raise _decode_error(path, exc) from exc
     with handle:
         rate = handle.samplerate
         if not MIN_RATE <= rate <= MAX_RATE:
@@ -146,9 +271,10 @@ def iter_audio_blocks(path: str | Path | BinaryIO, sample_rate: int = SAMPLE_RAT
         total = 0
         while True:
             try:
-                data = handle.read(block, dtype="float32", always_2d=True)
+                with _quiet_decoder(path):  # per read: never silence stderr across a yield
+                    data = handle.read(block, dtype="float32", always_2d=True)
             except (sf.LibsndfileError, RuntimeError) as exc:
-                raise AudioError(f"{path}: cannot decode audio ({exc})") from exc
+                raise _decode_error(path, exc) from exc
             last = len(data) < block
             audio = _finite_mono(data, path)
             total += len(audio)

@@ -436,7 +436,9 @@ def cmd_bench(args: argparse.Namespace) -> None:
         console = Console(width=120)  # a pipe or file gets the whole table, not "tc-res…"
     console.print(table)
     if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
+        from kwspot.fileio import atomic_write_text
+
+        atomic_write_text(args.json, json.dumps(results, indent=2) + "\n")
         print(f"wrote {args.json}")
 
 
@@ -722,9 +724,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Warnings (e.g. a truncated WAV) as one 'kwspot: warning:' line, without source echo."""
+    print(f"kwspot: warning: {message}", file=file or sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    import warnings
+
     parser = build_parser()
     args = parser.parse_args(argv)
+    if not args.debug:
+        warnings.showwarning = _one_line_warning
     try:
         args.func(args)
     except KwspotError as exc:

@@ -52,11 +52,11 @@ class Dataset:
 
 
 def write_manifest(path: str | Path, utterances: Iterable[Utterance]) -> None:
+    from kwspot.fileio import atomic_write_text
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w") as fh:
-        for u in utterances:
-            fh.write(json.dumps(asdict(u)) + "\n")
+    atomic_write_text(path, "".join(json.dumps(asdict(u)) + "\n" for u in utterances))
 
 
 def read_manifest(path: str | Path) -> list[Utterance]:

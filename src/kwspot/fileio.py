@@ -28,6 +28,13 @@ def atomic_write_text(path: str | Path, text: str) -> None:
         tmp.write_text(text)
 
 
+def save_figure(fig: Any, path: str | Path, dpi: int = 110) -> None:
+    """A matplotlib figure to PNG (or whatever the suffix says), atomically."""
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=dpi, format=path.suffix.lstrip(".") or "png")
+
+
 def write_card(card: dict[str, Any], onnx_path: str | Path) -> Path:
     """The model card: ``<model>.json`` beside the .onnx, and the same JSON in the model's
     metadata (``kwspot_card``), each replaced atomically."""

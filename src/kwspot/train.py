@@ -32,6 +32,7 @@ from kwspot.data import Dataset, write_manifest
 from kwspot.datasets import open_dataset
 from kwspot.errors import KwspotError
 from kwspot.evaluate import classification_report, predict_proba, run_evaluation
+from kwspot.fileio import atomic_write_text
 
 console = Console(stderr=True)
 
@@ -261,7 +262,7 @@ def _train(cfg: TrainConfig | None, run_dir: Path, resume: bool, quiet: bool) ->
         # a hard kill may have logged past the checkpoint, or cut the last line short
         kept = [line for line in metrics_path.read_text().splitlines()
                 if (row := _metrics_row(line)) is not None and row.get("step", 0) <= step]
-        metrics_path.write_text("".join(line + "\n" for line in kept))
+        atomic_write_text(metrics_path, "".join(line + "\n" for line in kept))
     # a fresh run starts a fresh log (a run killed before its first checkpoint left rows)
     metrics_file = metrics_path.open("a" if resume else "w")
 

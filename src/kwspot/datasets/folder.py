@@ -11,10 +11,11 @@ import hashlib
 import re
 from pathlib import Path
 
+from kwspot.audio import AUDIO_SUFFIXES
 from kwspot.data import Utterance
 from kwspot.errors import KwspotError
 
-AUDIO_SUFFIXES = {".wav", ".flac", ".ogg"}
+__all__ = ["AUDIO_SUFFIXES", "scan_folder", "split_for_speaker"]
 
 
 def split_for_speaker(speaker: str, validation_pct: float, test_pct: float) -> str:

@@ -28,9 +28,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import soundfile as sf
 import soxr
 
+from kwspot.audio import save_audio
 from kwspot.errors import KwspotError
 
 __all__ = [
@@ -555,7 +555,7 @@ def synthesize_dataset(
         for k in range(clips_per_word):
             rng = np.random.default_rng([seed, word_index, k])
             clip = make_clip(word.strip(), rng)
-            sf.write(str(folder / f"{name}_{k:04d}.wav"), clip, SAMPLE_RATE, subtype="PCM_16")
+            save_audio(folder / f"{name}_{k:04d}.wav", clip, SAMPLE_RATE)
             done += 1
             if progress is not None:
                 progress(done, total)

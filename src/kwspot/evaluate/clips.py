@@ -16,6 +16,7 @@ import torch
 
 from kwspot.classifier import KeywordClassifier
 from kwspot.data import SILENCE, UNKNOWN
+from kwspot.fileio import atomic_write_text, save_figure
 
 if TYPE_CHECKING:
     from kwspot.datasets import DataConfig
@@ -113,12 +114,12 @@ def plot_confusion(report: ClassificationReport, path: str | Path, title: str = 
                 ax.text(j, i, int(cm[i, j]), ha="center", va="center", fontsize=7, color=colour)
     ax.set_title(title or f"accuracy {report.accuracy:.2%} on {report.total} clips")
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    save_figure(fig, path, dpi=120)
     plt.close(fig)
 
 
 def write_report(report: ClassificationReport, path: str | Path, **extra: Any) -> None:
-    Path(path).write_text(json.dumps({**extra, **report.to_dict()}, indent=2) + "\n")
+    atomic_write_text(path, json.dumps({**extra, **report.to_dict()}, indent=2) + "\n")
 
 
 def roc_curve(positive: np.ndarray, score: np.ndarray) -> dict[str, Any]:
@@ -161,7 +162,7 @@ def plot_roc(curves: dict[str, dict[str, Any]], path: str | Path) -> None:
     ax.legend(fontsize=7)
     ax.set_title("clip-level ROC per keyword")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path, dpi=110)
     plt.close(fig)
 
 
@@ -265,5 +266,5 @@ def run_evaluation(
                      roc={k: thin_curve(c) for k, c in curves.items()})
         plot_roc(curves, out / "roc.png")
         plot_confusion(report, out / "confusion.png")
-        (out / "confusion.txt").write_text(report.confusion_text() + "\n")
+        atomic_write_text(out / "confusion.txt", report.confusion_text() + "\n")
     return report, clips.bad_files, mapping

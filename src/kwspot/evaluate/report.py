@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from kwspot.fileio import atomic_write_text
+from kwspot.fileio import atomic_write_text, save_figure
 
 
 def _plt():
@@ -47,7 +47,7 @@ def plot_det(report: dict[str, Any], path: Path, others: dict[str, dict[str, Any
     ax.legend(fontsize=8)
     ax.set_title(f"DET on {report['hours']:.2f} h of streams (faint: per keyword)")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path, dpi=110)
     plt.close(fig)
 
 
@@ -66,7 +66,7 @@ def plot_precision_recall(report: dict[str, Any], path: Path) -> None:
     ax.legend()
     ax.set_title("precision and recall against the threshold")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path, dpi=110)
     plt.close(fig)
 
 

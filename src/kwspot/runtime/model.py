@@ -22,7 +22,8 @@ from kwspot.runtime.frontend import FeatureConfig, NumpyFrontend
 
 PRETRAINED_NAME = "tc-resnet8-speech-commands"
 
-# kwspot makes no network request at run time: ONNX Runtime's telemetry is switched off.
+# kwspot makes no network request at run time: ORT_DISABLE_TELEMETRY is set by ``kwspot``'s
+# __init__ before onnxruntime loads; this covers a caller that imported onnxruntime first.
 ort.disable_telemetry_events()
 
 
