@@ -127,7 +127,8 @@ def test_bench_reports_counted_flops_and_measured_latency(tmp_path: Path) -> Non
     (result,) = json.loads(out.read_text())
     assert result["params"] == 65_148 and result["flops"] == 3_045_120
     cases = {(t["engine"], t["inputs"]) for t in result["timings"]}
-    assert cases == {(e, i) for e in ("pytorch", "onnxruntime") for i in ("audio", "features")}
+    engines = ("pytorch", "onnxruntime", "onnxruntime-int8")
+    assert cases == {(e, i) for e in engines for i in ("audio", "features")}
     for t in result["timings"]:
         assert 0 < t["median_ms"] <= t["p90_ms"] < 1000 and t["runs"] == 30
 

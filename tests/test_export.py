@@ -72,3 +72,108 @@ def test_export_refuses_on_parity_failure(
     with pytest.raises(KwspotError, match=r"disagree by 2\.50e-01"):
         export_onnx(model, tmp_path / "m.onnx", audio, record)
     assert not (tmp_path / "m.onnx").exists() and not (tmp_path / "m.json").exists()
+
+
+def test_int8_export_is_smaller_logs_its_calibration_and_agrees(
+        tiny_run: tuple[Path, dict], tiny_dataset: Path, tmp_path: Path) -> None:
+    from kwspot.export import parity_clips
+    from kwspot.quantize import calibration_clips, calibration_log
+
+    run_dir, _ = tiny_run
+    model, record = load_classifier(run_dir / "best.pt")
+    check = parity_clips(tiny_dataset, 16, 16000)
+    clips, paths = calibration_clips(run_dir / "manifest.jsonl", 40, seed=3)
+    assert len(paths) == 40
+    assert calibration_clips(run_dir / "manifest.jsonl", 40, seed=3)[1] == paths  # logged draw
+    float_card = export_onnx(model, tmp_path / "f.onnx", check, record)
+    card = export_onnx(model, tmp_path / "q.onnx", check, record, precision="int8",
+                       calibration=(clips, calibration_log(paths, 3, "manifest")))
+    assert float_card["precision"] == "float32" and card["precision"] == "int8"
+    assert card["quantization"]["calibration"]["clips"] == 40
+    assert 0 < card["quantization"]["max_abs_diff_from_float"] < 0.1
+    ops = {n.op_type for n in onnx.load(str(tmp_path / "q.onnx")).graph.node}
+    assert "QuantizeLinear" in ops and "DequantizeLinear" in ops
+    for name in ("q.onnx", "q.net.onnx"):
+        float_size = (tmp_path / name.replace("q", "f", 1)).stat().st_size
+        assert (tmp_path / name).stat().st_size < 0.7 * float_size
+    quantized, reference = OnnxKeywordModel(tmp_path / "q.onnx"), OnnxKeywordModel(
+        tmp_path / "f.onnx")
+    agree = quantized.posteriors(check).argmax(1) == reference.posteriors(check).argmax(1)
+    assert agree.mean() >= 0.9
+    with pytest.raises(KwspotError, match="calibration"):
+        export_onnx(model, tmp_path / "x.onnx", check, record, precision="int8")
+
+
+def test_runtime_reads_the_embedded_card_when_the_side_file_is_missing(
+        tiny_onnx: Path, tmp_path: Path) -> None:
+    import shutil
+
+    for f in tiny_onnx.parent.glob(tiny_onnx.stem + "*"):
+        shutil.copy(f, tmp_path / f.name)
+    (tmp_path / tiny_onnx.name).with_suffix(".json").unlink()
+    model = OnnxKeywordModel(tmp_path / tiny_onnx.name)
+    assert model.labels == json.loads(tiny_onnx.with_suffix(".json").read_text())["labels"]
+    bare = onnx.load(str(tmp_path / tiny_onnx.name))
+    del bare.metadata_props[:]
+    onnx.save(bare, str(tmp_path / tiny_onnx.name))
+    with pytest.raises(KwspotError, match="none is embedded"):
+        OnnxKeywordModel(tmp_path / tiny_onnx.name)
+
+
+def test_export_suffix_must_match_the_format(tiny_run: tuple[Path, dict], tmp_path: Path,
+                                             capsys) -> None:
+    from kwspot.cli import main
+
+    run_dir, _ = tiny_run
+    for out, message in (("m.tflite", "TFLite export is not available"),
+                         ("m.onx", "onnx models end in .onnx")):
+        assert main(["export", str(run_dir), "--out", str(tmp_path / out)]) == 1
+        assert message in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())
+
+
+def test_verify_export_reports_both_accuracies_parity_size_and_latency(
+        tiny_run: tuple[Path, dict], tiny_onnx: Path, tiny_dataset: Path) -> None:
+    from kwspot.datasets import DataConfig
+    from kwspot.evaluate.verify import verify_export
+
+    run_dir, _ = tiny_run
+    data = DataConfig(path=str(run_dir / "manifest.jsonl"))
+    result = verify_export(tiny_onnx, data, "test", run_dir / "best.pt", runs=20)
+    assert result["clips"] > 0
+    assert result["accuracy"] == pytest.approx(result["checkpoint_accuracy"], abs=0.01)
+    assert result["max_abs_diff"] < 1e-4 and result["argmax_agreement"] == 1.0
+    assert set(result["size_bytes"]) == {tiny_onnx.name, tiny_onnx.with_suffix(".json").name,
+                                         tiny_onnx.stem + ".net.onnx"}
+    assert 0 < result["latency_ms"]["median"] <= result["latency_ms"]["p90"]
+
+
+@pytest.mark.needs_shared_data
+def test_int8_shipped_model_loses_at_most_one_point_on_the_lite_test_fold(
+        shared_dataset, tmp_path: Path) -> None:
+    """Quantize the shipped TC-ResNet8 (calibrated on 300 lite training clips) and compare it
+    with the float model on the same lite test clips."""
+    import shutil
+
+    from kwspot.data import write_manifest
+    from kwspot.datasets import DataConfig, open_dataset
+    from kwspot.evaluate.verify import verify_export
+    from kwspot.quantize import calibration_clips, quantize_export
+    from kwspot.runtime import pretrained_path
+    from kwspot.runtime.frontend import NumpyFrontend
+
+    lite = shared_dataset("speech_commands_lite")
+    shipped = pretrained_path()
+    for f in shipped.parent.glob(shipped.stem + "*"):
+        shutil.copy(f, tmp_path / f.name)
+    quantized = tmp_path / shipped.name
+    dataset = open_dataset(DataConfig(path=str(lite)))
+    write_manifest(tmp_path / "manifest.jsonl", dataset.utterances)
+    clips, _ = calibration_clips(tmp_path / "manifest.jsonl", 300, seed=0)
+    frontend = NumpyFrontend(OnnxKeywordModel(shipped).features)
+    features = np.stack([frontend.frames(c) for c in clips])
+    quantize_export(quantized, quantized.with_name(quantized.stem + ".net.onnx"), clips,
+                    features)
+    result = verify_export(quantized, DataConfig(path=str(lite)), "test", shipped, runs=10)
+    assert result["clips"] > 700
+    assert result["checkpoint_accuracy"] - result["accuracy"] <= 0.01, result

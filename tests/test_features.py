@@ -230,3 +230,45 @@ def test_batch_rows_equal_single_clips_synthetic() -> None:
     zero_mfcc = frontend("mfcc", clips)[2]
     np.testing.assert_allclose(zero_mfcc[0], np.sqrt(40) * np.log(LOG_OFFSET), rtol=1e-5)
     np.testing.assert_allclose(zero_mfcc[1:], 0.0, atol=1e-4)
+
+
+@pytest.mark.parametrize("cfg", [
+    FeatureConfig(),                                                        # TC-ResNet: 40 MFCC
+    FeatureConfig(kind="logmel"),                                           # BC-ResNet style
+    FeatureConfig(window_ms=40, hop_ms=20, n_mfcc=10),                      # DS-CNN: n_fft 1024
+    FeatureConfig(window_ms=25, hop_ms=10, n_mels=80, n_mfcc=13, f_max=8000),
+    FeatureConfig(clip_ms=1500, hop_ms=12.5),
+], ids=["tc-resnet", "logmel", "ds-cnn", "80-mel", "hop-200"])
+@pytest.mark.parametrize("level", [0.5, 1e-4, 0.0])
+def test_matmul_frontend_equals_the_training_frontend(cfg: FeatureConfig, level: float) -> None:
+    """The exported front end (two-stage FFT as matrix products) is the training one."""
+    from kwspot.features import MatmulFrontend
+
+    audio = np.random.default_rng(1).uniform(-level, level, (3, cfg.clip_samples))
+    audio = torch.from_numpy(audio.astype(np.float32))
+    expected = Frontend(cfg)(audio)
+    got = MatmulFrontend(cfg)(audio)
+    assert got.shape == expected.shape
+    assert (got - expected).abs().max().item() < 1e-4
+
+
+def test_exported_audio_graph_has_no_dft_and_gives_logits(tmp_path) -> None:
+    import onnx
+    import onnxruntime as ort
+
+    from kwspot.classifier import ExportModel, KeywordClassifier
+    from kwspot.export import export_module
+    from kwspot.runtime.model import softmax
+
+    model = KeywordClassifier("tc-resnet8", ["yes", "no", "_silence_"], FeatureConfig()).eval()
+    audio = torch.from_numpy(np.random.default_rng(0).uniform(-0.3, 0.3, (2, 16000))
+                             .astype(np.float32))
+    path = tmp_path / "m.onnx"
+    export_module(ExportModel(model).eval(), audio, path, "audio", ["posteriors", "logits"])
+    ops = {node.op_type for node in onnx.load(str(path)).graph.node}
+    assert not ops & {"DFT", "STFT"}, ops
+    posteriors, logits = ort.InferenceSession(str(path)).run(None, {"audio": audio.numpy()})
+    with torch.no_grad():
+        expected = model(audio).numpy()
+    np.testing.assert_allclose(logits, expected, atol=1e-4)
+    np.testing.assert_allclose(posteriors, softmax(expected), atol=1e-5)

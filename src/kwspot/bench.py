@@ -1,10 +1,12 @@
 """Latency benchmark: one example at a time on one thread, as a phone or a small server core
 runs a keyword spotter. Params and FLOPs are counted from the model; latency is measured,
 median and p90 over many runs after warm-up, for PyTorch and ONNX Runtime, with the feature
-front end included (raw audio in) and excluded (features in)."""
+front end included (raw audio in) and excluded (features in), float and int8 side by side in
+one run. The ONNX audio graph is the one ``kwspot export`` writes (matmul front end)."""
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 import time
 from collections.abc import Callable
@@ -15,7 +17,7 @@ import numpy as np
 import onnxruntime as ort
 import torch
 
-from kwspot.classifier import KeywordClassifier, PosteriorModel
+from kwspot.classifier import ExportModel, KeywordClassifier, PosteriorModel
 from kwspot.export import export_module
 from kwspot.profile import count_flops, count_parameters
 
@@ -49,7 +51,7 @@ def _ort_session(path: Path, threads: int) -> ort.InferenceSession:
 
 
 def benchmark(model: KeywordClassifier, runs: int = 1000, warmup: int = 100,
-              threads: int = 1, seed: int = 0) -> dict:
+              threads: int = 1, seed: int = 0, int8: bool = True) -> dict:
     model.eval()
     features = model.features
     audio = np.random.default_rng(seed).uniform(-0.1, 0.1, (1, features.clip_samples))
@@ -69,15 +71,31 @@ def benchmark(model: KeywordClassifier, runs: int = 1000, warmup: int = 100,
                                ("features", lambda: model.network(feats_t))):
                 timings.append(Timing("pytorch", inputs, *time_calls(fn, runs, warmup), runs))
         with tempfile.TemporaryDirectory() as tmp:
+            from kwspot.quantize import quantize_export
+
             full, net = Path(tmp) / "full.onnx", Path(tmp) / "net.onnx"
-            export_module(posterior_model, audio_t, full, "audio", "posteriors")
+            export_module(ExportModel(model).eval(), audio_t, full, "audio",
+                          ["posteriors", "logits"])
             export_module(model.network, feats_t, net, "features", "logits")
-            for inputs, path, x in (("audio", full, audio), ("features", net, feats)):
-                session = _ort_session(path, threads)
-                name = session.get_inputs()[0].name
-                median, p90 = time_calls(lambda s=session, n=name, v=x: s.run(None, {n: v}),
-                                         runs, warmup)
-                timings.append(Timing("onnxruntime", inputs, median, p90, runs))
+            graphs = {"onnxruntime": (full, net)}
+            if int8:  # speed does not depend on what calibrates it: noise clips will do
+                calib = np.random.default_rng(seed + 1).uniform(
+                    -0.3, 0.3, (32, features.clip_samples)).astype(np.float32)
+                with torch.inference_mode():
+                    calib_feats = model.frontend(torch.from_numpy(calib)).numpy()
+                full8, net8 = Path(tmp) / "full8.onnx", Path(tmp) / "net8.onnx"
+                shutil.copy(full, full8)
+                shutil.copy(net, net8)
+                quantize_export(full8, net8, calib, calib_feats)
+                graphs["onnxruntime-int8"] = (full8, net8)
+            for engine, (full_path, net_path) in graphs.items():
+                for inputs, path, x in (("audio", full_path, audio),
+                                        ("features", net_path, feats)):
+                    session = _ort_session(path, threads)
+                    name = session.get_inputs()[0].name
+                    median, p90 = time_calls(lambda s=session, n=name, v=x: s.run(None, {n: v}),
+                                             runs, warmup)
+                    timings.append(Timing(engine, inputs, median, p90, runs))
     finally:
         torch.set_num_threads(previous_threads)
     return {

@@ -35,3 +35,20 @@ class PosteriorModel(nn.Module):
 
     def forward(self, audio: torch.Tensor) -> torch.Tensor:
         return torch.softmax(self.classifier(audio), dim=-1)
+
+
+class ExportModel(nn.Module):
+    """The exported audio-in graph: the matmul front end (fast in every runtime, equal to the
+    training front end within 1e-4), the network, and two outputs: posteriors and logits
+    (calibration and fusion need logits; inverting a softmax loses them)."""
+
+    def __init__(self, classifier: KeywordClassifier) -> None:
+        super().__init__()
+        from kwspot.features import MatmulFrontend
+
+        self.frontend = MatmulFrontend(classifier.features)
+        self.network = classifier.network
+
+    def forward(self, audio: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        logits = self.network(self.frontend(audio))
+        return torch.softmax(logits, dim=-1), logits

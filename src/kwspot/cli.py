@@ -265,6 +265,19 @@ def add_export_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--check-clips", type=int, default=32, help="clips for the parity check")
     p.add_argument("--tolerance", type=float, default=1e-4,
                    help="largest allowed |onnx - torch| posterior difference (default 1e-4)")
+    p.add_argument("--format", choices=["onnx"], default="onnx",
+                   help="onnx (the only format so far: TFLite export is not built yet); an "
+                        "--out suffix that says otherwise is an error")
+    p.add_argument("--precision", choices=["float32", "int8"], default="float32",
+                   help="int8: post-training static quantization of the network, calibrated "
+                        "on --calibration-clips training clips (front end stays float)")
+    p.add_argument("--calibration-data", default=None, metavar="MANIFEST",
+                   help="manifest whose train split is drawn for int8 calibration (default: "
+                        "the run's manifest.jsonl)")
+    p.add_argument("--calibration-clips", type=int, default=300, metavar="N",
+                   help="calibration clips for int8 (default 300)")
+    p.add_argument("--calibration-seed", type=int, default=0, metavar="SEED",
+                   help="seed drawing the calibration clips (default 0; logged in the card)")
     p.set_defaults(func=cmd_export)
 
 
@@ -272,14 +285,86 @@ def cmd_export(args: argparse.Namespace) -> None:
     from kwspot.checkpoint import load_classifier, run_dir_of
     from kwspot.export import card_path, export_onnx, parity_clips
 
+    suffix = ".onnx"
+    if args.out and Path(args.out).suffix.lower() == ".tflite":
+        raise KwspotError(f"--out {args.out}: TFLite export is not available yet; export "
+                          ".onnx (ONNX Runtime float or int8)")
+    if args.out and Path(args.out).suffix.lower() != suffix:
+        raise KwspotError(f"--out {args.out}: {args.format} models end in {suffix} "
+                          f"(use --format to choose the format)")
+    if args.calibration_clips < 1:
+        raise KwspotError(f"--calibration-clips must be at least 1, got {args.calibration_clips}")
     model, record = load_classifier(args.checkpoint)
+    tag = "" if args.precision == "float32" else f".{args.precision}"
     out = Path(args.out) if args.out else (
-        run_dir_of(args.checkpoint) / "export" / f"{model.model_name}.onnx")
+        run_dir_of(args.checkpoint) / "export" / f"{model.model_name}{tag}{suffix}")
     audio = parity_clips(args.check_data, args.check_clips, model.features.clip_samples)
-    card = export_onnx(model, out, audio, record, tolerance=args.tolerance)
+    calibration = None
+    if args.precision == "int8":
+        from kwspot.quantize import calibration_clips, calibration_log
+
+        manifest = Path(args.calibration_data or run_dir_of(args.checkpoint) / "manifest.jsonl")
+        clips, paths = calibration_clips(manifest, args.calibration_clips, args.calibration_seed,
+                                         model.features.clip_samples)
+        calibration = (clips, calibration_log(paths, args.calibration_seed, str(manifest)))
+        print(f"int8 calibration: {len(paths)} training clips from {manifest} "
+              f"(seed {args.calibration_seed})")
+    card = export_onnx(model, out, audio, record, tolerance=args.tolerance,
+                       precision=args.precision, calibration=calibration)
     print(f"wrote {out} ({out.stat().st_size / 1024:.0f} KiB) and {card_path(out)}")
-    print(f"parity: max |onnx - torch| = {card['parity']['max_abs_diff']:.2e} "
+    print(f"parity: max |{args.format} - torch| = {card['parity']['max_abs_diff']:.2e} "
           f"on {card['parity']['clips']} clips")
+    if "quantization" in card:
+        print(f"int8: max |int8 - torch| = "
+              f"{card['quantization']['max_abs_diff_from_float']:.2e} (accuracy: "
+              f"`kwspot verify-export {out} --data DATA`)")
+
+
+def add_verify_export_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("verify-export", help="an export's accuracy, parity, size and latency",
+                       description="Run an exported model on a test split beside its PyTorch "
+                       "checkpoint: both accuracies on the same clips, the largest posterior "
+                       "difference, file sizes, and single-clip latency (median/p90, one "
+                       "thread).")
+    p.add_argument("model", help="exported model (.onnx with its .json card)")
+    add_data_args(p)
+    p.add_argument("--split", default="test", choices=("train", "validation", "test", "all"),
+                   help="which clips (default test)")
+    p.add_argument("--checkpoint", default=None, metavar="PT",
+                   help="the checkpoint it was exported from (run dir or .pt), for comparison")
+    p.add_argument("--runs", type=int, default=1000, help="latency runs (default 1000)")
+    p.add_argument("--seed", type=int, default=None,
+                   help="seed of the recipe's _unknown_/_silence_ test draws (default: the "
+                        "model's training seed)")
+    p.add_argument("--json", default=None, metavar="FILE", help="also write the result here")
+    p.set_defaults(func=cmd_verify_export)
+
+
+def cmd_verify_export(args: argparse.Namespace) -> None:
+    import json
+
+    from kwspot.evaluate.verify import verify_export
+    from kwspot.fileio import atomic_write_text
+
+    if args.runs < 1:
+        raise KwspotError(f"--runs must be at least 1, got {args.runs}")
+    result = verify_export(args.model, data_config(args), args.split, args.checkpoint,
+                           args.runs, args.seed)
+    print(f"{result['model']} on {result['data']} [{result['split']}], {result['clips']} clips")
+    print(f"  accuracy: {result['accuracy']:.2%}")
+    if "checkpoint" in result:
+        print(f"  PyTorch checkpoint: {result['checkpoint_accuracy']:.2%} "
+              f"(difference {100 * (result['accuracy'] - result['checkpoint_accuracy']):+.2f} pp)"
+              f"; max |posterior difference| {result['max_abs_diff']:.2e}; same top class on "
+              f"{result['argmax_agreement']:.2%} of clips")
+    sizes = ", ".join(f"{name} {size / 1024:.0f} KiB" for name, size in
+                      result["size_bytes"].items())
+    print(f"  size: {sizes}")
+    latency = result["latency_ms"]
+    print(f"  latency (one clip, one thread, {latency['runs']} runs): median "
+          f"{latency['median']:.3f} ms, p90 {latency['p90']:.3f} ms")
+    if args.json:
+        atomic_write_text(args.json, json.dumps(result, indent=2) + "\n")
 
 
 def add_detect_parser(sub: argparse._SubParsersAction) -> None:
@@ -383,8 +468,8 @@ def add_bench_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("bench", help="params, FLOPs and measured latency (PyTorch and ONNX)",
                        description="Measure single-example latency on --threads threads "
                        "(median and p90 over --runs runs after --warmup), for PyTorch and ONNX "
-                       "Runtime, with the feature front end included and excluded. Untrained "
-                       "weights time the same as trained ones.")
+                       "Runtime, with the feature front end included and excluded, float and "
+                       "int8. Untrained weights time the same as trained ones.")
     p.add_argument("--model", action="append", default=None,
                    help="architecture(s) to measure; repeat the flag (default tc-resnet8)")
     p.add_argument("--checkpoint", default=None, help="measure this checkpoint instead")
@@ -696,8 +781,8 @@ def cmd_demo(args: argparse.Namespace) -> None:
 
 
 SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
-    add_train_parser, add_eval_parser, add_export_parser, add_detect_parser, add_listen_parser,
-    add_bench_parser,
+    add_train_parser, add_eval_parser, add_export_parser, add_verify_export_parser,
+    add_detect_parser, add_listen_parser, add_bench_parser,
     add_synth_parser, add_negatives_parser, add_streams_parser, add_eval_stream_parser,
     add_calibrate_parser, add_mine_parser, add_demo_parser,
 ]

@@ -22,12 +22,13 @@ import torch
 from torch import nn
 
 from kwspot import __version__
-from kwspot.classifier import KeywordClassifier, PosteriorModel
+from kwspot.classifier import ExportModel, KeywordClassifier, PosteriorModel
 from kwspot.errors import KwspotError
 from kwspot.fileio import write_card
 
 INPUT_NAME = "audio"
 OUTPUT_NAME = "posteriors"
+LOGITS_NAME = "logits"
 NETWORK_SUFFIX = ".net.onnx"
 NETWORK_INPUT = "features"
 NETWORK_OUTPUT = "logits"
@@ -35,7 +36,7 @@ PARITY_TOLERANCE = 1e-4
 
 
 def export_module(module: nn.Module, example: torch.Tensor, path: Path, input_name: str,
-                  output_name: str) -> None:
+                  output_name: str | list[str]) -> None:
     """Export with a dynamic batch dimension; quiet unless it fails."""
     module.eval()
     batch = torch.export.Dim("batch", min=1, max=4096)
@@ -48,7 +49,8 @@ def export_module(module: nn.Module, example: torch.Tensor, path: Path, input_na
         torch_log.setLevel(logging.ERROR)
         try:
             program = torch.onnx.export(
-                module, (example,), input_names=[input_name], output_names=[output_name],
+                module, (example,), input_names=[input_name],
+                output_names=[output_name] if isinstance(output_name, str) else output_name,
                 dynamic_shapes={first_arg: {0: batch}}, dynamo=True, opset_version=18,
                 verbose=False,
             )
@@ -91,6 +93,11 @@ def model_card(model: KeywordClassifier, record: dict[str, Any] | None = None) -
                   "dtype": "float32", "range": [-1.0, 1.0]},
         "output": {"name": OUTPUT_NAME, "shape": ["batch", len(model.labels)],
                    "meaning": "softmax posteriors in label order"},
+        "outputs": [
+            {"name": OUTPUT_NAME, "shape": ["batch", len(model.labels)],
+             "meaning": "softmax posteriors in label order"},
+            {"name": LOGITS_NAME, "shape": ["batch", len(model.labels)],
+             "meaning": "logits (pre-softmax) in label order"}],
         "features": dataclasses.asdict(features),
         "training": {
             "step": record.get("step"),
@@ -100,16 +107,28 @@ def model_card(model: KeywordClassifier, record: dict[str, Any] | None = None) -
     }
 
 
+INT8_TOLERANCE = 0.1  # int8 posteriors move by ~0.01; accuracy is what verify-export checks
+
+
 def export_onnx(model: KeywordClassifier, out_path: str | Path, check_audio: np.ndarray,
                 record: dict[str, Any] | None = None,
-                tolerance: float = PARITY_TOLERANCE) -> dict[str, Any]:
-    """Write the ONNX model and card; returns the card with the measured parity added."""
+                tolerance: float = PARITY_TOLERANCE, precision: str = "float32",
+                calibration: tuple[np.ndarray, dict[str, Any]] | None = None) -> dict[str, Any]:
+    """Write the ONNX model and card; returns the card with the measured parity added.
+
+    ``precision="int8"`` quantizes both graphs after the float parity check, calibrated on
+    ``calibration`` (clips, and the log of how they were drawn, which goes in the card)."""
+    if precision not in ("float32", "int8"):
+        raise KwspotError(f"unknown precision {precision!r}; choose float32 or int8")
+    if precision == "int8" and calibration is None:
+        raise KwspotError("int8 export needs calibration clips")
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     model.eval()
     wrapper = PosteriorModel(model).eval()
     example = torch.from_numpy(check_audio[:2].astype(np.float32))
-    export_module(wrapper, example, out_path, INPUT_NAME, OUTPUT_NAME)
+    export_module(ExportModel(model).eval(), example, out_path, INPUT_NAME,
+                  [OUTPUT_NAME, LOGITS_NAME])
 
     network_path = out_path.with_name(out_path.stem + NETWORK_SUFFIX)
     features = model.frontend(example)
@@ -128,6 +147,24 @@ def export_onnx(model: KeywordClassifier, out_path: str | Path, check_audio: np.
         raise KwspotError(
             f"ONNX Runtime and PyTorch disagree by {max_diff:.2e} (> {tolerance:.0e}); "
             "nothing was written")
+    card["precision"] = precision
+    if precision == "int8" and calibration is not None:
+        from kwspot.quantize import quantize_export
+
+        clips, log = calibration
+        with torch.no_grad():
+            calib_features = model.frontend(torch.from_numpy(clips)).numpy()
+        quantize_export(out_path, network_path, clips, calib_features)
+        int8_diff = parity(wrapper, out_path, network_path, check_audio)
+        card["quantization"] = {
+            "method": "onnxruntime static, QDQ, int8 weights per channel, uint8 activations, "
+                      "min-max calibration; front end (framing, FFT, mel, log, DCT) float",
+            "calibration": log, "max_abs_diff_from_float": int8_diff}
+        if int8_diff > INT8_TOLERANCE:
+            out_path.unlink(missing_ok=True)
+            network_path.unlink(missing_ok=True)
+            raise KwspotError(f"int8 posteriors differ from PyTorch by {int8_diff:.2e} "
+                              f"(> {INT8_TOLERANCE}); nothing was written")
     write_card(card, out_path)
     return card
 
@@ -147,7 +184,9 @@ def parity(wrapper: PosteriorModel, onnx_path: Path, network_path: Path,
     audio = audio.astype(np.float32)
     expected = wrapper(torch.from_numpy(audio)).numpy()
     full = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-    got_full = full.run(None, {full.get_inputs()[0].name: audio})[0]
+    got_full, got_logits = full.run(None, {full.get_inputs()[0].name: audio})[:2]
+    if np.abs(softmax(got_logits) - got_full).max() > 1e-5:
+        raise KwspotError(f"{onnx_path}: its logits output does not match its posteriors")
     net = ort.InferenceSession(str(network_path), providers=["CPUExecutionProvider"])
     frontend = NumpyFrontend(wrapper.classifier.features)
     features = np.stack([frontend.frames(a) for a in audio])

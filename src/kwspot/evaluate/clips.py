@@ -19,6 +19,7 @@ from kwspot.data import SILENCE, UNKNOWN
 from kwspot.fileio import atomic_write_text, save_figure
 
 if TYPE_CHECKING:
+    from kwspot.clips import LabelledAudio
     from kwspot.datasets import DataConfig
 
 
@@ -201,18 +202,11 @@ def load_scorer(model_path: str | Path) -> Scorer:
                   config.get("data", {}).get("seed"))
 
 
-def run_evaluation(
-    model_path: str | Path, data: DataConfig, split: str, out_dir: str | Path | None,
-    seed: int | None = None,
-) -> tuple[ClassificationReport, list[str], dict[str, str]]:
-    """Evaluate on one split of a dataset (``split='all'``: every clip).
-
-    Labels the model does not know count as ``_unknown_`` when it has that class, as in the
-    Speech Commands recipe. ``data.seed`` draws the recipe's ``_unknown_`` clips and its
-    ``_silence_`` noise, exactly as training's own test evaluation does with the same seed;
-    ``seed=None`` takes the seed the model was trained with (0 if unrecorded).
-    Returns the report, bad files, and the label mapping used.
-    """
+def evaluation_clips(labels: Sequence[str], window_samples: int, sample_rate: int,
+                     data: DataConfig, split: str, seed: int) -> tuple[LabelledAudio,
+                                                                       dict[str, str]]:
+    """The clips of one split, labelled in the model's classes (unknown words as _unknown_,
+    the recipe's silence filled from noise with ``seed``), and the label mapping used."""
     import dataclasses
 
     from kwspot.augment import fill_silence, noise_bank
@@ -221,10 +215,6 @@ def run_evaluation(
     from kwspot.datasets.speech_commands import is_speech_commands
     from kwspot.errors import KwspotError
 
-    scorer = load_scorer(model_path)
-    labels = scorer.labels
-    if seed is None:
-        seed = scorer.training_seed if scorer.training_seed is not None else 0
     data = dataclasses.replace(data, seed=seed)
     keywords = tuple(label for label in labels if label not in (SILENCE, UNKNOWN))
     if data.keywords is None:
@@ -246,12 +236,33 @@ def run_evaluation(
         else:
             raise KwspotError(f"the data has label {label!r}, unknown to the model {labels}")
     rows = [dataclasses.replace(u, label=mapping[u.label]) for u in rows]
-    clips = load_labelled(rows, labels, scorer.window_samples, scorer.sample_rate)
+    clips = load_labelled(rows, labels, window_samples, sample_rate)
     if clips.is_silence.any():  # the recipe's silence: noise as recorded, at U[0, 1]
         noise = noise_bank(dataset.noise_paths, data.seed)
         clips.audio = fill_silence(clips.audio, clips.is_silence, noise, 1.0, data.seed + 2)
     if len(clips) == 0:
         raise KwspotError("no clip could be decoded")
+    return clips, mapping
+
+
+def run_evaluation(
+    model_path: str | Path, data: DataConfig, split: str, out_dir: str | Path | None,
+    seed: int | None = None,
+) -> tuple[ClassificationReport, list[str], dict[str, str]]:
+    """Evaluate on one split of a dataset (``split='all'``: every clip).
+
+    Labels the model does not know count as ``_unknown_`` when it has that class, as in the
+    Speech Commands recipe. ``data.seed`` draws the recipe's ``_unknown_`` clips and its
+    ``_silence_`` noise, exactly as training's own test evaluation does with the same seed;
+    ``seed=None`` takes the seed the model was trained with (0 if unrecorded).
+    Returns the report, bad files, and the label mapping used.
+    """
+    scorer = load_scorer(model_path)
+    labels = scorer.labels
+    if seed is None:
+        seed = scorer.training_seed if scorer.training_seed is not None else 0
+    clips, mapping = evaluation_clips(labels, scorer.window_samples, scorer.sample_rate, data,
+                                      split, seed)
     proba = scorer.score(clips.audio)
     report = classification_report(clips.targets, proba.argmax(1), labels)
     if out_dir is not None:

@@ -68,8 +68,24 @@ def _session(path: Path, threads: int) -> ort.InferenceSession:
 def read_card(card_file: Path) -> dict[str, Any]:
     """The model card, checked: a wrong card would silently feed the model the wrong audio."""
     try:
-        card = json.loads(card_file.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        return parse_card(card_file.read_text(), card_file)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise KwspotError(f"{card_file}: model card is not readable JSON ({exc})") from None
+
+
+def embedded_card(session: ort.InferenceSession, path: Path) -> dict[str, Any]:
+    """The copy of the card the export stores in the model's metadata (``kwspot_card``)."""
+    text = session.get_modelmeta().custom_metadata_map.get("kwspot_card")
+    if text is None:
+        raise KwspotError(f"{path}: model card {path.with_suffix('.json').name} not found "
+                          "beside it, and none is embedded in the model")
+    return parse_card(text, path)
+
+
+def parse_card(text: str, card_file: Path) -> dict[str, Any]:
+    try:
+        card = json.loads(text)
+    except json.JSONDecodeError as exc:
         raise KwspotError(f"{card_file}: model card is not readable JSON ({exc})") from None
     if not isinstance(card, dict):
         raise KwspotError(f"{card_file}: model card must be a JSON object")
@@ -108,11 +124,11 @@ class OnnxKeywordModel:
         if not path.is_file():
             raise KwspotError(f"{path}: model file not found")
         card_file = path.with_suffix(".json")
-        if not card_file.is_file():
-            raise KwspotError(f"{path}: model card {card_file.name} not found beside it")
         self.path = path
-        self.card: dict[str, Any] = read_card(card_file)
         self.session = _session(path, threads)
+        # the side file wins (calibration updates it); else the copy inside the model
+        self.card: dict[str, Any] = read_card(card_file) if card_file.is_file() else \
+            embedded_card(self.session, path)
         self.input_name = self.session.get_inputs()[0].name
         self.labels: list[str] = list(self.card["labels"])
         self.sample_rate: int = int(self.card["sample_rate"])

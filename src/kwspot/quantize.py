@@ -1,0 +1,121 @@
+"""int8 post-training quantization of exported ONNX models (ONNX Runtime static quantization,
+QDQ format), calibrated on a logged subset of training clips.
+
+The network's convolutions and classifier are quantized (int8 weights per channel, uint8
+activations); the feature front end stays float: a log compresses a ~100 dB range that 8 bits
+cannot hold, and the front end is already cheap matrix products. Both graphs of an export are
+quantized: ``<name>.onnx`` (audio in) and ``<name>.net.onnx`` (features in, for the engine).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import logging
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from kwspot.errors import KwspotError
+
+QUANTIZED_OPS = ["Conv", "Gemm", "MatMul", "Add", "Relu", "ReduceMean"]
+
+
+def calibration_clips(manifest: str | Path, count: int = 300, seed: int = 0,
+                      clip_samples: int = 16000) -> tuple[np.ndarray, list[str]]:
+    """``count`` training clips drawn with ``seed`` from a run's manifest (train split, real
+    files only), decoded to (count, clip_samples), and their paths for the log."""
+    from kwspot.audio import fit_length, load_audio
+    from kwspot.data import read_manifest
+
+    rows = [u for u in read_manifest(manifest) if u.split == "train" and u.path]
+    if not rows:
+        raise KwspotError(f"{manifest}: no training clips to calibrate int8 quantization on")
+    picked = np.random.default_rng(seed).choice(len(rows), min(count, len(rows)), replace=False)
+    paths = [str(rows[i].path) for i in sorted(picked)]
+    audio = np.stack([fit_length(load_audio(p), clip_samples) for p in paths])
+    return audio.astype(np.float32), paths
+
+
+def calibration_log(paths: Sequence[str], seed: int, source: str) -> dict[str, Any]:
+    """What the card records: enough to redraw the same clips and to check they were."""
+    digest = hashlib.sha256("\n".join(paths).encode()).hexdigest()
+    return {"clips": len(paths), "seed": seed, "source": source, "paths_sha256": digest}
+
+
+def _frontend_nodes(model: Any) -> list[str]:
+    """Names of the nodes that compute the network's input (everything upstream of the first
+    Conv): the float front end, left out of quantization."""
+    graph = model.graph
+    first_conv = next((n for n in graph.node if n.op_type == "Conv"), None)
+    if first_conv is None:
+        return []
+    producers = {out: node for node in graph.node for out in node.output}
+    seen: set[str] = set()
+    stack = [first_conv.input[0]]
+    while stack:
+        node = producers.get(stack.pop())
+        if node is None or node.name in seen:
+            continue
+        seen.add(node.name)
+        stack.extend(node.input)
+    return sorted(seen)
+
+
+class _Reader:
+    """Feeds calibration inputs one at a time (ORT's CalibrationDataReader protocol)."""
+
+    def __init__(self, name: str, inputs: np.ndarray) -> None:
+        self.name, self.inputs, self.index = name, inputs, 0
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        if self.index >= len(self.inputs):
+            return None
+        self.index += 1
+        return {self.name: self.inputs[self.index - 1 : self.index]}
+
+    def rewind(self) -> None:
+        self.index = 0
+
+
+def quantize_export(onnx_path: Path, network_path: Path | None, audio: np.ndarray,
+                    features: np.ndarray | None) -> None:
+    """Quantize an export's graphs in place: the audio-in graph on calibration ``audio``, the
+    network graph on the same clips' ``features``."""
+    quantize_graph(onnx_path, onnx_path, audio)
+    if network_path is not None and features is not None:
+        quantize_graph(network_path, network_path, features)
+
+
+def quantize_graph(float_path: Path, out_path: Path, inputs: np.ndarray) -> None:
+    """Static int8 QDQ quantization of one graph, calibrated (min-max) on ``inputs``."""
+    import onnx
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    from kwspot.fileio import atomic_path
+
+    class Reader(_Reader, CalibrationDataReader):
+        pass
+
+    with tempfile.TemporaryDirectory() as tmp, contextlib.redirect_stdout(io.StringIO()):
+        logging.getLogger().setLevel(logging.ERROR)
+        prepared = Path(tmp) / "prepared.onnx"
+        quant_pre_process(str(float_path), str(prepared), skip_symbolic_shape=True)
+        model = onnx.load(str(prepared))
+        name = model.graph.input[0].name
+        with atomic_path(out_path) as tmp_out:
+            quantize_static(str(prepared), str(tmp_out), Reader(name, inputs),
+                            quant_format=QuantFormat.QDQ, per_channel=True,
+                            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                            op_types_to_quantize=QUANTIZED_OPS,
+                            nodes_to_exclude=_frontend_nodes(model))
