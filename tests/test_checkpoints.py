@@ -65,3 +65,12 @@ def test_save_is_atomic_and_leaves_no_temp_file(tmp_path: Path, monkeypatch) -> 
         save_record({"state_dict": {"v": torch.zeros(3)}}, path)
     assert list(tmp_path.iterdir()) == [path]  # the old file survives, no temp left
     assert load_record(path)["state_dict"]["v"].sum() == 3
+
+
+def test_a_run_without_best_pt_says_why(tmp_path: Path) -> None:
+    from kwspot.cli import main
+
+    (tmp_path / "config.json").write_text("{}")
+    for command in (["export", str(tmp_path)], ["eval", str(tmp_path), "--data", "."]):
+        with pytest.raises(KwspotError, match=r"no checkpoint yet.*first evaluation"):
+            main(["--debug", *command])

@@ -38,6 +38,11 @@ def load_record(path: str | Path) -> dict[str, Any]:
     file cannot run anything."""
     path = Path(path)
     if not path.is_file():
+        if path.parent.is_dir() and (path.parent / "config.json").is_file():
+            saved = sorted(p.name for p in path.parent.glob("*.pt"))
+            raise KwspotError(f"{path}: checkpoint not found; the run has "
+                              f"{', '.join(saved) if saved else 'no checkpoint yet'} (best.pt "
+                              "is written at the first evaluation, every --eval-every steps)")
         raise KwspotError(f"{path}: checkpoint not found")
     try:
         record = torch.load(path, map_location="cpu", weights_only=True)
