@@ -18,6 +18,7 @@ import soundfile as sf
 import soxr
 
 from kwspot.errors import AudioError
+from kwspot.fileio import atomic_path
 
 SAMPLE_RATE = 16000
 
@@ -32,23 +33,26 @@ class AudioWarning(UserWarning):
 _STDERR_LOCK = threading.Lock()
 
 
-def _looks_like_mp3(path: Path) -> bool:
-    if path.suffix.lower() == ".mp3":
-        return True
+def _head(path: Path) -> bytes:
+    """The first bytes of a file: enough to tell MP3 from RIFF/WAVE without decoding."""
     try:
         with path.open("rb") as fh:
-            head = fh.read(3)
+            return fh.read(12)
     except OSError:
-        return False
-    return head == b"ID3" or (len(head) >= 2 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0)
+        return b""
+
+
+def _is_mp3(path: Path, head: bytes) -> bool:
+    return path.suffix.lower() == ".mp3" or head[:3] == b"ID3" or (
+        len(head) >= 2 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0)
 
 
 @contextmanager
-def _quiet_decoder(path: Path) -> Iterator[None]:
+def _quiet_decoder(active: bool) -> Iterator[None]:
     """libmpg123 (libsndfile's MP3 decoder) prints multi-line notes straight to file
-    descriptor 2 ("Trying to resync..."); swallow them for MP3 input so a bad file gives
-    kwspot's one line, not decoder chatter. Other formats are left untouched."""
-    if not _looks_like_mp3(path):
+    descriptor 2 ("Trying to resync..."); swallow them while MP3 input (``active``) decodes,
+    so a bad file gives kwspot's one line, not decoder chatter. Other formats: untouched."""
+    if not active:
         yield
         return
     with _STDERR_LOCK, tempfile.TemporaryFile() as sink:
@@ -74,14 +78,14 @@ def _decode_error(path: Path, exc: Exception) -> AudioError:
     return AudioError(f"{path}: cannot decode audio ({text.splitlines()[0] if text else exc})")
 
 
-def _wav_truncation(path: Path) -> str | None:
+def _wav_truncation(path: Path, head: bytes) -> str | None:
     """For a RIFF/WAVE file: how its data chunk falls short of what the header declares
     (a copy or download cut off), or None. libsndfile then reads what is there, silently."""
+    if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+        return None  # not a WAV: no file opened at all
     try:
         with path.open("rb") as fh:
-            head = fh.read(12)
-            if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
-                return None
+            fh.seek(12)
             block_align = 0
             while True:
                 chunk = fh.read(8)
@@ -109,8 +113,8 @@ def _wav_truncation(path: Path) -> str | None:
     return None
 
 
-def _warn_if_truncated(path: Path) -> None:
-    message = _wav_truncation(path)
+def _warn_if_truncated(path: Path, head: bytes) -> None:
+    message = _wav_truncation(path, head)
     if message:
         warnings.warn(message, AudioWarning, stacklevel=3)
 
@@ -204,7 +208,8 @@ def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     """
     path = Path(path)
     _check_file(path)
-    with _quiet_decoder(path):
+    head = _head(path)
+    with _quiet_decoder(_is_mp3(path, head)):
         _check_header(path)
         try:
             audio, rate = sf.read(str(path), dtype="float32", always_2d=False)
@@ -212,7 +217,7 @@ def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
             raise _decode_error(path, exc) from exc
     if audio.size == 0:
         raise AudioError(f"{path}: contains no samples")
-    _warn_if_truncated(path)
+    _warn_if_truncated(path, head)
     audio = _finite_mono(audio, path)
     audio = resample(audio, rate, sample_rate)
     if audio.size == 0:
@@ -234,8 +239,6 @@ def fit_length(audio: np.ndarray, num_samples: int) -> np.ndarray:
 def save_audio(path: str | Path, audio: np.ndarray, sample_rate: int = SAMPLE_RATE) -> None:
     """Write 16-bit PCM WAV, the format of Speech Commands and of every tool downstream
     (atomically: a kill mid-write leaves no half file)."""
-    from kwspot.fileio import atomic_path
-
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
@@ -251,12 +254,18 @@ def iter_audio_blocks(path: str | Path | BinaryIO, sample_rate: int = SAMPLE_RAT
     if isinstance(path, str | Path):
         path = Path(path)
         _check_file(path)
-        _warn_if_truncated(path)
+        head = _head(path)
+        _warn_if_truncated(path, head)
         source: Any = str(path)
     else:
         source, path = path, Path("<stdin>")
+        head = b""
+        if source.seekable():
+            head = source.read(12)
+            source.seek(0)
+    quiet = _is_mp3(path, head)
     try:
-        with _quiet_decoder(path):
+        with _quiet_decoder(quiet):
             handle = sf.SoundFile(source)
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
         raise _decode_error(path, exc) from exc
@@ -271,7 +280,7 @@ def iter_audio_blocks(path: str | Path | BinaryIO, sample_rate: int = SAMPLE_RAT
         total = 0
         while True:
             try:
-                with _quiet_decoder(path):  # per read: never silence stderr across a yield
+                with _quiet_decoder(quiet):  # per read: never silence stderr across a yield
                     data = handle.read(block, dtype="float32", always_2d=True)
             except (sf.LibsndfileError, RuntimeError) as exc:
                 raise _decode_error(path, exc) from exc

@@ -12,13 +12,13 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
-import logging
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from onnxruntime.quantization import CalibrationDataReader
 
 from kwspot.errors import KwspotError
 
@@ -66,8 +66,8 @@ def _frontend_nodes(model: Any) -> list[str]:
     return sorted(seen)
 
 
-class _Reader:
-    """Feeds calibration inputs one at a time (ORT's CalibrationDataReader protocol)."""
+class _Reader(CalibrationDataReader):
+    """Feeds calibration inputs one at a time."""
 
     def __init__(self, name: str, inputs: np.ndarray) -> None:
         self.name, self.inputs, self.index = name, inputs, 0
@@ -94,27 +94,18 @@ def quantize_export(onnx_path: Path, network_path: Path | None, audio: np.ndarra
 def quantize_graph(float_path: Path, out_path: Path, inputs: np.ndarray) -> None:
     """Static int8 QDQ quantization of one graph, calibrated (min-max) on ``inputs``."""
     import onnx
-    from onnxruntime.quantization import (
-        CalibrationDataReader,
-        QuantFormat,
-        QuantType,
-        quantize_static,
-    )
+    from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     from kwspot.fileio import atomic_path
 
-    class Reader(_Reader, CalibrationDataReader):
-        pass
-
     with tempfile.TemporaryDirectory() as tmp, contextlib.redirect_stdout(io.StringIO()):
-        logging.getLogger().setLevel(logging.ERROR)
         prepared = Path(tmp) / "prepared.onnx"
         quant_pre_process(str(float_path), str(prepared), skip_symbolic_shape=True)
         model = onnx.load(str(prepared))
         name = model.graph.input[0].name
         with atomic_path(out_path) as tmp_out:
-            quantize_static(str(prepared), str(tmp_out), Reader(name, inputs),
+            quantize_static(str(prepared), str(tmp_out), _Reader(name, inputs),
                             quant_format=QuantFormat.QDQ, per_channel=True,
                             activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                             op_types_to_quantize=QUANTIZED_OPS,

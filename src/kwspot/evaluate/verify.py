@@ -8,7 +8,6 @@ trusted.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,28 +21,22 @@ if TYPE_CHECKING:
 
 def model_files(path: Path) -> list[Path]:
     """The files a deployment copies: the model, its network graph, its card."""
-    files = [path, path.with_suffix(".json")]
-    network = path.with_name(path.stem + ".net.onnx")
-    if network.exists():
-        files.append(network)
+    from kwspot.export import NETWORK_SUFFIX, card_path
+
+    files = [path, card_path(path), path.with_name(path.stem + NETWORK_SUFFIX)]
     return [f for f in files if f.exists()]
 
 
 def single_clip_latency(model_path: Path, clip: np.ndarray, runs: int,
                         warmup: int = 50) -> tuple[float, float]:
-    """Median and p90 milliseconds of one audio-in call on one thread."""
+    """Median and p90 milliseconds of one audio-in call on one thread (``kwspot bench``'s
+    timer)."""
+    from kwspot.bench import time_calls
     from kwspot.runtime import OnnxKeywordModel
 
     model = OnnxKeywordModel(model_path, threads=1)
     clip = np.ascontiguousarray(clip[None], dtype=np.float32)
-    for _ in range(warmup):
-        model.posteriors(clip)
-    samples = np.empty(runs)
-    for i in range(runs):
-        start = time.perf_counter_ns()
-        model.posteriors(clip)
-        samples[i] = time.perf_counter_ns() - start
-    return float(np.median(samples) / 1e6), float(np.percentile(samples, 90) / 1e6)
+    return time_calls(lambda: model.posteriors(clip), runs, warmup)
 
 
 def verify_export(model_path: str | Path, data: DataConfig, split: str = "test",
