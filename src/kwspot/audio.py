@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import stat
 import tempfile
 import threading
@@ -72,7 +73,8 @@ def _quiet_decoder(active: bool) -> Iterator[None]:
 def _decode_error(path: Path, exc: Exception) -> AudioError:
     """libsndfile says "File does not exist or is not a regular file" for any file it cannot
     open; by now the file is known to exist, so say what is really wrong."""
-    text = str(exc)
+    # an open file object's repr ("Error opening <_io.BytesIO object at 0x..>:") says nothing
+    text = re.sub(r"^Error opening <[^>]*>: ?", "", str(exc))
     if "does not exist" in text or "not a regular file" in text:
         return AudioError(f"{path}: not a decodable audio file (unknown format or corrupt)")
     return AudioError(f"{path}: cannot decode audio ({text.splitlines()[0] if text else exc})")
@@ -247,7 +249,8 @@ def save_audio(path: str | Path, audio: np.ndarray, sample_rate: int = SAMPLE_RA
 
 
 def iter_audio_blocks(path: str | Path | BinaryIO, sample_rate: int = SAMPLE_RATE,
-                      block_seconds: float = 10.0) -> Iterator[np.ndarray]:
+                      block_seconds: float = 10.0, name: str = "<stdin>"
+                      ) -> Iterator[np.ndarray]:
     """Decode a file of any length block by block (mono float32 at ``sample_rate``), so memory
     stays flat for hours of audio. The blocks joined equal ``load_audio`` to resampler
     rounding (soxr's streaming resampler). ``path`` may be an open binary file (stdin)."""
@@ -258,7 +261,7 @@ def iter_audio_blocks(path: str | Path | BinaryIO, sample_rate: int = SAMPLE_RAT
         _warn_if_truncated(path, head)
         source: Any = str(path)
     else:
-        source, path = path, Path("<stdin>")
+        source, path = path, Path(name)
         head = b""
         if source.seekable():
             head = source.read(12)

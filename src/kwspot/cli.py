@@ -464,6 +464,61 @@ def cmd_listen(args: argparse.Namespace) -> None:
            on_start=lambda: print("listening; Ctrl-C stops", file=sys.stderr))
 
 
+def add_serve_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("serve", help="HTTP/WebSocket detection server with a browser demo",
+                       description="Serve a model over HTTP (POST /v1/detect, /v1/classify) "
+                       "and WebSocket (/v1/stream: PCM in, events out), with /healthz, "
+                       "/metrics (Prometheus) and a microphone demo at /. Windows from all "
+                       "streams are micro-batched into one model call. Binding to a "
+                       "non-loopback address needs an API key (KWSPOT_API_KEY or "
+                       "--api-key-file). Needs the optional extra: pip install "
+                       "'kwspot[serve]'.")
+    add_detector_args(p)
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    p.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    p.add_argument("--api-key-file", default=None, metavar="FILE",
+                   help="file holding the bearer token clients must send (default: "
+                        "$KWSPOT_API_KEY; required off loopback)")
+    p.add_argument("--batch-wait-ms", type=float, default=2.0,
+                   help="longest a window waits for others to share a model call; 0 turns "
+                        "micro-batching off (default 2)")
+    p.add_argument("--max-batch", type=int, default=256, help="windows per model call at most")
+    p.add_argument("--max-streams", type=int, default=200,
+                   help="open streams per worker; more get 503 + Retry-After (default 200)")
+    p.add_argument("--max-upload-mb", type=float, default=20.0, help="upload size limit")
+    p.add_argument("--max-upload-s", type=float, default=3600.0,
+                   help="longest audio an upload may decode to (default 3600)")
+    p.add_argument("--max-stream-s", type=float, default=3600.0,
+                   help="longest a stream may run (default 3600)")
+    p.add_argument("--idle-timeout-s", type=float, default=30.0,
+                   help="close a stream that sends nothing this long (default 30)")
+    p.set_defaults(func=cmd_serve)
+
+
+def cmd_serve(args: argparse.Namespace) -> None:
+    import os
+
+    try:
+        from kwspot.serving import ServeConfig, serve
+        from kwspot.serving.app import create_app  # noqa: F401 - is FastAPI installed?
+    except ImportError as exc:
+        raise KwspotError(f"kwspot serve needs the optional extra ({exc.name} is missing): "
+                          "pip install 'kwspot[serve]'") from None
+    api_key = os.environ.get("KWSPOT_API_KEY") or None
+    if args.api_key_file:
+        try:
+            api_key = Path(args.api_key_file).read_text().strip() or None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise KwspotError(f"{args.api_key_file}: cannot read the API key ({exc})") from None
+    serve(ServeConfig(
+        model=args.model, host=args.host, port=args.port, workers=args.workers,
+        api_key=api_key, detector=detector_config(args), max_upload_mb=args.max_upload_mb,
+        max_upload_s=args.max_upload_s, max_stream_s=args.max_stream_s,
+        idle_timeout_s=args.idle_timeout_s, max_streams=args.max_streams,
+        batch_wait_ms=args.batch_wait_ms, max_batch=args.max_batch))
+
+
 def add_bench_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("bench", help="params, FLOPs and measured latency (PyTorch and ONNX)",
                        description="Measure single-example latency on --threads threads "
@@ -782,7 +837,7 @@ def cmd_demo(args: argparse.Namespace) -> None:
 
 SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     add_train_parser, add_eval_parser, add_export_parser, add_verify_export_parser,
-    add_detect_parser, add_listen_parser, add_bench_parser,
+    add_detect_parser, add_listen_parser, add_serve_parser, add_bench_parser,
     add_synth_parser, add_negatives_parser, add_streams_parser, add_eval_stream_parser,
     add_calibrate_parser, add_mine_parser, add_demo_parser,
 ]

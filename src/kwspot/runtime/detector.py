@@ -164,13 +164,27 @@ class Detector:
     def score_track(self, chunk: Any, sample_rate: int | None = None
                     ) -> tuple[np.ndarray, np.ndarray]:
         """Push audio; returns (end times in s, smoothed keyword scores (n, K)) of new hops."""
+        ends, windows = self.take(chunk, sample_rate)
+        return self.accept(ends, self.scorer.score(windows))
+
+    def take(self, chunk: Any, sample_rate: int | None = None
+             ) -> tuple[np.ndarray, np.ndarray]:
+        """First half of ``score_track``: push audio, return (end times in s, unscored windows)
+        of the hops it completed. Score the windows (``scorer.score``, or batched with other
+        streams' windows), then hand the posteriors to ``accept`` in the same order."""
         audio = as_audio(chunk, sample_rate, self.model.sample_rate)
         if self.flushed:
             raise KwspotError("the stream was flushed; call reset() to start a new one")
-        posteriors = self.scorer.push(audio)
-        first = self.scorer.hops_done - len(posteriors) + 1
+        windows = self.scorer.take(audio)
+        first = self.scorer.hops_done - len(windows) + 1
         ends = (np.arange(first, self.scorer.hops_done + 1) * self.hop
                 / self.model.sample_rate)
+        return ends, windows
+
+    def accept(self, ends: np.ndarray, posteriors: np.ndarray
+               ) -> tuple[np.ndarray, np.ndarray]:
+        """Second half of ``score_track``: posteriors of the windows ``take`` returned ->
+        (end times, smoothed keyword scores)."""
         smoothed = np.empty((len(posteriors), len(self.keywords)), np.float32)
         for i, row in enumerate(posteriors):
             self.history.append(row[self.keyword_index])
@@ -195,9 +209,14 @@ class Detector:
     def flush_track(self) -> tuple[np.ndarray, np.ndarray]:
         """End of stream: one window of silence lets a final keyword reach its threshold.
         Returns that last part of the score track; the stream then needs ``reset()``."""
-        track = self.score_track(np.zeros(self.window, np.float32))
+        ends, windows = self.take_flush()
+        return self.accept(ends, self.scorer.score(windows))
+
+    def take_flush(self) -> tuple[np.ndarray, np.ndarray]:
+        """``flush_track``'s first half (see ``take``)."""
+        taken = self.take(np.zeros(self.window, np.float32))
         self.flushed = True
-        return track
+        return taken
 
     def flush(self) -> list[Detection]:
         return self.events(*self.flush_track())

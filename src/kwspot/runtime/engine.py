@@ -54,44 +54,67 @@ class StreamScorer:
             self.audio = np.zeros(self.window, np.float32)
             self.first_sample = 0  # virtual sample index of self.audio[0]
 
+    @property
+    def scores_features(self) -> bool:
+        """True when windows are feature windows (N, C, T) for the network graph; False when
+        they are raw audio windows (N, window) for the audio-in graph."""
+        return self.frontend is not None
+
     def push(self, chunk: np.ndarray) -> np.ndarray:
         """Validated float32 mono audio -> (n, classes) posteriors of the hops it completed."""
+        return self.score(self.take(chunk))
+
+    def take(self, chunk: np.ndarray) -> np.ndarray:
+        """Push audio and return the windows it completed, unscored: (n, C, T) features or
+        (n, window) audio. The stream's state moves on now; ``score`` may run later, or
+        batched with other streams' windows (the server's micro-batching)."""
         self.samples += len(chunk)
         ready = self.samples // self.hop - self.hops_done
         if self.frontend is not None:
-            return self._push_frames(chunk, ready)
-        return self._push_audio(chunk, ready)
+            return self._take_frames(chunk, ready)
+        return self._take_audio(chunk, ready)
 
-    def _push_frames(self, chunk: np.ndarray, ready: int) -> np.ndarray:
+    def score(self, windows: np.ndarray) -> np.ndarray:
+        """Windows from ``take`` (of this or any stream of the same model) -> posteriors."""
+        if not len(windows):
+            return np.zeros((0, len(self.model.labels)), np.float32)
+        run = self.model.network_posteriors if self.frontend is not None \
+            else self.model.posteriors
+        return np.concatenate([run(windows[i : i + MAX_BATCH])
+                               for i in range(0, len(windows), MAX_BATCH)])
+
+    def _empty(self) -> np.ndarray:
+        if self.frontend is not None:
+            return np.zeros((0, self.frames.shape[0], self.window_frames), np.float32)
+        return np.zeros((0, self.window), np.float32)
+
+    def _take_frames(self, chunk: np.ndarray, ready: int) -> np.ndarray:
         new = self.frontend.push(chunk)
         if new.shape[1]:
             self.frames = np.concatenate([self.frames, new], axis=1)
         if ready <= 0:
-            return np.zeros((0, len(self.model.labels)), np.float32)
+            return self._empty()
         # window j covers stream frames [j * hop_frames, j * hop_frames + window_frames)
         first = (self.hops_done + 1) * self.hop_frames - self.first_frame
         view = np.lib.stride_tricks.sliding_window_view(self.frames, self.window_frames, axis=1)
         windows = view[:, first : first + ready * self.hop_frames : self.hop_frames]
-        windows = np.ascontiguousarray(windows.transpose(1, 0, 2))  # (n, C, T)
-        out = np.concatenate([self.model.network_posteriors(windows[i : i + MAX_BATCH])
-                              for i in range(0, len(windows), MAX_BATCH)])
+        windows = np.ascontiguousarray(windows.transpose(1, 0, 2), dtype=np.float32)
         self.hops_done += ready
         keep_from = (self.hops_done + 1) * self.hop_frames - self.first_frame
         self.frames = self.frames[:, keep_from:]
         self.first_frame += keep_from
-        return out
+        return windows
 
-    def _push_audio(self, chunk: np.ndarray, ready: int) -> np.ndarray:
+    def _take_audio(self, chunk: np.ndarray, ready: int) -> np.ndarray:
         self.audio = np.concatenate([self.audio, chunk])
         if ready <= 0:
-            return np.zeros((0, len(self.model.labels)), np.float32)
+            return self._empty()
         first = (self.hops_done + 1) * self.hop - self.first_sample
         view = np.lib.stride_tricks.sliding_window_view(self.audio, self.window)
-        windows = view[first : first + ready * self.hop : self.hop]
-        out = np.concatenate([self.model.posteriors(windows[i : i + MAX_BATCH])
-                              for i in range(0, len(windows), MAX_BATCH)])
+        windows = np.ascontiguousarray(view[first : first + ready * self.hop : self.hop],
+                                       dtype=np.float32)
         self.hops_done += ready
         keep_from = (self.hops_done + 1) * self.hop - self.first_sample
         self.audio = self.audio[keep_from:]
         self.first_sample += keep_from
-        return out
+        return windows

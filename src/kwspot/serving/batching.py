@@ -1,0 +1,112 @@
+"""Micro-batching: windows that become ready on different streams within a few milliseconds
+are stacked into one model call. The first request opens a batch; it closes when
+``max_wait_ms`` has passed or ``max_batch`` windows are in, so no window waits longer than
+the bound. The model runs on one executor thread (ONNX Runtime releases the GIL), so the
+event loop keeps reading sockets meanwhile. ``max_wait_ms=0`` scores each request alone."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+
+from kwspot.serving.metrics import ServerMetrics
+
+ScoreFn = Callable[[np.ndarray], np.ndarray]
+
+
+@dataclass
+class _Request:
+    windows: np.ndarray
+    future: asyncio.Future
+
+
+class MicroBatcher:
+    """``await batcher.score(windows)`` -> posteriors, batched across concurrent callers."""
+
+    def __init__(self, score: ScoreFn, max_batch: int = 256, max_wait_ms: float = 2.0,
+                 metrics: ServerMetrics | None = None) -> None:
+        self.fn = score
+        self.max_batch = max_batch
+        self.max_wait = max_wait_ms / 1000
+        self.metrics = metrics
+        self.executor = ThreadPoolExecutor(1, thread_name_prefix="kwspot-model")
+        self.queue: asyncio.Queue[_Request] | None = None
+        self.task: asyncio.Task | None = None
+
+    async def start(self) -> None:
+        self.queue = asyncio.Queue()
+        if self.max_wait > 0:
+            self.task = asyncio.create_task(self._run(), name="kwspot-batcher")
+
+    async def stop(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.task
+            self.task = None
+        self.executor.shutdown(wait=True)
+
+    async def score(self, windows: np.ndarray) -> np.ndarray:
+        if not len(windows):
+            return np.zeros((0, 0), np.float32)
+        loop = asyncio.get_running_loop()
+        if self.task is None:  # batching off: one call per request
+            return await loop.run_in_executor(self.executor, self._call, windows, 1)
+        assert self.queue is not None
+        future = loop.create_future()
+        self.queue.put_nowait(_Request(windows, future))
+        return await future
+
+    def _call(self, windows: np.ndarray, streams: int) -> np.ndarray:
+        start = time.perf_counter()
+        out = self.fn(windows)
+        if self.metrics is not None:
+            self.metrics.model_seconds.observe(time.perf_counter() - start)
+            self.metrics.model_calls.inc()
+            self.metrics.batch_windows.observe(len(windows))
+            self.metrics.batch_streams.observe(streams)
+        return out
+
+    async def _run(self) -> None:
+        assert self.queue is not None
+        loop = asyncio.get_running_loop()
+        while True:
+            batch = [await self.queue.get()]
+            size = len(batch[0].windows)
+            deadline = loop.time() + self.max_wait
+            while size < self.max_batch:
+                if self.queue.empty():
+                    remaining = deadline - loop.time()
+                    if remaining <= 0:
+                        break
+                    try:
+                        request = await asyncio.wait_for(self.queue.get(), remaining)
+                    except TimeoutError:
+                        break
+                else:
+                    request = self.queue.get_nowait()
+                batch.append(request)
+                size += len(request.windows)
+            await self._dispatch(batch, loop)
+
+    async def _dispatch(self, batch: list[_Request], loop: asyncio.AbstractEventLoop) -> None:
+        stacked = batch[0].windows if len(batch) == 1 else \
+            np.concatenate([r.windows for r in batch])
+        try:
+            out = await loop.run_in_executor(self.executor, self._call, stacked, len(batch))
+        except Exception as exc:  # the callers get the error; the batcher keeps running
+            for r in batch:
+                if not r.future.done():
+                    r.future.set_exception(exc)
+            return
+        start = 0
+        for r in batch:
+            if not r.future.done():  # a caller whose socket closed has cancelled its future
+                r.future.set_result(out[start : start + len(r.windows)])
+            start += len(r.windows)

@@ -1,0 +1,86 @@
+"""One WebSocket stream: the client's PCM (int16 or float32, little-endian, any rate, frames
+of any size) -> the model's rate -> its own ``Detector``. Nothing here is shared between
+streams; the only shared thing is the model call, which the batcher makes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import soxr
+
+from kwspot.audio import MAX_RATE, MIN_RATE
+from kwspot.errors import KwspotError
+from kwspot.runtime.detector import Detection, Detector
+
+FORMATS = {"int16": np.dtype("<i2"), "float32": np.dtype("<f4")}
+
+
+@dataclass(frozen=True)
+class StreamFormat:
+    """What the client declared when it connected."""
+
+    sample_rate: int
+    format: str = "int16"
+
+    def __post_init__(self) -> None:
+        if self.format not in FORMATS:
+            raise KwspotError(f"format must be one of {sorted(FORMATS)}, got {self.format!r}")
+        if not MIN_RATE <= self.sample_rate <= MAX_RATE:
+            raise KwspotError(f"sample_rate must be in {MIN_RATE}-{MAX_RATE} Hz, "
+                              f"got {self.sample_rate}")
+
+
+class StreamSession:
+    """Bytes in (``take``), windows out to score, then ``accept`` -> events and scores."""
+
+    def __init__(self, detector: Detector, fmt: StreamFormat) -> None:
+        self.detector = detector
+        self.fmt = fmt
+        self.dtype = FORMATS[fmt.format]
+        self.pending = b""  # a partial sample carried to the next frame
+        self.received_s = 0.0
+        rate = detector.model.sample_rate
+        self.resampler = None if fmt.sample_rate == rate else soxr.ResampleStream(
+            fmt.sample_rate, rate, 1, dtype="float32", quality="HQ")
+
+    def decode(self, data: bytes) -> np.ndarray:
+        """PCM bytes -> float32 at the model's rate (any frame size: a split sample waits)."""
+        data = self.pending + data
+        usable = len(data) - len(data) % self.dtype.itemsize
+        self.pending = data[usable:]
+        samples = np.frombuffer(data[:usable], self.dtype)
+        self.received_s += len(samples) / self.fmt.sample_rate
+        if self.dtype.kind == "i":
+            audio = samples.astype(np.float32) / 32768.0
+        else:
+            audio = samples.astype(np.float32)
+            if len(audio) and not np.isfinite(audio).all():
+                raise KwspotError("float32 frame holds NaN or infinite samples")
+            audio = np.clip(audio, -1.0, 1.0)  # a browser's float path may overshoot slightly
+        if self.resampler is not None:
+            audio = self.resampler.resample_chunk(audio)
+        return audio
+
+    def take(self, data: bytes) -> tuple[np.ndarray, np.ndarray]:
+        """(window end times, unscored windows) completed by this frame."""
+        return self.detector.take(self.decode(data))
+
+    def take_end(self) -> tuple[np.ndarray, np.ndarray]:
+        """End of stream: the resampler's tail, then one window of silence (``flush``)."""
+        ends, windows = [], []
+        if self.resampler is not None:
+            tail = self.resampler.resample_chunk(np.zeros(0, np.float32), last=True)
+            e, w = self.detector.take(tail)
+            ends.append(e)
+            windows.append(w)
+        e, w = self.detector.take_flush()
+        ends.append(e)
+        windows.append(w)
+        return np.concatenate(ends), np.concatenate(windows)
+
+    def accept(self, ends: np.ndarray, posteriors: np.ndarray
+               ) -> tuple[list[Detection], np.ndarray, np.ndarray]:
+        """Posteriors of the taken windows -> (events, window end times, smoothed scores)."""
+        ends, smoothed = self.detector.accept(ends, posteriors)
+        return self.detector.events(ends, smoothed), ends, smoothed
