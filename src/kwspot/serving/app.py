@@ -18,7 +18,8 @@ import io
 import json
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from importlib import resources
 from typing import Any
@@ -27,7 +28,6 @@ import numpy as np
 from fastapi import FastAPI, Request, WebSocket
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
-from starlette.concurrency import run_in_threadpool
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
 from kwspot.audio import fit_length, iter_audio_blocks
@@ -106,6 +106,14 @@ class Service:
         self.batcher = MicroBatcher(probe.score, config.max_batch, config.batch_wait_ms,
                                     self.metrics)
         self.active_streams = 0
+        # uploads are batch work: one thread runs them in turn, so a burst of detects queues
+        # instead of taking the GIL and the cores from the live streams (and from the model)
+        self.upload_executor = ThreadPoolExecutor(1, thread_name_prefix="kwspot-upload")
+
+    async def run_upload(self, fn: Callable[..., dict[str, Any]], *args: Any
+                         ) -> dict[str, Any]:
+        return await asyncio.get_running_loop().run_in_executor(
+            self.upload_executor, fn, *args)
 
     def detector(self, cfg: DetectorConfig, keywords: list | None) -> Detector:
         try:
@@ -206,6 +214,7 @@ def create_app(config: ServeConfig) -> FastAPI:
         await service.batcher.start()
         yield
         await service.batcher.stop()
+        service.upload_executor.shutdown(wait=False, cancel_futures=True)
 
     app = FastAPI(title="kwspot", version=_version(), lifespan=lifespan,
                   docs_url="/docs", redoc_url=None)
@@ -246,12 +255,12 @@ def create_app(config: ServeConfig) -> FastAPI:
     async def detect(request: Request) -> dict[str, Any]:
         cfg, keywords = detector_settings(request.query_params, config.detector)
         data = await service.read_body(request)
-        return await run_in_threadpool(service.detect, data, cfg, keywords)
+        return await service.run_upload(service.detect, data, cfg, keywords)
 
     @app.post("/v1/classify")
     async def classify(request: Request) -> dict[str, Any]:
         data = await service.read_body(request)
-        return await run_in_threadpool(service.classify, data)
+        return await service.run_upload(service.classify, data)
 
     @app.websocket("/v1/stream")
     async def stream(websocket: WebSocket) -> None:
