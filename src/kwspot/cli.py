@@ -493,6 +493,11 @@ def add_serve_parser(sub: argparse._SubParsersAction) -> None:
                    help="longest a stream may run (default 3600)")
     p.add_argument("--idle-timeout-s", type=float, default=30.0,
                    help="close a stream that sends nothing this long (default 30)")
+    p.add_argument("--ray-replicas", type=int, default=None, metavar="N",
+                   help="run as a Ray Serve deployment with N replicas and Ray's request "
+                        "batching instead of uvicorn workers (pip install 'kwspot[ray]')")
+    p.add_argument("--ray-address", default=None,
+                   help="Ray cluster to deploy to (default: $RAY_ADDRESS, else a local Ray)")
     p.set_defaults(func=cmd_serve)
 
 
@@ -511,12 +516,27 @@ def cmd_serve(args: argparse.Namespace) -> None:
             api_key = Path(args.api_key_file).read_text().strip() or None
         except (OSError, UnicodeDecodeError) as exc:
             raise KwspotError(f"{args.api_key_file}: cannot read the API key ({exc})") from None
-    serve(ServeConfig(
+    config = ServeConfig(
         model=args.model, host=args.host, port=args.port, workers=args.workers,
         api_key=api_key, detector=detector_config(args), max_upload_mb=args.max_upload_mb,
         max_upload_s=args.max_upload_s, max_stream_s=args.max_stream_s,
         idle_timeout_s=args.idle_timeout_s, max_streams=args.max_streams,
-        batch_wait_ms=args.batch_wait_ms, max_batch=args.max_batch))
+        batch_wait_ms=args.batch_wait_ms, max_batch=args.max_batch)
+    if args.ray_replicas is None:
+        serve(config)
+        return
+    if args.ray_replicas < 1:
+        raise KwspotError(f"--ray-replicas must be at least 1, got {args.ray_replicas}")
+    try:
+        from kwspot.serving.ray_serve import run
+    except ImportError as exc:
+        raise KwspotError(f"--ray-replicas needs the optional extra ({exc.name} is missing): "
+                          "pip install 'kwspot[ray]'") from None
+    from kwspot.runtime.detector import Detector
+    from kwspot.runtime.model import OnnxKeywordModel
+
+    Detector(OnnxKeywordModel(config.model), config.detector)  # fail before Ray starts
+    run(config, args.ray_replicas, blocking=True, address=args.ray_address)
 
 
 def add_bench_parser(sub: argparse._SubParsersAction) -> None:

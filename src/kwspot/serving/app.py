@@ -16,13 +16,14 @@ import asyncio
 import hmac
 import io
 import json
+import os
 import time
 import warnings
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from importlib import resources
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 from fastapi import FastAPI, Request, WebSocket
@@ -93,18 +94,28 @@ def detector_settings(params: Any, base: DetectorConfig) -> tuple[DetectorConfig
     return cfg, keywords
 
 
+class Batcher(Protocol):
+    """What the streams need from a batcher: ``await score(windows) -> posteriors``."""
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    async def score(self, windows: np.ndarray) -> np.ndarray: ...
+
+
 class Service:
     """The model, its batcher and the server's state, shared by all requests of one worker."""
 
-    def __init__(self, config: ServeConfig) -> None:
+    def __init__(self, config: ServeConfig, batcher: Batcher | None = None) -> None:
         self.config = config
         self.model = OnnxKeywordModel(config.model)
         self.metrics = ServerMetrics()
         # one detector built now checks the settings before the port opens; its scorer's
         # ``score`` is the model call every stream's windows go through
-        probe = Detector(self.model, config.detector).scorer
-        self.batcher = MicroBatcher(probe.score, config.max_batch, config.batch_wait_ms,
-                                    self.metrics)
+        self.score_windows = Detector(self.model, config.detector).scorer.score
+        self.batcher: Batcher = batcher or MicroBatcher(
+            self.score_windows, config.max_batch, config.batch_wait_ms, self.metrics)
         self.active_streams = 0
         # uploads are batch work: one thread runs them in turn, so a burst of detects queues
         # instead of taking the GIL and the cores from the live streams (and from the model)
@@ -206,8 +217,9 @@ class Service:
                                for label, p in zip(self.model.labels, posteriors, strict=True)}}
 
 
-def create_app(config: ServeConfig) -> FastAPI:
-    service = Service(config)
+def create_app(config: ServeConfig, batcher: Batcher | None = None) -> FastAPI:
+    """The app; ``batcher`` replaces the built-in micro-batcher (Ray Serve passes its own)."""
+    service = Service(config, batcher)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
@@ -244,8 +256,9 @@ def create_app(config: ServeConfig) -> FastAPI:
     @app.get("/healthz")
     async def healthz() -> dict[str, Any]:
         model = service.model
-        return {"status": "ok", "model": model.path.name, "labels": model.labels,
-                "sample_rate": model.sample_rate, "active_streams": service.active_streams}
+        return {"status": "ok", "model": model.path.name, "pid": os.getpid(),
+                "labels": model.labels, "sample_rate": model.sample_rate,
+                "active_streams": service.active_streams}
 
     @app.get("/metrics")
     async def metrics() -> Response:
@@ -408,7 +421,5 @@ async def _close(websocket: WebSocket, code: int, reason: str) -> None:
 
 def app_from_environment() -> FastAPI:
     """uvicorn's worker processes build the app from ``KWSPOT_SERVE_CONFIG`` (JSON)."""
-    import os
-
     return create_app(ServeConfig.from_json(os.environ["KWSPOT_SERVE_CONFIG"]))
 
