@@ -105,7 +105,16 @@ def test_healthz_and_demo_page(client: TestClient) -> None:
     page = client.get("/")
     assert page.status_code == 200 and "getUserMedia" in client.get("/static/demo.js").text
     assert "AudioWorkletProcessor" in client.get("/static/capture-worklet.js").text
-    assert client.get("/static/../app.py").status_code == 404
+    for path in ("/static/%2e%2e/app.py", "/static/..%2fapp.py", "/static/%2e%2e/%2e%2e/cli.py"):
+        response = client.get(path)
+        assert response.status_code == 404 and "import" not in response.text
+
+
+def test_fastapis_own_errors_are_one_line_json_too(client: TestClient) -> None:
+    missing = client.get("/v1/nothing")
+    assert missing.status_code == 404 and missing.json() == {"error": "Not Found"}
+    wrong_method = client.get("/v1/detect")
+    assert wrong_method.status_code == 405 and "error" in wrong_method.json()
 
 
 def test_detect_equals_the_library_for_raw_and_multipart_uploads(client: TestClient) -> None:
@@ -159,6 +168,29 @@ def test_bad_requests_get_one_line_json(client: TestClient, route: str, body: by
     assert response.status_code == status
     message = response.json()["error"]
     assert words in message and "\n" not in message and "BytesIO" not in message
+
+
+def test_classify_of_audio_that_resamples_to_nothing(client: TestClient) -> None:
+    response = client.post("/v1/classify", content=wav_bytes(np.array([0.5]), 48000))
+    assert response.status_code == 415 and "too short" in response.json()["error"]
+
+
+def test_upload_queue_is_bounded() -> None:
+    from kwspot.serving.app import RequestError, Service
+
+    service = Service(ServeConfig(max_pending_uploads=2, retry_after_s=3))
+
+    async def main() -> None:
+        async with service.upload_slot(), service.upload_slot():
+            with pytest.raises(RequestError) as busy:
+                async with service.upload_slot():
+                    pass
+            assert busy.value.status == 503 and busy.value.headers == {"Retry-After": "3"}
+        async with service.upload_slot():  # freed again
+            assert service.pending_uploads == 1
+        assert service.pending_uploads == 0
+
+    asyncio.run(main())
 
 
 def test_multipart_without_a_file_field(client: TestClient) -> None:
@@ -263,6 +295,54 @@ def test_two_interleaved_streams_keep_their_own_state(client: TestClient) -> Non
     assert not np.allclose(scores_of(results[0])[1], scores_of(results[1])[1], atol=2e-3)
 
 
+def test_loud_audio_at_another_rate_is_not_refused(client: TestClient) -> None:
+    """soxr overshoots full scale on a square wave; the stream clips, as decoding does."""
+    t = np.arange(2 * 48000) / 48000
+    square = np.where(np.sin(2 * np.pi * 300 * t) >= 0, 32767, -32768).astype("<i2")
+    with client.websocket_connect("/v1/stream?sample_rate=48000") as ws:
+        ws.receive_json()
+        messages = stream(ws, square.tobytes(), 9600)
+    assert messages[-1] == {"type": "end", "audio_s": 2.0}
+
+
+def test_a_frame_of_more_than_two_seconds_closes_with_1009(client: TestClient) -> None:
+    with client.websocket_connect("/v1/stream") as ws:
+        ws.receive_json()
+        ws.send_bytes(pcm16(np.zeros(3 * RATE, np.float32)))
+        with pytest.raises(WebSocketDisconnect) as closed:
+            ws.receive_json()
+    assert closed.value.code == 1009 and "at most 2 s per frame" in closed.value.reason
+
+
+def test_a_failing_model_closes_the_stream_with_1011() -> None:
+    def broken(_windows: np.ndarray) -> np.ndarray:
+        raise RuntimeError("boom")
+
+    app = create_app(ServeConfig())
+    app.state.service.batcher.fn = broken
+    with TestClient(app) as client, client.websocket_connect("/v1/stream") as ws:
+        ws.receive_json()
+        ws.send_bytes(pcm16(np.zeros(RATE, np.float32)))
+        with pytest.raises(WebSocketDisconnect) as closed:
+            ws.receive_json()
+    assert closed.value.code == 1011 and "model call failed" in closed.value.reason
+    text = client.get("/metrics").text
+    assert 'kwspot_streams_total{outcome="error"} 1.0' in text
+    assert "kwspot_active_streams 0.0" in text
+
+
+def test_cross_origin_streams_are_refused() -> None:
+    config = ServeConfig(allowed_origins=("https://app.example",))
+    with TestClient(create_app(config)) as client:
+        with pytest.raises(WebSocketDenialResponse) as denied, client.websocket_connect(
+                "/v1/stream", headers={"origin": "https://evil.example"}):
+            pass
+        assert denied.value.status_code == 403 and "evil.example" in denied.value.json()["error"]
+        for origin in ("http://testserver", "https://app.example"):
+            with client.websocket_connect("/v1/stream", headers={"origin": origin}) as ws:
+                assert ws.receive_json()["type"] == "ready"
+
+
 def test_text_frame_closes_the_audio_socket(client: TestClient) -> None:
     with client.websocket_connect("/v1/stream") as ws:
         ws.receive_json()
@@ -311,6 +391,24 @@ def test_idle_timeout_and_stream_duration_limit() -> None:
         assert closed.value.code == 1008 and "longer than the limit of 1 s" in closed.value.reason
 
 
+def test_a_trickling_stream_still_meets_the_wall_clock_limit() -> None:
+    """A client sending a sample now and then stays under the idle timeout and far below
+    max_stream_s of audio; the wall-clock limit still ends it."""
+    import time
+
+    with TestClient(create_app(ServeConfig(idle_timeout_s=5, max_stream_s=0.6))) as client, \
+            client.websocket_connect("/v1/stream") as ws:
+        ws.receive_json()
+        start = time.monotonic()
+        with pytest.raises(WebSocketDisconnect) as closed:
+            for _ in range(40):
+                ws.send_bytes(b"\0\0")
+                time.sleep(0.05)
+            ws.receive_json()
+        assert closed.value.code == 1008 and "longer than the limit" in closed.value.reason
+        assert time.monotonic() - start < 3
+
+
 def test_too_many_streams_get_503_with_retry_after() -> None:
     with TestClient(create_app(ServeConfig(max_streams=1, retry_after_s=7))) as client:
         with client.websocket_connect("/v1/stream") as first:
@@ -336,6 +434,8 @@ def test_api_key_is_required_when_configured() -> None:
                             headers={"Authorization": "Bearer " + "x" * 24})
         assert wrong.status_code == 401
         assert client.get("/metrics").status_code == 401
+        assert client.get("/docs").status_code == 404
+        assert client.get("/openapi.json").status_code == 404
         ok = client.post("/v1/detect", content=audio, headers={"Authorization": f"Bearer {KEY}"})
         assert ok.status_code == 200
         with pytest.raises(WebSocketDenialResponse) as denied, \
@@ -406,6 +506,13 @@ def test_batcher_stacks_concurrent_requests_and_splits_results() -> None:
 
 def test_batcher_respects_max_batch_and_can_be_off() -> None:
     model = CountingModel()
+    requests = requests_of([3, 3, 10, 1, 2, 2])
+    results = run_concurrently(MicroBatcher(model, max_batch=4, max_wait_ms=20), requests)
+    # a request that would overflow opens the next batch; one larger than the bound goes alone
+    assert model.calls == [3, 3, 10, 3, 2]
+    for request, result in zip(requests, results, strict=True):
+        assert np.allclose(result, model(request))
+    model = CountingModel()
     run_concurrently(MicroBatcher(model, max_batch=4, max_wait_ms=20), requests_of([2] * 5))
     assert sum(model.calls) == 10 and max(model.calls) <= 4
     model = CountingModel()
@@ -425,6 +532,19 @@ def test_batcher_passes_a_model_error_to_every_caller_and_keeps_running() -> Non
                                            return_exceptions=True)
             assert all(isinstance(r, RuntimeError) for r in results)
         await batcher.stop()
+
+    asyncio.run(main())
+
+
+def test_stopping_the_batcher_fails_waiting_callers() -> None:
+    async def main() -> None:
+        batcher = MicroBatcher(CountingModel(), max_wait_ms=200)
+        await batcher.start()
+        waiting = [asyncio.create_task(batcher.score(r)) for r in requests_of([1, 1])]
+        await asyncio.sleep(0.01)
+        await batcher.stop()
+        results = await asyncio.wait_for(asyncio.gather(*waiting, return_exceptions=True), 2)
+        assert all(isinstance(r, (RuntimeError, asyncio.CancelledError)) for r in results)
 
     asyncio.run(main())
 

@@ -44,7 +44,7 @@ def test_two_replicas_answer_http(ray_app: str) -> None:
 
 
 def test_streams_through_ray_equal_the_offline_detector(ray_app: str) -> None:
-    audios = [speechy_audio(3.0, seed=30 + i) for i in range(6)]
+    audios = [speechy_audio(3.0, seed=30 + i) for i in range(8)]
     url = f"ws://{ray_app}/v1/stream?scores=1"
 
     async def main() -> list[list[dict]]:

@@ -493,6 +493,11 @@ def add_serve_parser(sub: argparse._SubParsersAction) -> None:
                    help="longest a stream may run (default 3600)")
     p.add_argument("--idle-timeout-s", type=float, default=30.0,
                    help="close a stream that sends nothing this long (default 30)")
+    p.add_argument("--max-pending-uploads", type=int, default=16,
+                   help="uploads waiting per worker; more get 503 + Retry-After (default 16)")
+    p.add_argument("--allow-origin", action="append", default=[], metavar="ORIGIN",
+                   help="a web origin (e.g. https://app.example) whose pages may open "
+                        "streams; the server's own page always may (repeatable)")
     p.add_argument("--ray-replicas", type=int, default=None, metavar="N",
                    help="run as a Ray Serve deployment with N replicas and Ray's request "
                         "batching instead of uvicorn workers (pip install 'kwspot[ray]')")
@@ -521,7 +526,8 @@ def cmd_serve(args: argparse.Namespace) -> None:
         api_key=api_key, detector=detector_config(args), max_upload_mb=args.max_upload_mb,
         max_upload_s=args.max_upload_s, max_stream_s=args.max_stream_s,
         idle_timeout_s=args.idle_timeout_s, max_streams=args.max_streams,
-        batch_wait_ms=args.batch_wait_ms, max_batch=args.max_batch)
+        batch_wait_ms=args.batch_wait_ms, max_batch=args.max_batch,
+        max_pending_uploads=args.max_pending_uploads, allowed_origins=tuple(args.allow_origin))
     if args.ray_replicas is None:
         serve(config)
         return

@@ -16,6 +16,7 @@ import asyncio
 import hmac
 import io
 import json
+import logging
 import os
 import time
 import warnings
@@ -29,6 +30,7 @@ import numpy as np
 from fastapi import FastAPI, Request, WebSocket
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
 from kwspot.audio import fit_length, iter_audio_blocks
@@ -38,7 +40,7 @@ from kwspot.runtime.model import OnnxKeywordModel
 from kwspot.serving.batching import MicroBatcher
 from kwspot.serving.config import ServeConfig
 from kwspot.serving.metrics import ServerMetrics
-from kwspot.serving.streams import StreamFormat, StreamSession
+from kwspot.serving.streams import FrameTooLarge, StreamFormat, StreamSession
 
 CLOSE_NORMAL = 1000
 CLOSE_UNSUPPORTED = 1003  # a text frame on the audio socket
@@ -47,7 +49,12 @@ CLOSE_POLICY = 1008  # stream too long, idle too long
 CLOSE_BAD_REQUEST = 4400  # query parameters refused (when a denial response is impossible)
 CLOSE_UNAUTHORIZED = 4401
 CLOSE_BUSY = 1013  # try again later (when a denial response is impossible)
+CLOSE_FORBIDDEN = 4403  # a foreign origin (when a denial response is impossible)
+CLOSE_TOO_BIG = 1009  # a frame of more than MAX_FRAME_S of audio
+CLOSE_INTERNAL = 1011  # the model call failed
 MAX_CLASSIFY_S = 30.0
+
+logger = logging.getLogger("kwspot.serving")
 
 STATIC = resources.files("kwspot.serving") / "static"
 
@@ -117,9 +124,23 @@ class Service:
         self.batcher: Batcher = batcher or MicroBatcher(
             self.score_windows, config.max_batch, config.batch_wait_ms, self.metrics)
         self.active_streams = 0
+        self.pending_uploads = 0
         # uploads are batch work: one thread runs them in turn, so a burst of detects queues
         # instead of taking the GIL and the cores from the live streams (and from the model)
         self.upload_executor = ThreadPoolExecutor(1, thread_name_prefix="kwspot-upload")
+
+    @asynccontextmanager
+    async def upload_slot(self):
+        """One of ``max_pending_uploads`` places in the upload queue, held from the first
+        byte read to the answer; none free -> 503 + Retry-After."""
+        if self.pending_uploads >= self.config.max_pending_uploads:
+            raise RequestError(503, f"server busy: {self.pending_uploads} uploads already "
+                               "waiting", {"Retry-After": str(self.config.retry_after_s)})
+        self.pending_uploads += 1
+        try:
+            yield
+        finally:
+            self.pending_uploads -= 1
 
     async def run_upload(self, fn: Callable[..., dict[str, Any]], *args: Any
                          ) -> dict[str, Any]:
@@ -207,7 +228,11 @@ class Service:
                                for e in events]}
 
     def classify(self, data: bytes) -> dict[str, Any]:
-        audio = np.concatenate(list(self.blocks(data, MAX_CLASSIFY_S)))
+        blocks = list(self.blocks(data, MAX_CLASSIFY_S))
+        if not blocks:
+            raise RequestError(415, "upload: too short to hold one sample at "
+                               f"{self.model.sample_rate} Hz")
+        audio = np.concatenate(blocks)
         window = fit_length(audio, self.model.window_samples)
         posteriors = self.model.posteriors(window[None])[0]
         best = int(np.argmax(posteriors))
@@ -227,9 +252,13 @@ def create_app(config: ServeConfig, batcher: Batcher | None = None) -> FastAPI:
         yield
         await service.batcher.stop()
         service.upload_executor.shutdown(wait=False, cancel_futures=True)
+        service.metrics.process_exits()
 
-    app = FastAPI(title="kwspot", version=_version(), lifespan=lifespan,
-                  docs_url="/docs", redoc_url=None)
+    # with a key, nothing but /, /static and /healthz is open: no /docs or /openapi.json
+    public_docs = not config.api_key
+    app = FastAPI(title="kwspot", version=_version(), lifespan=lifespan, redoc_url=None,
+                  docs_url="/docs" if public_docs else None,
+                  openapi_url="/openapi.json" if public_docs else None)
     app.state.service = service
 
     @app.middleware("http")
@@ -253,6 +282,10 @@ def create_app(config: ServeConfig, batcher: Batcher | None = None) -> FastAPI:
     async def request_error(_request: Request, exc: RequestError) -> JSONResponse:
         return error(exc.status, str(exc), exc.headers)
 
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return error(exc.status_code, str(exc.detail), getattr(exc, "headers", None))
+
     @app.get("/healthz")
     async def healthz() -> dict[str, Any]:
         model = service.model
@@ -267,13 +300,15 @@ def create_app(config: ServeConfig, batcher: Batcher | None = None) -> FastAPI:
     @app.post("/v1/detect")
     async def detect(request: Request) -> dict[str, Any]:
         cfg, keywords = detector_settings(request.query_params, config.detector)
-        data = await service.read_body(request)
-        return await service.run_upload(service.detect, data, cfg, keywords)
+        async with service.upload_slot():
+            data = await service.read_body(request)
+            return await service.run_upload(service.detect, data, cfg, keywords)
 
     @app.post("/v1/classify")
     async def classify(request: Request) -> dict[str, Any]:
-        data = await service.read_body(request)
-        return await service.run_upload(service.classify, data)
+        async with service.upload_slot():
+            data = await service.read_body(request)
+            return await service.run_upload(service.classify, data)
 
     @app.websocket("/v1/stream")
     async def stream(websocket: WebSocket) -> None:
@@ -309,6 +344,19 @@ async def deny(websocket: WebSocket, status: int, message: str, close_code: int,
         await websocket.close(close_code, message[:120])
 
 
+def origin_allowed(websocket: WebSocket, config: ServeConfig) -> bool:
+    """Browsers send Origin on every WebSocket, and any page may open one to 127.0.0.1: only
+    the server's own page (same host) or a configured origin may stream. Clients that are not
+    browsers send no Origin and pass (the API key guards them off loopback)."""
+    origin = websocket.headers.get("origin")
+    if not origin:
+        return True
+    if origin in config.allowed_origins:
+        return True
+    host = websocket.headers.get("host", "")
+    return origin.split("://", 1)[-1].rstrip("/").lower() == host.lower()
+
+
 def stream_settings(service: Service, websocket: WebSocket
                     ) -> tuple[StreamFormat, DetectorConfig, list | None, bool]:
     params = websocket.query_params
@@ -333,6 +381,12 @@ async def run_stream(service: Service, websocket: WebSocket) -> None:
         await deny(websocket, 401, "missing or wrong API key (Authorization: Bearer or "
                    "access_token)", CLOSE_UNAUTHORIZED, {"WWW-Authenticate": "Bearer"})
         metrics.streams_total.labels("unauthorized").inc()
+        return
+    if not origin_allowed(websocket, config):
+        await deny(websocket, 403, "cross-origin WebSocket refused: origin "
+                   f"{websocket.headers.get('origin')!r} is not this server's "
+                   "(see allowed_origins)", CLOSE_FORBIDDEN)
+        metrics.streams_total.labels("forbidden").inc()
         return
     if service.active_streams >= config.max_streams:
         await deny(websocket, 503, f"server busy: {config.max_streams} streams already open",
@@ -372,10 +426,17 @@ async def _stream_loop(service: Service, websocket: WebSocket, session: StreamSe
                        want_scores: bool) -> str:
     config = service.config
     metrics = service.metrics
+    deadline = time.monotonic() + config.max_stream_s  # wall clock, not only audio received
     while True:
+        left = deadline - time.monotonic()
         try:
-            message = await asyncio.wait_for(websocket.receive(), config.idle_timeout_s)
+            message = await asyncio.wait_for(websocket.receive(),
+                                             max(0.0, min(config.idle_timeout_s, left)))
         except TimeoutError:
+            if time.monotonic() >= deadline:
+                await _close(websocket, CLOSE_POLICY,
+                             f"stream longer than the limit of {config.max_stream_s:g} s")
+                return "too-long"
             await _close(websocket, CLOSE_POLICY, f"idle for {config.idle_timeout_s:g} s")
             return "idle"
         received = time.perf_counter()
@@ -389,12 +450,21 @@ async def _stream_loop(service: Service, websocket: WebSocket, session: StreamSe
         end = not data
         try:
             ends, windows = session.take_end() if end else session.take(data)
+        except FrameTooLarge as exc:
+            await _close(websocket, CLOSE_TOO_BIG, str(exc))
+            return "frame-too-large"
         except KwspotError as exc:
             await _close(websocket, CLOSE_BAD_AUDIO, str(exc))
             return "bad-audio"
         metrics.audio_seconds.inc(len(data) / session.dtype.itemsize / session.fmt.sample_rate)
         if len(windows):
-            posteriors = await service.batcher.score(windows)
+            try:
+                posteriors = await service.batcher.score(windows)
+            except Exception as exc:  # the model or the shutdown: one line, then close
+                logger.error("model call failed on a stream: %s", exc)
+                await _close(websocket, CLOSE_INTERNAL, "internal error: the model call "
+                             "failed")
+                return "error"
             events, ends, smoothed = session.accept(ends, posteriors)
             if want_scores:
                 await websocket.send_text(json.dumps({
@@ -408,7 +478,7 @@ async def _stream_loop(service: Service, websocket: WebSocket, session: StreamSe
             await websocket.send_json({"type": "end", "audio_s": round(session.received_s, 3)})
             await _close(websocket, CLOSE_NORMAL, "end of stream")
             return "completed"
-        if session.received_s > config.max_stream_s:
+        if session.received_s > config.max_stream_s or time.monotonic() > deadline:
             await _close(websocket, CLOSE_POLICY,
                          f"stream longer than the limit of {config.max_stream_s:g} s")
             return "too-long"

@@ -1,8 +1,10 @@
 """Micro-batching: windows that become ready on different streams within a few milliseconds
 are stacked into one model call. The first request opens a batch; it closes when
-``max_wait_ms`` has passed or ``max_batch`` windows are in, so no window waits longer than
-the bound. The model runs on one executor thread (ONNX Runtime releases the GIL), so the
-event loop keeps reading sockets meanwhile. ``max_wait_ms=0`` scores each request alone."""
+``max_wait_ms`` has passed or the next request would take it past ``max_batch`` windows
+(that request opens the next batch). One stream's windows are never split, so a single
+request larger than ``max_batch`` (a burst of audio) is a call of its own. The model runs
+on one executor thread (ONNX Runtime releases the GIL), so the event loop keeps reading
+sockets meanwhile. ``max_wait_ms=0`` scores each request alone."""
 
 from __future__ import annotations
 
@@ -38,6 +40,8 @@ class MicroBatcher:
         self.executor = ThreadPoolExecutor(1, thread_name_prefix="kwspot-model")
         self.queue: asyncio.Queue[_Request] | None = None
         self.task: asyncio.Task | None = None
+        self.carry: _Request | None = None  # a request that did not fit the last batch
+        self.batch: list[_Request] = []  # the batch being collected or scored
 
     async def start(self) -> None:
         self.queue = asyncio.Queue()
@@ -45,12 +49,24 @@ class MicroBatcher:
             self.task = asyncio.create_task(self._run(), name="kwspot-batcher")
 
     async def stop(self) -> None:
+        """Stop batching; callers still waiting get an error instead of waiting forever."""
         if self.task is not None:
             self.task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self.task
             self.task = None
-        self.executor.shutdown(wait=True)
+        pending = self.batch + ([self.carry] if self.carry else []) + self._drain()
+        self.batch, self.carry = [], None
+        for request in pending:
+            if not request.future.done():
+                request.future.set_exception(RuntimeError("the server is shutting down"))
+        self.executor.shutdown(wait=False, cancel_futures=True)
+
+    def _drain(self) -> list[_Request]:
+        out = []
+        while self.queue is not None and not self.queue.empty():
+            out.append(self.queue.get_nowait())
+        return out
 
     async def score(self, windows: np.ndarray) -> np.ndarray:
         if not len(windows):
@@ -77,8 +93,10 @@ class MicroBatcher:
         assert self.queue is not None
         loop = asyncio.get_running_loop()
         while True:
-            batch = [await self.queue.get()]
-            size = len(batch[0].windows)
+            first = self.carry or await self.queue.get()
+            self.carry = None
+            self.batch = batch = [first]  # kept on self so that stop() can fail it
+            size = len(first.windows)
             deadline = loop.time() + self.max_wait
             while size < self.max_batch:
                 if self.queue.empty():
@@ -91,9 +109,13 @@ class MicroBatcher:
                         break
                 else:
                     request = self.queue.get_nowait()
+                if size + len(request.windows) > self.max_batch:
+                    self.carry = request  # opens the next batch; this one is full
+                    break
                 batch.append(request)
                 size += len(request.windows)
             await self._dispatch(batch, loop)
+            self.batch = []
 
     async def _dispatch(self, batch: list[_Request], loop: asyncio.AbstractEventLoop) -> None:
         stacked = batch[0].windows if len(batch) == 1 else \

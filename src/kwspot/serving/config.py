@@ -32,7 +32,9 @@ class ServeConfig:
     ``max_stream_s``, stay silent (no frame) ``idle_timeout_s``, and at most ``max_streams``
     run at once per worker (then 503 + Retry-After). Micro-batching stacks windows that become
     ready within ``batch_wait_ms`` into one call of at most ``max_batch`` windows;
-    ``batch_wait_ms=0`` turns it off (each stream's windows are scored on their own)."""
+    ``batch_wait_ms=0`` turns it off (each stream's windows are scored on their own).
+    Uploads run one at a time per worker; past ``max_pending_uploads`` waiting, 503. A
+    browser may open streams only from the server's own page or ``allowed_origins``."""
 
     model: str | None = None
     host: str = "127.0.0.1"
@@ -48,6 +50,8 @@ class ServeConfig:
     batch_wait_ms: float = 2.0
     max_batch: int = 256
     retry_after_s: int = 5
+    max_pending_uploads: int = 16
+    allowed_origins: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         for name in ("max_upload_mb", "max_upload_s", "max_stream_s", "idle_timeout_s"):
@@ -56,7 +60,8 @@ class ServeConfig:
                 raise KwspotError(f"{name} must be a positive number, got {value!r}")
         if not math.isfinite(self.batch_wait_ms) or not 0 <= self.batch_wait_ms <= 1000:
             raise KwspotError(f"batch_wait_ms must be in [0, 1000], got {self.batch_wait_ms}")
-        for name in ("workers", "max_streams", "max_batch", "retry_after_s"):
+        for name in ("workers", "max_streams", "max_batch", "retry_after_s",
+                     "max_pending_uploads"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise KwspotError(f"{name} must be a positive integer, got {value!r}")
@@ -81,4 +86,5 @@ class ServeConfig:
     def from_json(cls, text: str) -> ServeConfig:
         data: dict[str, Any] = json.loads(text)
         detector = data.pop("detector", {}) or {}
-        return cls(detector=DetectorConfig(**detector), **data)
+        origins = tuple(data.pop("allowed_origins", ()) or ())
+        return cls(detector=DetectorConfig(**detector), allowed_origins=origins, **data)

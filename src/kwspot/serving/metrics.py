@@ -54,6 +54,15 @@ class ServerMetrics:
         self.batch_streams = Histogram("kwspot_batch_streams", "streams per model call",
                                        buckets=BATCH_BUCKETS, registry=r)
 
+    def process_exits(self) -> None:
+        """A worker that stops cleanly removes its live gauges from the shared directory (a
+        worker that crashes cannot; its open-stream count stays until the server restarts)."""
+        directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+        if directory and os.path.isdir(directory):
+            from prometheus_client import multiprocess
+
+            multiprocess.mark_process_dead(os.getpid(), directory)
+
     def render(self) -> bytes:
         directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
         if directory and os.path.isdir(directory):

@@ -14,6 +14,13 @@ from kwspot.errors import KwspotError
 from kwspot.runtime.detector import Detection, Detector
 
 FORMATS = {"int16": np.dtype("<i2"), "float32": np.dtype("<f4")}
+# The front end runs on the event loop: a frame of several seconds would stall every other
+# stream of the worker while it is computed, so frames are capped.
+MAX_FRAME_S = 2.0
+
+
+class FrameTooLarge(KwspotError):
+    """A frame longer than ``MAX_FRAME_S`` of audio."""
 
 
 @dataclass(frozen=True)
@@ -46,6 +53,10 @@ class StreamSession:
 
     def decode(self, data: bytes) -> np.ndarray:
         """PCM bytes -> float32 at the model's rate (any frame size: a split sample waits)."""
+        seconds = len(data) / self.dtype.itemsize / self.fmt.sample_rate
+        if seconds > MAX_FRAME_S:
+            raise FrameTooLarge(f"a frame holds {seconds:.2f} s of audio; send at most "
+                                f"{MAX_FRAME_S:g} s per frame (20-100 ms is typical)")
         data = self.pending + data
         usable = len(data) - len(data) % self.dtype.itemsize
         self.pending = data[usable:]
@@ -59,8 +70,14 @@ class StreamSession:
                 raise KwspotError("float32 frame holds NaN or infinite samples")
             audio = np.clip(audio, -1.0, 1.0)  # a browser's float path may overshoot slightly
         if self.resampler is not None:
-            audio = self.resampler.resample_chunk(audio)
+            audio = self._resample(audio)
         return audio
+
+    def _resample(self, audio: np.ndarray, last: bool = False) -> np.ndarray:
+        # a band-limited resampler overshoots on full-scale audio (a clipped microphone);
+        # clip as ``kwspot detect`` does after decoding, so loud streams are not refused
+        out = self.resampler.resample_chunk(audio, last=last)
+        return np.clip(out, -1.0, 1.0).astype(np.float32, copy=False)
 
     def take(self, data: bytes) -> tuple[np.ndarray, np.ndarray]:
         """(window end times, unscored windows) completed by this frame."""
@@ -70,7 +87,7 @@ class StreamSession:
         """End of stream: the resampler's tail, then one window of silence (``flush``)."""
         ends, windows = [], []
         if self.resampler is not None:
-            tail = self.resampler.resample_chunk(np.zeros(0, np.float32), last=True)
+            tail = self._resample(np.zeros(0, np.float32), last=True)
             e, w = self.detector.take(tail)
             ends.append(e)
             windows.append(w)

@@ -22,6 +22,7 @@ async function loadModel() {
   const info = await res.json();
   state.rate = info.sample_rate;
   $("model").textContent = `${info.model} · ${info.sample_rate} Hz · ${info.labels.length} labels`;
+  $("start").disabled = false;  // the stream needs the model's rate first
 }
 
 function setStatus(text) { $("status").textContent = text; }
