@@ -1,0 +1,223 @@
+"""The review app (FastAPI): JSON under ``/api``, the page at ``/``. Audio is served only by
+clip number, for clips of the loaded data set: no URL names a file. Nothing is rendered as
+HTML on the server; the page puts every label and comment in as text."""
+
+from __future__ import annotations
+
+import io
+import time
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import soundfile as sf
+from fastapi import FastAPI, Request
+from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from kwspot.audio import load_audio
+from kwspot.errors import KwspotError
+from kwspot.review.agreement import agreement_report
+from kwspot.review.clips import ReviewClip, ReviewSet
+from kwspot.review.store import Judgement, check_segments
+
+STATIC = resources.files("kwspot.review") / "static"
+REVIEW_RATE = 16000
+MAX_NAME = 64
+
+
+class JudgementIn(BaseModel):
+    clip_id: int
+    annotator: str = Field(min_length=1, max_length=MAX_NAME)
+    verdict: str
+    label: str | None = Field(default=None, max_length=200)
+    comment: str = Field(default="", max_length=5000)
+    segments: list[dict[str, Any]] = Field(default_factory=list, max_length=500)
+
+
+class ClientError(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status)
+
+
+def spectrogram_png(audio: np.ndarray, rate: int, height: int = 160) -> bytes:
+    """A log-power spectrogram (25 ms windows, 10 ms hop), 0-8 kHz, as a PNG strip."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import cm
+
+    win, hop = int(0.025 * rate), int(0.010 * rate)
+    if len(audio) < win:
+        audio = np.pad(audio, (0, win - len(audio)))
+    frames = np.lib.stride_tricks.sliding_window_view(audio, win)[::hop] * np.hanning(win)
+    power = np.abs(np.fft.rfft(frames, n=512, axis=1)) ** 2
+    db = 10 * np.log10(power.T + 1e-10)
+    db = np.clip((db - (db.max() - 80)) / 80, 0, 1)[::-1]  # 80 dB range, low frequencies down
+    rows = np.linspace(0, db.shape[0] - 1, height).astype(int)
+    image = (cm.magma(db[rows])[:, :, :3] * 255).astype(np.uint8)
+    buffer = io.BytesIO()
+    import matplotlib.image
+
+    matplotlib.image.imsave(buffer, image, format="png")
+    return buffer.getvalue()
+
+
+def create_review_app(review: ReviewSet, default_annotator: str = "",
+                      data_root: str | None = None) -> FastAPI:
+    app = FastAPI(title="kwspot review", docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.review = review
+    root = Path(data_root).resolve() if data_root else None
+    suggestions: dict[int, list[dict[str, Any]]] = {}
+
+    @app.exception_handler(ClientError)
+    async def client_error(_request: Request, exc: ClientError) -> JSONResponse:
+        return error(exc.status, str(exc))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return error(exc.status_code, str(exc.detail))
+
+    @app.middleware("http")
+    async def same_origin(request: Request, call_next):
+        """Any web page can send requests to 127.0.0.1: only this server's own page may."""
+        origin = request.headers.get("origin")
+        host = request.headers.get("host", "")
+        if origin and origin.split("://", 1)[-1].rstrip("/").lower() != host.lower():
+            return error(403, f"cross-origin request from {origin!r} refused")
+        return await call_next(request)
+
+    def clip_of(clip_id: int) -> ReviewClip:
+        if not 0 <= clip_id < len(review.clips):
+            raise ClientError(404, f"no clip {clip_id}")
+        return review.clips[clip_id]
+
+    def describe(clip: ReviewClip) -> dict[str, Any]:
+        path = Path(clip.path)
+        name = str(path.relative_to(root)) if root and path.is_relative_to(root) else path.name
+        history = [{"annotator": j.annotator, "verdict": j.verdict, "label": j.implied_label,
+                    "comment": j.comment}
+                   for j in review.store.judgements() if j.clip == clip.path]
+        return {"id": clip.index, "name": name, "label": clip.label, "split": clip.split,
+                "speaker": clip.speaker, "duration_s": clip.duration_s,
+                "long": review.is_long(clip), "prediction": review.prediction(clip),
+                "history": history}
+
+    def annotator_name(text: str | None) -> str:
+        name = (text or default_annotator).strip()
+        if not name or len(name) > MAX_NAME:
+            raise ClientError(400, f"an annotator name of 1-{MAX_NAME} characters is needed")
+        return name
+
+    @app.get("/api/state")
+    def state(annotator: str | None = None) -> dict[str, Any]:
+        name = annotator_name(annotator)
+        judgements = review.store.judgements()
+        return {"annotator": name, "labels": review.labels, "order": review.order_name,
+                "model": review.model.path.name if review.model else None,
+                "progress": review.progress(judgements),
+                "remaining_for_you": len(review.queue(name, judgements))}
+
+    @app.get("/api/next")
+    def next_clip(annotator: str | None = None) -> dict[str, Any]:
+        name = annotator_name(annotator)
+        queue = review.queue(name)
+        if not queue:
+            return {"done": True}
+        review.lease(queue[0], name)
+        return {"done": False, "remaining": len(queue), "clip": describe(review.clips[queue[0]])}
+
+    @app.get("/api/clips/{clip_id}")
+    def clip_info(clip_id: int) -> dict[str, Any]:
+        return describe(clip_of(clip_id))
+
+    @app.get("/api/clips/{clip_id}/audio")
+    def clip_audio(clip_id: int) -> Response:
+        clip = clip_of(clip_id)
+        try:
+            audio = load_audio(clip.path, REVIEW_RATE)
+        except KwspotError as exc:
+            raise ClientError(422, str(exc)) from None
+        buffer = io.BytesIO()
+        sf.write(buffer, audio, REVIEW_RATE, format="WAV", subtype="PCM_16")
+        return Response(buffer.getvalue(), media_type="audio/wav")
+
+    @app.get("/api/clips/{clip_id}/spectrogram.png")
+    def clip_spectrogram(clip_id: int) -> Response:
+        clip = clip_of(clip_id)
+        try:
+            audio = load_audio(clip.path, REVIEW_RATE)
+        except KwspotError as exc:
+            raise ClientError(422, str(exc)) from None
+        return Response(spectrogram_png(audio, REVIEW_RATE), media_type="image/png")
+
+    @app.get("/api/clips/{clip_id}/suggestions")
+    def clip_suggestions(clip_id: int) -> dict[str, Any]:
+        """The model's detections in a long recording, as segments to accept or edit."""
+        clip = clip_of(clip_id)
+        if review.model is None or not review.is_long(clip):
+            return {"segments": []}
+        if clip_id not in suggestions:
+            from kwspot.runtime.detector import detect_audio
+
+            try:
+                audio = load_audio(clip.path, review.model.sample_rate)
+            except KwspotError as exc:
+                raise ClientError(422, str(exc)) from None
+            events = detect_audio(audio, review.model)
+            half = review.model.window_samples / review.model.sample_rate / 2
+            duration = len(audio) / review.model.sample_rate
+            suggestions[clip_id] = [
+                {"start": round(max(0.0, e.time_s - half / 2), 2),
+                 "end": round(min(duration, e.time_s + half / 2), 2),
+                 "label": e.keyword, "score": round(e.score, 3)} for e in events]
+        return {"segments": suggestions[clip_id]}
+
+    @app.post("/api/judgements", status_code=201)
+    def submit(body: JudgementIn) -> dict[str, Any]:
+        clip = clip_of(body.clip_id)
+        name = annotator_name(body.annotator)
+        if body.verdict not in ("correct", "incorrect"):
+            raise ClientError(400, "verdict must be 'correct' or 'incorrect'")
+        label = (body.label or "").strip() or None
+        if body.verdict == "correct":
+            label = None
+        try:
+            segments = check_segments(body.segments, clip.duration_s)
+        except KwspotError as exc:
+            raise ClientError(400, str(exc)) from None
+        saved = review.store.add(Judgement(clip.path, name, body.verdict, clip.label, label,
+                                           body.comment.strip(), segments))
+        review.release(clip.index, name)
+        return {"id": saved.id, "clip_id": clip.index, "created": saved.created,
+                "progress": review.progress()}
+
+    @app.get("/api/history")
+    def history(annotator: str | None = None, limit: int = 10) -> dict[str, Any]:
+        name = annotator_name(annotator)
+        mine = [j for j in review.store.judgements(latest_only=False) if j.annotator == name]
+        return {"judgements": [
+            {"id": j.id, "clip_id": review.by_path[j.clip].index if j.clip in review.by_path
+             else None, "name": Path(j.clip).name, "verdict": j.verdict,
+             "label": j.implied_label, "comment": j.comment, "segments": j.segments,
+             "at": time.strftime("%H:%M:%S", time.localtime(j.created))}
+            for j in reversed(mine[-max(1, min(limit, 100)):])]}
+
+    @app.get("/api/agreement")
+    def agreement() -> dict[str, Any]:
+        return agreement_report(review.store.judgements())
+
+    @app.get("/")
+    def index() -> FileResponse:
+        return FileResponse(str(STATIC / "index.html"), media_type="text/html")
+
+    app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
+    return app

@@ -1,0 +1,57 @@
+"""``kwspot review export``: the data set with its reviewed labels, as a CSV manifest
+(``path,label,split,speaker,review_status,reviews``) that ``kwspot train --data`` reads.
+
+Each clip takes the label most of its annotators imply (each annotator's latest judgement):
+``confirmed`` (its own label), ``corrected`` (another label), ``rejected`` (judged incorrect
+and nobody gave a label: left out), ``disputed`` (a tie: kept with its own label), or
+``unreviewed``."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections import Counter, defaultdict
+from pathlib import Path
+from typing import Any
+
+from kwspot.fileio import atomic_write_text
+from kwspot.review.clips import ReviewClip
+from kwspot.review.store import Judgement
+
+COLUMNS = ("path", "label", "split", "speaker", "review_status", "reviews")
+
+
+def decide(clip: ReviewClip, judgements: list[Judgement]) -> tuple[str, str]:
+    """(label, status) for one clip from its annotators' latest judgements."""
+    if not judgements:
+        return clip.label, "unreviewed"
+    votes = Counter(j.implied_label for j in judgements).most_common()
+    if len(votes) > 1 and votes[0][1] == votes[1][1]:
+        return clip.label, "disputed"
+    label = votes[0][0]
+    if label == "<incorrect>":
+        return clip.label, "rejected"
+    return label, "confirmed" if label == clip.label else "corrected"
+
+
+def export_manifest(clips: list[ReviewClip], judgements: list[Judgement],
+                    out: str | Path) -> dict[str, Any]:
+    """Write the corrected manifest; returns the count of each status."""
+    by_clip: dict[str, list[Judgement]] = defaultdict(list)
+    for j in judgements:
+        by_clip[j.clip].append(j)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(COLUMNS)
+    counts: Counter[str] = Counter()
+    for clip in clips:
+        label, status = decide(clip, by_clip.get(clip.path, []))
+        counts[status] += 1
+        if status == "rejected":
+            continue
+        writer.writerow([clip.path, label, clip.split, clip.speaker, status,
+                         len(by_clip.get(clip.path, []))])
+    atomic_write_text(Path(out), buffer.getvalue())
+    return {"written": len(clips) - counts["rejected"], "left_out": counts["rejected"],
+            **{k: counts.get(k, 0) for k in ("unreviewed", "confirmed", "corrected",
+                                             "rejected", "disputed")}}
