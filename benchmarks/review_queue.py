@@ -68,6 +68,7 @@ def main(argv: list[str] | None = None) -> dict:
             row = {"seed": seed, "flipped": len(flipped), "visible_to_model": len(visible)}
             for n in (100, 200):
                 row[f"model_top{n}"] = len(flipped & set(by_model[:n]))
+                row[f"model_top{n}_visible"] = len(visible & set(by_model[:n]))
                 randoms = [len(flipped & set(ReviewSet(noisy, store, None, order="random",
                                                        seed=1000 + r).queue("b")[:n]))
                            for r in range(20)]

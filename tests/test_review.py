@@ -144,18 +144,32 @@ def test_agreement_report_lists_disagreements() -> None:
 def test_reviewers_per_clip_and_leases(data: Path, store: ReviewStore) -> None:
     review = load_review_set(data, store, order="data", k=2)
     assert len(review.clips) == 8 and review.labels == ["house", "no", "yes"]
-    first = review.queue("ann")[0]
-    review.lease(first, "ann")
+    first, remaining = review.take_next("ann")
+    assert first == 0 and remaining == 8
     assert review.queue("bob")[0] == first  # k=2: both may judge it
-    store.add(Judgement(review.clips[first].path, "ann", "correct", review.clips[first].label))
+    clip = review.clips[first]
+    review.record(Judgement(clip.path, "ann", "correct", clip.label), first)
     assert first not in review.queue("ann") and first in review.queue("bob")
-    store.add(Judgement(review.clips[first].path, "bob", "correct", review.clips[first].label))
+    review.record(Judgement(clip.path, "bob", "correct", clip.label), first)
     assert first not in review.queue("cat")  # two reviews: done
-    assert review.progress()["done"] == 1
+    assert review.progress() == {"clips": 8, "done": 1, "k": 2,
+                                 "annotators": {"ann": 1, "bob": 1}}
+    # a restart rebuilds the same state from the database
+    assert load_review_set(data, store, order="data", k=2).progress() == review.progress()
     single = load_review_set(data, store, order="data", k=1)
     nxt = single.queue("ann")[0]
     single.lease(nxt, "ann")
     assert nxt not in single.queue("bob")  # held by ann for now
+
+
+def test_concurrent_annotators_never_get_the_same_clip(data: Path, store: ReviewStore) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    review = load_review_set(data, store, order="data", k=1)
+    with ThreadPoolExecutor(8) as pool:
+        handed = list(pool.map(lambda a: review.take_next(f"a{a}")[0], range(8)))
+    assert sorted(handed) == list(range(8))  # eight annotators, eight different clips
+    assert review.take_next("late") == (None, 0)
 
 
 def test_random_order_is_a_seeded_permutation(data: Path, store: ReviewStore) -> None:
@@ -203,16 +217,19 @@ def test_export_writes_a_manifest_train_reads(data: Path, store: ReviewStore,
     yes, no, house = by_label["yes"], by_label["no"], by_label["house"]
     store.add(Judgement(yes[0].path, "ann", "correct", "yes"))                # confirmed
     store.add(Judgement(yes[1].path, "ann", "incorrect", "yes", "no"))       # corrected
+    store.add(Judgement(yes[2].path, "ann", "incorrect", "yes"))             # corrected: one
+    store.add(Judgement(yes[2].path, "bob", "incorrect", "yes", "up"))       #  says what
     store.add(Judgement(no[0].path, "ann", "incorrect", "no"))               # rejected
     store.add(Judgement(house[0].path, "ann", "correct", "house"))           # disputed
     store.add(Judgement(house[0].path, "bob", "incorrect", "house", "mouse"))
     out = tmp_path / "corrected.csv"
     stats = export_manifest(clips, store.judgements(), out)
-    assert stats == {"written": 7, "left_out": 1, "unreviewed": 4, "confirmed": 1,
-                     "corrected": 1, "rejected": 1, "disputed": 1}
+    assert stats == {"written": 7, "left_out": 1, "unreviewed": 3, "confirmed": 1,
+                     "corrected": 2, "rejected": 1, "disputed": 1}
     dataset = open_dataset(DataConfig(path=str(out), keywords=()))
     rows = {u.path: u for u in dataset.utterances}
     assert no[0].path not in rows and rows[yes[1].path].label == "no"
+    assert rows[yes[2].path].label == "up"  # both say wrong; the one correction given wins
     assert rows[house[0].path].label == "house"
     assert {u.split for u in dataset.utterances} <= {"train", "validation", "test"}
     header = out.read_text().splitlines()[0]
@@ -230,6 +247,8 @@ def test_cli_export_prints_what_was_left_out(data: Path, tmp_path: Path,
     out = tmp_path / "c.csv"
     assert main(["review", "export", str(data), "--db", str(db), "--out", str(out)]) == 0
     assert "1 judged incorrect with no corrected label were left out" in capsys.readouterr().out
+    assert main(["--debug", "review", "export", str(data), "--db", str(db), "--out",
+                 str(out)]) == 0
     assert main(["review", "export", str(data), "--db", str(tmp_path / "none.sqlite"),
                  "--out", str(out)]) == 1
     assert "review database not found" in capsys.readouterr().err
@@ -240,14 +259,15 @@ def test_cli_export_prints_what_was_left_out(data: Path, tmp_path: Path,
 @pytest.fixture
 def client(data: Path, store: ReviewStore):
     review = load_review_set(data, store, order="data")
-    with TestClient(create_review_app(review, "ann", str(data))) as c:
+    with TestClient(create_review_app(review, "ann", str(data)),
+                    base_url="http://127.0.0.1:8010") as c:
         yield c
 
 
 def test_review_round_trip(client: TestClient, store: ReviewStore) -> None:
     state = client.get("/api/state").json()
     assert state["annotator"] == "ann" and state["progress"]["clips"] == 8
-    clip = client.get("/api/next").json()["clip"]
+    clip = client.post("/api/next").json()["clip"]
     assert clip["name"].startswith(clip["label"] + "/")  # relative to the data folder
     audio = client.get(f"/api/clips/{clip['id']}/audio")
     assert audio.headers["content-type"] == "audio/wav"
@@ -260,14 +280,15 @@ def test_review_round_trip(client: TestClient, store: ReviewStore) -> None:
     assert saved.status_code == 201 and saved.json()["progress"]["done"] == 1
     row = store.judgements()[0]
     assert (row.verdict, row.label, row.comment) == ("incorrect", "no", "<b>hi</b>")
-    assert client.get("/api/next").json()["clip"]["id"] != clip["id"]
+    assert client.post("/api/next").json()["clip"]["id"] != clip["id"]
+    assert client.get("/api/next").status_code == 405  # it holds a clip: never a GET
     history = client.get("/api/history").json()["judgements"]
     assert history[0]["comment"] == "<b>hi</b>"  # JSON as stored; the page shows it as text
 
 
 @pytest.mark.parametrize("path", [
     "/api/clips/999/audio", "/api/clips/-1/audio", "/api/clips/..%2f..%2fetc%2fpasswd/audio",
-    "/api/clips/0/../../../../etc/passwd", "/static/%2e%2e/app.py", "/static/..%2fapp.py",
+    "/api/clips/%2e%2e/spectrogram.png", "/static/%2e%2e/app.py", "/static/..%2fapp.py",
 ])
 def test_no_file_outside_the_data_set_is_served(client: TestClient, path: str) -> None:
     response = client.get(path)
@@ -285,6 +306,14 @@ def test_bad_judgements_and_cross_origin_requests_are_refused(client: TestClient
     foreign = client.post("/api/judgements", json=base,
                           headers={"origin": "https://evil.example"})
     assert foreign.status_code == 403
+    # DNS rebinding: evil.example resolved to 127.0.0.1 sends matching Host and Origin
+    rebound = client.post("/api/judgements", json=base, headers={
+        "host": "evil.example:8010", "origin": "http://evil.example:8010"})
+    assert rebound.status_code == 403 and "host" in rebound.json()["error"]
+    infinite = client.post("/api/judgements", content=json.dumps(
+        {**base, "segments": [{"start": 0, "end": float("inf"), "label": "x"}]}),
+        headers={"content-type": "application/json"})
+    assert infinite.status_code in (400, 422)
     assert client.get("/api/state?annotator=" + "x" * 100).status_code == 400
 
 
@@ -316,7 +345,7 @@ def test_killing_the_server_loses_nothing_submitted(data: Path, tmp_path: Path) 
                 time.sleep(0.1)
         ids = []
         for i in range(3):
-            clip = httpx.get(base + "/api/next").json()["clip"]
+            clip = httpx.post(base + "/api/next").json()["clip"]
             response = httpx.post(base + "/api/judgements", json={
                 "clip_id": clip["id"], "annotator": "ann", "verdict": "correct",
                 "comment": f"note {i}"})
@@ -331,6 +360,15 @@ def test_killing_the_server_loses_nothing_submitted(data: Path, tmp_path: Path) 
     review = load_review_set(data, ReviewStore(db), order="data")
     assert not set(ids) & set(review.queue("ann"))  # a restart resumes after them
     assert json.loads(json.dumps(review.progress()))["done"] == 3
+
+
+def test_agreement_endpoint(client: TestClient) -> None:
+    for annotator, verdict in (("ann", "correct"), ("bob", "incorrect")):
+        client.post("/api/judgements", json={"clip_id": 0, "annotator": annotator,
+                                             "verdict": verdict, "comment": annotator})
+    report = client.get("/api/agreement").json()
+    assert report["annotators"] == ["ann", "bob"]
+    assert [d["judgements"][1]["label"] for d in report["disagreements"]] == ["<incorrect>"]
 
 
 def test_unknown_order_and_k_are_one_line_errors(data: Path, store: ReviewStore) -> None:

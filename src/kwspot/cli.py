@@ -990,8 +990,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:2] == ["review", "export"]:
-        argv = ["review-export", *argv[2:]]
+    command = next((i for i, a in enumerate(argv) if not a.startswith("-")), None)
+    if command is not None and argv[command : command + 2] == ["review", "export"]:
+        argv[command : command + 2] = ["review-export"]
     args = parser.parse_args(argv)
     if not args.debug:
         warnings.showwarning = _one_line_warning

@@ -5,6 +5,7 @@ HTML on the server; the page puts every label and comment in as text."""
 from __future__ import annotations
 
 import io
+import threading
 import time
 from importlib import resources
 from pathlib import Path
@@ -27,6 +28,9 @@ from kwspot.review.store import Judgement, check_segments
 STATIC = resources.files("kwspot.review") / "static"
 REVIEW_RATE = 16000
 MAX_NAME = 64
+MAX_REVIEW_S = 1800.0  # longer recordings: split them first (the page holds the whole clip)
+MAX_COLUMNS = 4000  # spectrogram width in pixels at most, however long the clip
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 
 class JudgementIn(BaseModel):
@@ -49,34 +53,51 @@ def error(status: int, message: str) -> JSONResponse:
 
 
 def spectrogram_png(audio: np.ndarray, rate: int, height: int = 160) -> bytes:
-    """A log-power spectrogram (25 ms windows, 10 ms hop), 0-8 kHz, as a PNG strip."""
+    """A log-power spectrogram (25 ms windows), 0-8 kHz, as a PNG strip: one column per
+    10 ms, or fewer (at most ``MAX_COLUMNS``) for long recordings, so memory stays small."""
     import matplotlib
 
     matplotlib.use("Agg")
+    import matplotlib.image
     from matplotlib import cm
 
-    win, hop = int(0.025 * rate), int(0.010 * rate)
+    win = int(0.025 * rate)
     if len(audio) < win:
         audio = np.pad(audio, (0, win - len(audio)))
-    frames = np.lib.stride_tricks.sliding_window_view(audio, win)[::hop] * np.hanning(win)
-    power = np.abs(np.fft.rfft(frames, n=512, axis=1)) ** 2
-    db = 10 * np.log10(power.T + 1e-10)
+    count = min(MAX_COLUMNS, 1 + (len(audio) - win) // int(0.010 * rate))
+    starts = np.linspace(0, len(audio) - win, count).astype(int)
+    window = np.hanning(win).astype(np.float32)
+    db = np.empty((257, count), np.float32)
+    for i in range(0, count, 512):  # in blocks: a frame matrix of the whole hour never exists
+        frames = audio[starts[i : i + 512, None] + np.arange(win)] * window
+        db[:, i : i + 512] = 10 * np.log10(np.abs(np.fft.rfft(frames, n=512, axis=1)).T ** 2
+                                           + 1e-10)
     db = np.clip((db - (db.max() - 80)) / 80, 0, 1)[::-1]  # 80 dB range, low frequencies down
     rows = np.linspace(0, db.shape[0] - 1, height).astype(int)
     image = (cm.magma(db[rows])[:, :, :3] * 255).astype(np.uint8)
     buffer = io.BytesIO()
-    import matplotlib.image
-
     matplotlib.image.imsave(buffer, image, format="png")
     return buffer.getvalue()
 
 
+def host_name(host_header: str) -> str:
+    """``[::1]:8010`` -> ``::1``; ``localhost:8010`` -> ``localhost``."""
+    if host_header.startswith("["):
+        return host_header[1:].split("]", 1)[0]
+    return host_header.rsplit(":", 1)[0] if host_header.count(":") == 1 else host_header
+
+
 def create_review_app(review: ReviewSet, default_annotator: str = "",
-                      data_root: str | None = None) -> FastAPI:
+                      data_root: str | None = None,
+                      trusted_hosts: tuple[str, ...] = LOOPBACK_HOSTS) -> FastAPI:
+    """The app. Requests must name a ``trusted_hosts`` host (a page on evil.example whose
+    name was rebound to 127.0.0.1 sends ``Host: evil.example``) and come from no other
+    origin."""
     app = FastAPI(title="kwspot review", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.review = review
     root = Path(data_root).resolve() if data_root else None
     suggestions: dict[int, list[dict[str, Any]]] = {}
+    suggestions_lock = threading.Lock()
 
     @app.exception_handler(ClientError)
     async def client_error(_request: Request, exc: ClientError) -> JSONResponse:
@@ -89,8 +110,10 @@ def create_review_app(review: ReviewSet, default_annotator: str = "",
     @app.middleware("http")
     async def same_origin(request: Request, call_next):
         """Any web page can send requests to 127.0.0.1: only this server's own page may."""
-        origin = request.headers.get("origin")
         host = request.headers.get("host", "")
+        if host_name(host).lower() not in trusted_hosts:
+            return error(403, f"host {host!r} refused: open the review at 127.0.0.1")
+        origin = request.headers.get("origin")
         if origin and origin.split("://", 1)[-1].rstrip("/").lower() != host.lower():
             return error(403, f"cross-origin request from {origin!r} refused")
         return await call_next(request)
@@ -101,15 +124,22 @@ def create_review_app(review: ReviewSet, default_annotator: str = "",
         return review.clips[clip_id]
 
     def describe(clip: ReviewClip) -> dict[str, Any]:
+        """What the page shows of a clip (not other annotators' verdicts: blind review)."""
         path = Path(clip.path)
         name = str(path.relative_to(root)) if root and path.is_relative_to(root) else path.name
-        history = [{"annotator": j.annotator, "verdict": j.verdict, "label": j.implied_label,
-                    "comment": j.comment}
-                   for j in review.store.judgements() if j.clip == clip.path]
         return {"id": clip.index, "name": name, "label": clip.label, "split": clip.split,
                 "speaker": clip.speaker, "duration_s": clip.duration_s,
                 "long": review.is_long(clip), "prediction": review.prediction(clip),
-                "history": history}
+                "reviews": len(review.reviewers.get(clip.path, ()))}
+
+    def clip_audio_at(clip: ReviewClip, rate: int) -> np.ndarray:
+        if clip.duration_s is not None and clip.duration_s > MAX_REVIEW_S:
+            raise ClientError(413, f"{Path(clip.path).name}: {clip.duration_s:.0f} s is longer "
+                              f"than the {MAX_REVIEW_S:.0f} s the page can hold; split it")
+        try:
+            return load_audio(clip.path, rate)
+        except KwspotError as exc:
+            raise ClientError(422, str(exc)) from None
 
     def annotator_name(text: str | None) -> str:
         name = (text or default_annotator).strip()
@@ -120,20 +150,18 @@ def create_review_app(review: ReviewSet, default_annotator: str = "",
     @app.get("/api/state")
     def state(annotator: str | None = None) -> dict[str, Any]:
         name = annotator_name(annotator)
-        judgements = review.store.judgements()
         return {"annotator": name, "labels": review.labels, "order": review.order_name,
                 "model": review.model.path.name if review.model else None,
-                "progress": review.progress(judgements),
-                "remaining_for_you": len(review.queue(name, judgements))}
+                "progress": review.progress()}
 
-    @app.get("/api/next")
+    @app.post("/api/next")
     def next_clip(annotator: str | None = None) -> dict[str, Any]:
+        """The next clip, held for this annotator (a POST: it changes what others get)."""
         name = annotator_name(annotator)
-        queue = review.queue(name)
-        if not queue:
+        index, remaining = review.take_next(name)
+        if index is None:
             return {"done": True}
-        review.lease(queue[0], name)
-        return {"done": False, "remaining": len(queue), "clip": describe(review.clips[queue[0]])}
+        return {"done": False, "remaining": remaining, "clip": describe(review.clips[index])}
 
     @app.get("/api/clips/{clip_id}")
     def clip_info(clip_id: int) -> dict[str, Any]:
@@ -141,22 +169,14 @@ def create_review_app(review: ReviewSet, default_annotator: str = "",
 
     @app.get("/api/clips/{clip_id}/audio")
     def clip_audio(clip_id: int) -> Response:
-        clip = clip_of(clip_id)
-        try:
-            audio = load_audio(clip.path, REVIEW_RATE)
-        except KwspotError as exc:
-            raise ClientError(422, str(exc)) from None
+        audio = clip_audio_at(clip_of(clip_id), REVIEW_RATE)
         buffer = io.BytesIO()
         sf.write(buffer, audio, REVIEW_RATE, format="WAV", subtype="PCM_16")
         return Response(buffer.getvalue(), media_type="audio/wav")
 
     @app.get("/api/clips/{clip_id}/spectrogram.png")
     def clip_spectrogram(clip_id: int) -> Response:
-        clip = clip_of(clip_id)
-        try:
-            audio = load_audio(clip.path, REVIEW_RATE)
-        except KwspotError as exc:
-            raise ClientError(422, str(exc)) from None
+        audio = clip_audio_at(clip_of(clip_id), REVIEW_RATE)
         return Response(spectrogram_png(audio, REVIEW_RATE), media_type="image/png")
 
     @app.get("/api/clips/{clip_id}/suggestions")
@@ -165,21 +185,19 @@ def create_review_app(review: ReviewSet, default_annotator: str = "",
         clip = clip_of(clip_id)
         if review.model is None or not review.is_long(clip):
             return {"segments": []}
-        if clip_id not in suggestions:
-            from kwspot.runtime.detector import detect_audio
+        with suggestions_lock:  # one detection per clip, however many ask at once
+            if clip_id not in suggestions:
+                from kwspot.runtime.detector import detect_audio
 
-            try:
-                audio = load_audio(clip.path, review.model.sample_rate)
-            except KwspotError as exc:
-                raise ClientError(422, str(exc)) from None
-            events = detect_audio(audio, review.model)
-            half = review.model.window_samples / review.model.sample_rate / 2
-            duration = len(audio) / review.model.sample_rate
-            suggestions[clip_id] = [
-                {"start": round(max(0.0, e.time_s - half / 2), 2),
-                 "end": round(min(duration, e.time_s + half / 2), 2),
-                 "label": e.keyword, "score": round(e.score, 3)} for e in events]
-        return {"segments": suggestions[clip_id]}
+                audio = clip_audio_at(clip, review.model.sample_rate)
+                duration = len(audio) / review.model.sample_rate
+                # an event's time is the keyword's estimated centre; a word lasts ~0.6 s
+                suggestions[clip_id] = [
+                    {"start": round(max(0.0, e.time_s - 0.3), 2),
+                     "end": round(min(duration, e.time_s + 0.3), 2),
+                     "label": e.keyword, "score": round(e.score, 3)}
+                    for e in detect_audio(audio, review.model)]
+            return {"segments": suggestions[clip_id]}
 
     @app.post("/api/judgements", status_code=201)
     def submit(body: JudgementIn) -> dict[str, Any]:
@@ -194,22 +212,21 @@ def create_review_app(review: ReviewSet, default_annotator: str = "",
             segments = check_segments(body.segments, clip.duration_s)
         except KwspotError as exc:
             raise ClientError(400, str(exc)) from None
-        saved = review.store.add(Judgement(clip.path, name, body.verdict, clip.label, label,
-                                           body.comment.strip(), segments))
-        review.release(clip.index, name)
+        saved = review.record(Judgement(clip.path, name, body.verdict, clip.label, label,
+                                        body.comment.strip(), segments), clip.index)
         return {"id": saved.id, "clip_id": clip.index, "created": saved.created,
                 "progress": review.progress()}
 
     @app.get("/api/history")
     def history(annotator: str | None = None, limit: int = 10) -> dict[str, Any]:
         name = annotator_name(annotator)
-        mine = [j for j in review.store.judgements(latest_only=False) if j.annotator == name]
+        mine = review.store.history(name, max(1, min(limit, 100)))
         return {"judgements": [
             {"id": j.id, "clip_id": review.by_path[j.clip].index if j.clip in review.by_path
              else None, "name": Path(j.clip).name, "verdict": j.verdict,
              "label": j.implied_label, "comment": j.comment, "segments": j.segments,
              "at": time.strftime("%H:%M:%S", time.localtime(j.created))}
-            for j in reversed(mine[-max(1, min(limit, 100)):])]}
+            for j in mine]}
 
     @app.get("/api/agreement")
     def agreement() -> dict[str, Any]:

@@ -7,6 +7,7 @@ not know counts as its ``_unknown_``)."""
 from __future__ import annotations
 
 import hashlib
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable
@@ -76,6 +77,13 @@ class ReviewSet:
         self.labels = sorted({c.label for c in clips})
         self.predictions: dict[str, tuple[str, float, float | None]] = {}
         self.leases: dict[int, dict[str, float]] = defaultdict(dict)  # clip -> holder: until
+        # who judged each clip, kept in memory (loaded once, updated on every submit), so a
+        # step of the review never rereads the table; the lock makes "next" + "hold" atomic
+        self.lock = threading.Lock()
+        self.reviewers: dict[str, set[str]] = defaultdict(set)
+        self.counts: dict[str, int] = defaultdict(int)
+        for j in store.judgements():
+            self._count(j.clip, j.annotator)
         if order == "model" and model is None:
             order = "data"
         self.order_name = order
@@ -144,44 +152,56 @@ class ReviewSet:
                 "p_given": None if p_given is None else round(p_given, 4),
                 "agrees": given == label}
 
-    def queue(self, annotator: str, judgements: list[Judgement] | None = None) -> list[int]:
-        """Clip indices ``annotator`` should see, in order: not judged by them, judged by
-        fewer than ``k`` annotators, and not held by someone else right now."""
-        judgements = self.store.judgements() if judgements is None else judgements
-        reviewers: dict[str, set[str]] = defaultdict(set)
-        for j in judgements:
-            reviewers[j.clip].add(j.annotator)
+    def _count(self, clip: str, annotator: str) -> None:
+        if clip in self.by_path and annotator not in self.reviewers[clip]:
+            self.reviewers[clip].add(annotator)
+            self.counts[annotator] += 1
+
+    def queue(self, annotator: str, limit: int | None = None) -> list[int]:
+        """Clip indices ``annotator`` should see, in order: not judged by them, and fewer
+        than ``k`` annotators have judged it or have it on screen (a hold)."""
         now = time.monotonic()
         out = []
         for i in self.order:
-            path = self.clips[i].path
-            if annotator in reviewers[path]:
+            judged = self.reviewers.get(self.clips[i].path, set())
+            if annotator in judged:
                 continue
-            holders = {a for a, until in self.leases.get(i, {}).items()
+            holders = {a for a, until in list(self.leases.get(i, {}).items())
                        if a != annotator and until > now}
-            if len(reviewers[path] | holders) >= self.k:
+            if len(judged | holders) >= self.k:
                 continue  # enough reviews, given or under way
             out.append(i)
+            if limit is not None and len(out) >= limit:
+                break
         return out
+
+    def take_next(self, annotator: str) -> tuple[int | None, int]:
+        """The next clip for ``annotator``, held for them; (None, 0) when none is left.
+        Atomic across threads, so two annotators are never handed the same clip beyond k."""
+        with self.lock:
+            queue = self.queue(annotator)
+            if not queue:
+                return None, 0
+            self.leases[queue[0]][annotator] = time.monotonic() + LEASE_S
+            return queue[0], len(queue)
+
+    def record(self, judgement: Judgement, index: int) -> Judgement:
+        """Store a judgement, count it, and free the annotator's hold on the clip."""
+        saved = self.store.add(judgement)
+        with self.lock:
+            self._count(judgement.clip, judgement.annotator)
+            self.leases.get(index, {}).pop(judgement.annotator, None)
+        return saved
 
     def lease(self, index: int, annotator: str) -> None:
         """``annotator`` has the clip on screen: others skip it while k reviews are under way."""
-        self.leases[index][annotator] = time.monotonic() + LEASE_S
+        with self.lock:
+            self.leases[index][annotator] = time.monotonic() + LEASE_S
 
-    def release(self, index: int, annotator: str) -> None:
-        self.leases.get(index, {}).pop(annotator, None)
-
-    def progress(self, judgements: list[Judgement] | None = None) -> dict[str, Any]:
-        judgements = self.store.judgements() if judgements is None else judgements
-        reviewers: dict[str, set[str]] = defaultdict(set)
-        counts: dict[str, int] = defaultdict(int)
-        for j in judgements:
-            if j.clip in self.by_path:
-                reviewers[j.clip].add(j.annotator)
-                counts[j.annotator] += 1
-        done = sum(len(r) >= self.k for r in reviewers.values())
+    def progress(self) -> dict[str, Any]:
+        done = sum(len(r) >= self.k for r in self.reviewers.values())
         return {"clips": len(self.clips), "done": done, "k": self.k,
-                "annotators": dict(sorted(counts.items()))}
+                "annotators": dict(sorted(self.counts.items()))}
 
 
 def read_clips(data: str | Path, label_regex: str | None = None,

@@ -1,10 +1,10 @@
 """``kwspot review export``: the data set with its reviewed labels, as a CSV manifest
 (``path,label,split,speaker,review_status,reviews``) that ``kwspot train --data`` reads.
 
-Each clip takes the label most of its annotators imply (each annotator's latest judgement):
-``confirmed`` (its own label), ``corrected`` (another label), ``rejected`` (judged incorrect
-and nobody gave a label: left out), ``disputed`` (a tie: kept with its own label), or
-``unreviewed``."""
+Each clip is decided from each annotator's latest judgement: ``confirmed`` (most say its label
+is right), ``corrected`` (most say it is wrong, and most of the corrections name one label),
+``rejected`` (most say it is wrong and nobody gave a label: left out), ``disputed`` (a tie
+either way: kept with its own label), or ``unreviewed``."""
 
 from __future__ import annotations
 
@@ -22,15 +22,24 @@ COLUMNS = ("path", "label", "split", "speaker", "review_status", "reviews")
 
 
 def decide(clip: ReviewClip, judgements: list[Judgement]) -> tuple[str, str]:
-    """(label, status) for one clip from its annotators' latest judgements."""
+    """(label, status) for one clip from its annotators' latest judgements: first whether
+    its label is right (majority of verdicts), then, if not, which label (majority of the
+    corrections given)."""
     if not judgements:
         return clip.label, "unreviewed"
-    votes = Counter(j.implied_label for j in judgements).most_common()
-    if len(votes) > 1 and votes[0][1] == votes[1][1]:
+    right = sum(j.verdict == "correct" for j in judgements)
+    wrong = len(judgements) - right
+    if right == wrong:
         return clip.label, "disputed"
-    label = votes[0][0]
-    if label == "<incorrect>":
+    if right > wrong:
+        return clip.label, "confirmed"
+    votes = Counter(j.label for j in judgements if j.verdict == "incorrect" and j.label)
+    if not votes:
         return clip.label, "rejected"
+    ranked = votes.most_common()
+    if len(ranked) > 1 and ranked[0][1] == ranked[1][1]:
+        return clip.label, "disputed"
+    label = ranked[0][0]
     return label, "confirmed" if label == clip.label else "corrected"
 
 

@@ -5,6 +5,7 @@ same annotator on the same clip supersedes the old one (the old row stays: histo
 from __future__ import annotations
 
 import json
+import math
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -30,6 +31,7 @@ CREATE TABLE IF NOT EXISTS judgements (
     created REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS judgements_clip ON judgements (clip, annotator);
+CREATE INDEX IF NOT EXISTS judgements_annotator ON judgements (annotator, id);
 CREATE TABLE IF NOT EXISTS posteriors (
     clip TEXT NOT NULL,
     model TEXT NOT NULL,              -- the model file's sha256 prefix
@@ -72,6 +74,8 @@ def check_segments(segments: Any, duration_s: float | None = None) -> list[dict[
             start, end = float(seg["start"]), float(seg["end"])
         except (KeyError, TypeError, ValueError):
             raise KwspotError(f"segment {i + 1} needs numeric start and end") from None
+        if not (math.isfinite(start) and math.isfinite(end)):
+            raise KwspotError(f"segment {i + 1} needs finite start and end")
         label = str(seg.get("label", "")).strip()
         if not 0 <= start < end:
             raise KwspotError(f"segment {i + 1}: start must be >= 0 and before its end")
@@ -125,19 +129,30 @@ class ReviewStore:
         return Judgement(j.clip, j.annotator, j.verdict, j.original_label, j.label or None,
                          j.comment, j.segments, created, row_id)
 
-    def judgements(self, latest_only: bool = True) -> list[Judgement]:
-        """Every judgement (oldest first); with ``latest_only``, each annotator's last word
-        on each clip."""
-        query = "SELECT id, clip, annotator, verdict, label, original_label, comment, " \
-                "segments, created FROM judgements"
-        if latest_only:
-            query += " WHERE id IN (SELECT MAX(id) FROM judgements GROUP BY clip, annotator)"
-        with self._connect() as db:
-            rows = db.execute(query + " ORDER BY id").fetchall()
+    _COLUMNS = "id, clip, annotator, verdict, label, original_label, comment, segments, created"
+
+    @staticmethod
+    def _rows(rows: list[tuple]) -> list[Judgement]:
         return [Judgement(clip, annotator, verdict, original, label, comment,
                           json.loads(segments), created, row_id)
                 for row_id, clip, annotator, verdict, label, original, comment, segments,
                 created in rows]
+
+    def judgements(self, latest_only: bool = True) -> list[Judgement]:
+        """Every judgement (oldest first); with ``latest_only``, each annotator's last word
+        on each clip."""
+        query = f"SELECT {self._COLUMNS} FROM judgements"
+        if latest_only:
+            query += " WHERE id IN (SELECT MAX(id) FROM judgements GROUP BY clip, annotator)"
+        with self._connect() as db:
+            return self._rows(db.execute(query + " ORDER BY id").fetchall())
+
+    def history(self, annotator: str, limit: int = 10) -> list[Judgement]:
+        """``annotator``'s last ``limit`` judgements, newest first (an indexed query)."""
+        with self._connect() as db:
+            return self._rows(db.execute(
+                f"SELECT {self._COLUMNS} FROM judgements WHERE annotator = ? "
+                "ORDER BY id DESC LIMIT ?", (annotator, limit)).fetchall())
 
     def posteriors(self, model: str) -> dict[str, list[float]]:
         """Cached model posteriors per clip (labels may change; posteriors do not)."""

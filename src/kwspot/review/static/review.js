@@ -5,8 +5,9 @@
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
 const S = { annotator: params.get("annotator") || "", clip: null, verdict: null, segments: [],
-            samples: null, rate: 16000, duration: 0, view: { start: 0, span: 0 },
-            spectro: null, audioUrl: null };
+            samples: null, envelope: null, rate: 16000, duration: 0,
+            view: { start: 0, span: 0 }, spectro: null, audioUrl: null, busy: false };
+const ENVELOPE_BLOCK = 256;  // samples per min/max pair, for drawing long recordings
 
 async function api(path, options = {}) {
   const res = await fetch(path, options);
@@ -38,7 +39,7 @@ async function loadState() {
 }
 
 async function next() {
-  const res = await api("/api/next" + query());
+  const res = await api("/api/next" + query(), { method: "POST" });
   if (res.done) {
     S.clip = null;
     $("work").style.display = "none";
@@ -79,13 +80,16 @@ async function loadAudio(clip) {
     const res = await fetch(`/api/clips/${clip.id}/audio`);
     if (!res.ok) throw new Error((await res.json()).error);
     const bytes = await res.arrayBuffer();
+    if (S.clip !== clip) return;  // the user moved on meanwhile
     S.audioUrl = URL.createObjectURL(new Blob([bytes], { type: "audio/wav" }));
     $("audio").src = S.audioUrl;
     const ctx = new OfflineAudioContext(1, 1, 16000);
     const buffer = await ctx.decodeAudioData(bytes.slice(0));
+    if (S.clip !== clip) return;
     S.samples = buffer.getChannelData(0);
     S.rate = buffer.sampleRate;
     S.duration = buffer.duration;
+    S.envelope = envelope(S.samples);
   } catch (err) {
     message("cannot play this clip: " + err.message, true);
     S.duration = clip.duration_s || 1;
@@ -97,12 +101,27 @@ async function loadAudio(clip) {
   draw();
 }
 
+function envelope(samples) {
+  // min/max per block: drawing an hour from this is 256x less work than from the samples
+  const n = Math.ceil(samples.length / ENVELOPE_BLOCK), lo = new Float32Array(n), hi = new Float32Array(n);
+  for (let b = 0; b < n; b++) {
+    let a = 0, z = 0;
+    for (let i = b * ENVELOPE_BLOCK, e = Math.min(samples.length, i + ENVELOPE_BLOCK); i < e; i++) {
+      const v = samples[i]; if (v < a) a = v; if (v > z) z = v;
+    }
+    lo[b] = a; hi[b] = z;
+  }
+  return { lo, hi };
+}
+
 async function loadSuggestions(id) {
   const res = await api(`/api/clips/${id}/suggestions`);
+  if (!S.clip || S.clip.id !== id) return;  // the user moved on meanwhile
   const box = $("suggestions");
   for (const seg of res.segments) {
     const b = document.createElement("button");
     b.textContent = `+ model: ${seg.label} ${seg.start.toFixed(2)}–${seg.end.toFixed(2)} s (${seg.score})`;
+    b.className = "own-enter";
     b.addEventListener("click", () => { addSegment(seg.start, seg.end, seg.label); b.remove(); });
     box.append(b);
   }
@@ -119,10 +138,15 @@ function draw() {
     g.strokeStyle = "#2463eb";
     g.beginPath();
     const from = Math.floor(start * S.rate), per = span * S.rate / W;
+    // zoomed out far, read the envelope (blocks of samples), else the samples themselves
+    const coarse = per >= 4 * ENVELOPE_BLOCK;
+    const unit = coarse ? ENVELOPE_BLOCK : 1;
+    const los = coarse ? S.envelope.lo : S.samples, his = coarse ? S.envelope.hi : S.samples;
     for (let px = 0; px < W; px++) {
       let lo = 0, hi = 0;
-      const a = from + Math.floor(px * per), b = Math.min(S.samples.length, from + Math.floor((px + 1) * per));
-      for (let i = a; i < b; i++) { const v = S.samples[i]; if (v < lo) lo = v; if (v > hi) hi = v; }
+      const a = Math.floor((from + px * per) / unit);
+      const b = Math.min(los.length, Math.floor((from + (px + 1) * per) / unit));
+      for (let i = a; i < b; i++) { if (los[i] < lo) lo = los[i]; if (his[i] > hi) hi = his[i]; }
       g.moveTo(px + 0.5, H / 2 - hi * H / 2);
       g.lineTo(px + 0.5, H / 2 - lo * H / 2 + 1);
     }
@@ -157,7 +181,9 @@ function setVerdict(v) {
 }
 
 function addSegment(start, end, label) {
-  const t = start ?? ($("audio").currentTime || 0);
+  // at the play position; at the very end of the clip, the last second instead
+  let t = start ?? ($("audio").currentTime || 0);
+  if (start === undefined && S.duration && t > S.duration - 0.1) t = Math.max(0, S.duration - 1);
   S.segments.push({ start: +t.toFixed(2), end: +Math.min(end ?? t + 1, S.duration || t + 1).toFixed(2),
                     label: label ?? ($("newlabel").value.trim() || (S.clip ? S.clip.label : "")) });
   renderSegments(S.segments.length - 1);
@@ -183,6 +209,7 @@ function renderSegments(focusIndex) {
     }
     const del = document.createElement("button");
     del.textContent = "Delete";
+    del.className = "own-enter";
     del.addEventListener("click", () => { S.segments.splice(i, 1); renderSegments(); });
     const td = document.createElement("td");
     td.append(del);
@@ -203,22 +230,32 @@ function clearForm() {
 }
 
 async function submit() {
-  if (!S.clip) return;
+  if (!S.clip || S.busy) return;  // one submit at a time: a second Enter does not duplicate
   // take what is typed in segment fields even if they still have focus
   document.querySelectorAll("#segments input").forEach((input) => input.dispatchEvent(new Event("change")));
   if (!S.verdict) { message("choose (1) Correct or (2) Incorrect first", true); return; }
   const body = { clip_id: S.clip.id, annotator: S.annotator, verdict: S.verdict,
                  label: S.verdict === "incorrect" ? $("newlabel").value.trim() || null : null,
                  comment: $("comment").value, segments: S.segments };
+  S.busy = true;
+  let res;
   try {
-    const res = await api("/api/judgements", { method: "POST",
+    res = await api("/api/judgements", { method: "POST",
       headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
+  } catch (err) {
+    S.busy = false;
+    message("not saved: " + err.message, true);
+    return;
+  }
+  try {
     showProgress(res.progress);
     await next();
     await loadHistory();  // after the next clip is up: a full history means "ready"
     message(`saved #${res.id}`);
   } catch (err) {
-    message("not saved: " + err.message, true);
+    message(`saved #${res.id}, but the next clip did not load: ${err.message}`, true);
+  } finally {
+    S.busy = false;
   }
 }
 
@@ -244,7 +281,9 @@ function togglePlay() {
 document.addEventListener("keydown", (e) => {
   const t = e.target, typing = t.tagName === "INPUT" || t.tagName === "TEXTAREA";
   if (e.key === "Enter") {
-    if (t.tagName === "BUTTON") return;  // a focused button's own action
+    // Delete, a suggestion, Clear and Submit do their own thing on Enter; any other button
+    // (Correct, Play, ...) was only clicked, so Enter still means submit & next
+    if (t.tagName === "BUTTON" && t.classList.contains("own-enter")) return;
     e.preventDefault();
     submit();
     return;
