@@ -190,8 +190,13 @@ class DoubtfulModel:
         self.path = path
         path.write_bytes(b"model")
 
+    thresholds: dict[str, float] = {}  # noqa: RUF012 - read only
+
     def posteriors(self, windows: np.ndarray) -> np.ndarray:
-        return np.tile([0.0, 0.1, 0.8, 0.1], (len(windows), 1)).astype(np.float32)
+        return np.tile([0.0, 0.1, 0.85, 0.05], (len(windows), 1)).astype(np.float32)
+
+    def frontend(self) -> None:
+        return None  # the detector scores whole windows with posteriors()
 
 
 def test_model_order_puts_doubted_labels_first(data: Path, store: ReviewStore,
@@ -369,6 +374,20 @@ def test_agreement_endpoint(client: TestClient) -> None:
     report = client.get("/api/agreement").json()
     assert report["annotators"] == ["ann", "bob"]
     assert [d["judgements"][1]["label"] for d in report["disagreements"]] == ["<incorrect>"]
+
+
+def test_long_recordings_get_the_models_detections_as_suggestions(tmp_path: Path) -> None:
+    data = make_dataset(tmp_path / "long", {"talk": 1}, seconds=4.0)
+    store = ReviewStore(tmp_path / "r.sqlite")
+    review = ReviewSet(read_clips(data), store, DoubtfulModel(tmp_path / "m.onnx"))
+    assert review.is_long(review.clips[0]) and review.prediction(review.clips[0]) is None
+    with TestClient(create_review_app(review, "ann"), base_url="http://127.0.0.1") as client:
+        clip = client.post("/api/next").json()["clip"]
+        assert clip["long"] is True
+        segments = client.get(f"/api/clips/{clip['id']}/suggestions").json()["segments"]
+    assert segments and all(s["label"] == "yes" and 0 <= s["start"] < s["end"] <= 4.0
+                            for s in segments)
+    check_segments([{k: s[k] for k in ("start", "end", "label")} for s in segments], 4.0)
 
 
 def test_unknown_order_and_k_are_one_line_errors(data: Path, store: ReviewStore) -> None:
