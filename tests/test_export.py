@@ -125,9 +125,13 @@ def test_export_suffix_must_match_the_format(tiny_run: tuple[Path, dict], tmp_pa
     from kwspot.cli import main
 
     run_dir, _ = tiny_run
-    for out, message in (("m.tflite", "TFLite export is not available"),
-                         ("m.onx", "onnx models end in .onnx")):
-        assert main(["export", str(run_dir), "--out", str(tmp_path / out)]) == 1
+    for args, message in (
+            (["--out", str(tmp_path / "m.tflite")], "onnx models end in .onnx"),
+            (["--out", str(tmp_path / "m.onx")], "onnx models end in .onnx"),
+            (["--format", "tflite", "--out", str(tmp_path / "m.onnx")],
+             "tflite models end in .tflite"),
+            (["--format", "tflite", "--precision", "int8"], "int8 TFLite export is not built")):
+        assert main(["export", str(run_dir), *args]) == 1
         assert message in capsys.readouterr().err
     assert not list(tmp_path.iterdir())
 

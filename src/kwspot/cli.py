@@ -257,17 +257,18 @@ def add_export_parser(sub: argparse._SubParsersAction) -> None:
                        "inside the graph, plus a JSON model card. Fails if ONNX Runtime and "
                        "PyTorch disagree by more than --tolerance on the check clips.")
     p.add_argument("checkpoint", help="checkpoint file or run directory (uses best.pt)")
-    p.add_argument("--out", default=None, metavar="FILE.onnx",
-                   help="output model (default <run dir>/export/<model>.onnx)")
+    p.add_argument("--out", default=None, metavar="FILE.onnx|FILE.tflite",
+                   help="output model (default <run dir>/export/<model>.onnx or .tflite)")
     p.add_argument("--check-data", default=None, metavar="PATH",
                    help="folder of audio clips for the parity check (default: synthetic "
                         "speech-like signals)")
     p.add_argument("--check-clips", type=int, default=32, help="clips for the parity check")
     p.add_argument("--tolerance", type=float, default=1e-4,
                    help="largest allowed |onnx - torch| posterior difference (default 1e-4)")
-    p.add_argument("--format", choices=["onnx"], default="onnx",
-                   help="onnx (the only format so far: TFLite export is not built yet); an "
-                        "--out suffix that says otherwise is an error")
+    p.add_argument("--format", choices=["onnx", "tflite"], default="onnx",
+                   help="onnx (ONNX Runtime, float32 or int8) or tflite (ai-edge-litert, "
+                        "float32; pip install 'kwspot[tflite]'); an --out suffix that says "
+                        "otherwise is an error")
     p.add_argument("--precision", choices=["float32", "int8"], default="float32",
                    help="int8: post-training static quantization of the network, calibrated "
                         "on --calibration-clips training clips (front end stays float)")
@@ -285,10 +286,10 @@ def cmd_export(args: argparse.Namespace) -> None:
     from kwspot.checkpoint import load_classifier, run_dir_of
     from kwspot.export import card_path, export_onnx, parity_clips
 
-    suffix = ".onnx"
-    if args.out and Path(args.out).suffix.lower() == ".tflite":
-        raise KwspotError(f"--out {args.out}: TFLite export is not available yet; export "
-                          ".onnx (ONNX Runtime float or int8)")
+    suffix = "." + args.format
+    if args.format == "tflite" and args.precision != "float32":
+        raise KwspotError("int8 TFLite export is not built yet: use --format tflite with "
+                          "float32, or --format onnx --precision int8")
     if args.out and Path(args.out).suffix.lower() != suffix:
         raise KwspotError(f"--out {args.out}: {args.format} models end in {suffix} "
                           f"(use --format to choose the format)")
@@ -299,6 +300,15 @@ def cmd_export(args: argparse.Namespace) -> None:
     out = Path(args.out) if args.out else (
         run_dir_of(args.checkpoint) / "export" / f"{model.model_name}{tag}{suffix}")
     audio = parity_clips(args.check_data, args.check_clips, model.features.clip_samples)
+    if args.format == "tflite":
+        from kwspot.export_tflite import export_tflite
+
+        card = export_tflite(model, out, audio, record, tolerance=args.tolerance)
+        print(f"wrote {out} ({out.stat().st_size / 1024:.0f} KiB), "
+              f"{out.with_name(out.stem + '.net.tflite').name} and {card_path(out)}")
+        print(f"parity: max |tflite - torch| = {card['parity']['max_abs_diff']:.2e} "
+              f"on {card['parity']['clips']} clips")
+        return
     calibration = None
     if args.precision == "int8":
         from kwspot.quantize import calibration_clips, calibration_log
