@@ -126,8 +126,11 @@ def test_bench_reports_counted_flops_and_measured_latency(tmp_path: Path) -> Non
                  "--json", str(out)]) == 0
     (result,) = json.loads(out.read_text())
     assert result["params"] == 65_148 and result["flops"] == 3_045_120
+    from kwspot.bench import tflite_available
+
     cases = {(t["engine"], t["inputs"]) for t in result["timings"]}
-    engines = ("pytorch", "onnxruntime", "onnxruntime-int8")
+    engines = ("pytorch", "onnxruntime", "onnxruntime-int8") + (
+        ("tflite",) if tflite_available() else ())
     assert cases == {(e, i) for e in engines for i in ("audio", "features")}
     for t in result["timings"]:
         assert 0 < t["median_ms"] <= t["p90_ms"] < 1000 and t["runs"] == 30

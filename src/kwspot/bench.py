@@ -1,8 +1,10 @@
 """Latency benchmark: one example at a time on one thread, as a phone or a small server core
 runs a keyword spotter. Params and FLOPs are counted from the model; latency is measured,
-median and p90 over many runs after warm-up, for PyTorch and ONNX Runtime, with the feature
-front end included (raw audio in) and excluded (features in), float and int8 side by side in
-one run. The ONNX audio graph is the one ``kwspot export`` writes (matmul front end)."""
+median and p90 over many runs after warm-up, for PyTorch, ONNX Runtime (float and int8) and,
+when ``kwspot[tflite]`` is installed, TFLite (float, ai-edge-litert with its default XNNPACK
+delegate), with the feature front end included (raw audio in) and excluded (features in),
+side by side in one run. The audio graphs are the ones ``kwspot export`` writes (matmul
+front end)."""
 
 from __future__ import annotations
 
@@ -50,8 +52,40 @@ def _ort_session(path: Path, threads: int) -> ort.InferenceSession:
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
+def tflite_available() -> bool:
+    import importlib.util
+
+    return all(importlib.util.find_spec(m) is not None
+               for m in ("litert_torch", "ai_edge_litert"))
+
+
+def _tflite_timings(model: KeywordClassifier, audio_t: torch.Tensor, feats_t: torch.Tensor,
+                    tmp: Path, runs: int, warmup: int, threads: int) -> list[Timing]:
+    from kwspot.export_tflite import _convert, interpreter
+
+    full, net = tmp / "full.tflite", tmp / "net.tflite"
+    _convert(ExportModel(model), audio_t, full)
+    _convert(model.network, feats_t, net)
+    out = []
+    for inputs, path, x in (("audio", full, audio_t.numpy()), ("features", net, feats_t.numpy())):
+        runner = interpreter(path, threads)
+        index = runner.get_input_details()[0]["index"]
+        outputs = [o["index"] for o in runner.get_output_details()]
+
+        def call(r=runner, i=index, v=x, o=outputs) -> object:
+            r.set_tensor(i, v)
+            r.invoke()
+            return [r.get_tensor(k) for k in o]
+
+        out.append(Timing("tflite", inputs, *time_calls(call, runs, warmup), runs))
+    return out
+
+
 def benchmark(model: KeywordClassifier, runs: int = 1000, warmup: int = 100,
-              threads: int = 1, seed: int = 0, int8: bool = True) -> dict:
+              threads: int = 1, seed: int = 0, int8: bool = True,
+              tflite: bool | None = None) -> dict:
+    """``tflite=None``: include TFLite when its extra is installed."""
+    tflite = tflite_available() if tflite is None else tflite
     model.eval()
     features = model.features
     audio = np.random.default_rng(seed).uniform(-0.1, 0.1, (1, features.clip_samples))
@@ -96,6 +130,9 @@ def benchmark(model: KeywordClassifier, runs: int = 1000, warmup: int = 100,
                     median, p90 = time_calls(lambda s=session, n=name, v=x: s.run(None, {n: v}),
                                              runs, warmup)
                     timings.append(Timing(engine, inputs, median, p90, runs))
+            if tflite:
+                timings += _tflite_timings(model, audio_t, feats_t, Path(tmp), runs, warmup,
+                                           threads)
     finally:
         torch.set_num_threads(previous_threads)
     return {
@@ -106,5 +143,12 @@ def benchmark(model: KeywordClassifier, runs: int = 1000, warmup: int = 100,
         "threads": threads,
         "torch_version": torch.__version__,
         "onnxruntime_version": ort.__version__,
+        "tflite_runtime": _litert_version() if tflite else None,
         "timings": [t.__dict__ for t in timings],
     }
+
+
+def _litert_version() -> str:
+    from importlib.metadata import version
+
+    return f"ai-edge-litert {version('ai-edge-litert')}, litert-torch {version('litert-torch')}"

@@ -645,7 +645,7 @@ def cmd_review_export(args: argparse.Namespace) -> None:
 
 
 def add_bench_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("bench", help="params, FLOPs and measured latency (PyTorch and ONNX)",
+    p = sub.add_parser("bench", help="params, FLOPs and measured latency (PyTorch, ONNX, TFLite)",
                        description="Measure single-example latency on --threads threads "
                        "(median and p90 over --runs runs after --warmup), for PyTorch and ONNX "
                        "Runtime, with the feature front end included and excluded, float and "
