@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
+from processes import run_example
 
 from kwspot.runtime import OnnxKeywordModel, pretrained_path
 
@@ -35,12 +34,7 @@ def test_plain_onnxruntime_example_agrees_with_kwspot(kind: str, tmp_path: Path)
     else:
         noise = np.random.default_rng(0).standard_normal(12000) * 0.05
         sf.write(str(wav), noise.astype(np.float32), 16000)
-    runner = ("import runpy, sys\n"
-              f"sys.argv = ['x', {str(pretrained_path())!r}, {str(wav)!r}]\n"
-              f"runpy.run_path({str(EXAMPLE)!r}, run_name='__main__')\n"
-              "assert not [m for m in sys.modules if m.startswith(('kwspot', 'torch'))]\n")
-    run = subprocess.run([sys.executable, "-c", runner], capture_output=True, text=True,
-                         check=False, cwd=tmp_path)
+    run = run_example(EXAMPLE, [pretrained_path(), wav], tmp_path)
     assert run.returncode == 0, run.stderr
     label, score = run.stdout.split()
     audio, _ = sf.read(str(wav), dtype="float32")

@@ -73,9 +73,6 @@ def test_cli_exports_tflite(tiny_run: tuple[Path, dict], tmp_path: Path, capsys)
 def test_plain_litert_example_agrees_with_pytorch(trained, tmp_path: Path) -> None:
     """docs/examples/plain_litert.py, shown verbatim in docs/deploy.md, in a subprocess
     that imports neither kwspot nor torch."""
-    import subprocess
-    import sys
-
     import soundfile as sf
 
     root = Path(__file__).resolve().parents[1]
@@ -88,12 +85,9 @@ def test_plain_litert_example_agrees_with_pytorch(trained, tmp_path: Path) -> No
     clip = parity_clips(None, 1, model.features.clip_samples, seed=5)[0]
     wav = tmp_path / "clip.wav"
     sf.write(str(wav), clip, 16000, subtype="FLOAT")
-    runner = ("import runpy, sys\n"
-              f"sys.argv = ['x', {str(out)!r}, {str(wav)!r}]\n"
-              f"runpy.run_path({str(example)!r}, run_name='__main__')\n"
-              "assert not [m for m in sys.modules if m.startswith(('kwspot', 'torch'))]\n")
-    result = subprocess.run([sys.executable, "-c", runner], capture_output=True, text=True,
-                            check=False, cwd=tmp_path)
+    from processes import run_example
+
+    result = run_example(example, [out, wav], tmp_path)
     assert result.returncode == 0, result.stderr
     label, score = result.stdout.split()[-2:]
     with torch.no_grad():

@@ -9,9 +9,6 @@ import json
 import os
 import signal
 import sqlite3
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -157,8 +154,7 @@ def test_reviewers_per_clip_and_leases(data: Path, store: ReviewStore) -> None:
     # a restart rebuilds the same state from the database
     assert load_review_set(data, store, order="data", k=2).progress() == review.progress()
     single = load_review_set(data, store, order="data", k=1)
-    nxt = single.queue("ann")[0]
-    single.lease(nxt, "ann")
+    nxt, _ = single.take_next("ann")
     assert nxt not in single.queue("bob")  # held by ann for now
 
 
@@ -333,21 +329,12 @@ def test_review_refuses_to_bind_off_loopback(data: Path, tmp_path: Path,
 
 def test_killing_the_server_loses_nothing_submitted(data: Path, tmp_path: Path) -> None:
     httpx = pytest.importorskip("httpx2")
-    from test_serve_process import free_port
+    from processes import start_kwspot
 
     db = tmp_path / "kill.sqlite"
-    port = free_port()
-    cmd = [sys.executable, "-m", "kwspot.cli", "review", str(data), "--db", str(db),
-           "--port", str(port), "--annotator", "ann", "--order", "data"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
+    proc, base = start_kwspot(["review", str(data), "--db", str(db), "--annotator", "ann",
+                               "--order", "data"], "/api/state")
     try:
-        for _ in range(300):
-            try:
-                httpx.get(base + "/api/state", timeout=1)
-                break
-            except httpx.HTTPError:
-                time.sleep(0.1)
         ids = []
         for i in range(3):
             clip = httpx.post(base + "/api/next").json()["clip"]

@@ -8,8 +8,6 @@ import json
 import shutil
 import sqlite3
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -17,8 +15,8 @@ import pytest
 pytest.importorskip("fastapi", reason="kwspot[serve] is not installed")
 httpx = pytest.importorskip("httpx2", reason="httpx2 is not installed")
 
+from processes import KWSPOT, start_kwspot, stop  # noqa: E402
 from test_review import make_dataset  # noqa: E402
-from test_serve_process import free_port  # noqa: E402
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 EVIL_LABEL = "<img src=x onerror=alert(1)>"
@@ -31,21 +29,10 @@ def test_five_clips_reviewed_with_the_keyboard_alone(tmp_path: Path) -> None:
     sync_api = pytest.importorskip("playwright.sync_api", reason="playwright not installed")
     data = make_dataset(tmp_path / "data", {"yes": 2, "no": 2, EVIL_LABEL: 1, "go": 1})
     db = tmp_path / "review.sqlite"
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "kwspot.cli", "review", str(data), "--db",
-                             str(db), "--port", str(port), "--annotator", "ann", "--order",
-                             "data"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            text=True)
-    base = f"http://127.0.0.1:{port}"
+    proc, base = start_kwspot(["review", str(data), "--db", str(db), "--annotator", "ann",
+                               "--order", "data"], "/api/state")
     dialogs: list[str] = []
     try:
-        for _ in range(300):
-            try:
-                httpx.get(base + "/api/state", timeout=1)
-                break
-            except httpx.HTTPError:
-                assert proc.poll() is None, proc.stderr.read()
-                time.sleep(0.1)
         with sync_api.sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM)
             try:
@@ -91,8 +78,7 @@ def test_five_clips_reviewed_with_the_keyboard_alone(tmp_path: Path) -> None:
             finally:
                 browser.close()
     finally:
-        proc.terminate()
-        proc.wait(timeout=20)
+        stop(proc)
 
     assert not dialogs, f"a script ran: {dialogs}"
     assert EVIL_COMMENT in history  # shown as the text typed, not as markup
@@ -108,9 +94,8 @@ def test_five_clips_reviewed_with_the_keyboard_alone(tmp_path: Path) -> None:
     assert [r[2] for r in rows] == labels_seen
 
     out = tmp_path / "corrected.csv"
-    result = subprocess.run([sys.executable, "-m", "kwspot.cli", "review", "export", str(data),
-                             "--db", str(db), "--out", str(out)], capture_output=True,
-                            text=True, timeout=60)
+    result = subprocess.run([*KWSPOT, "review", "export", str(data), "--db", str(db),
+                             "--out", str(out)], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert "1 judged incorrect with no corrected label were left out" in result.stdout
     lines = out.read_text().splitlines()

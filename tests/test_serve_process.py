@@ -9,10 +9,8 @@ import io
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,53 +23,22 @@ pytest.importorskip("uvicorn", reason="kwspot[serve] is not installed")
 httpx = pytest.importorskip("httpx2", reason="httpx2 is not installed")
 websockets = pytest.importorskip("websockets", reason="websockets is not installed")
 
+from processes import free_port, start_kwspot, stop  # noqa: E402
 from test_serve import metric, offline_track, pcm16, speechy_audio  # noqa: E402
 
 RATE = 16000
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def start_server(*args: str) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "kwspot.cli", "serve", "--port", str(port),
-                             *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env,
-                            text=True)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"server exited: {proc.stdout.read()}")
-        try:
-            if httpx.get(base + "/healthz", timeout=1).status_code == 200:
-                return proc, base
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    proc.kill()
-    raise AssertionError("server did not start in 60 s")
-
-
-def stop_server(proc: subprocess.Popen) -> str:
-    proc.terminate()
-    try:
-        out, _ = proc.communicate(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        out, _ = proc.communicate()
-    return out
+    return start_kwspot(["serve", *args], "/healthz")
 
 
 @pytest.fixture
 def two_workers() -> Iterator[str]:
     proc, base = start_server("--workers", "2")
     yield base
-    stop_server(proc)
+    stop(proc)
 
 
 async def stream_over_socket(url: str, audio: np.ndarray, frame: int) -> list[dict]:
@@ -130,7 +97,7 @@ def test_server_with_api_key_from_a_file(tmp_path: Path) -> None:
                         headers={"Authorization": "Bearer " + "s" * 32})
         assert ok.status_code == 200
     finally:
-        stop_server(proc)
+        stop(proc)
 
 
 # --- the browser demo ----------------------------------------------------------------------------
@@ -183,7 +150,7 @@ def test_browser_demo_shows_the_spoken_keywords_live(tmp_path: Path) -> None:
             finally:
                 browser.close()
     finally:
-        stop_server(proc)
+        stop(proc)
     assert "listening" in status and "→ 16000 Hz" in status
     for keyword, time_s in rows:
         offsets = [abs((time_s - centre + length / 2) % length - length / 2)

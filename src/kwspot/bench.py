@@ -61,11 +61,11 @@ def tflite_available() -> bool:
 
 def _tflite_timings(model: KeywordClassifier, audio_t: torch.Tensor, feats_t: torch.Tensor,
                     tmp: Path, runs: int, warmup: int, threads: int) -> list[Timing]:
-    from kwspot.export_tflite import _convert, interpreter
+    from kwspot.export_tflite import convert, interpreter
 
     full, net = tmp / "full.tflite", tmp / "net.tflite"
-    _convert(ExportModel(model), audio_t, full)
-    _convert(model.network, feats_t, net)
+    convert(ExportModel(model), audio_t, full)
+    convert(model.network, feats_t, net)
     out = []
     for inputs, path, x in (("audio", full, audio_t.numpy()), ("features", net, feats_t.numpy())):
         runner = interpreter(path, threads)

@@ -304,24 +304,23 @@ def cmd_export(args: argparse.Namespace) -> None:
         from kwspot.export_tflite import export_tflite
 
         card = export_tflite(model, out, audio, record, tolerance=args.tolerance)
-        print(f"wrote {out} ({out.stat().st_size / 1024:.0f} KiB), "
-              f"{out.with_name(out.stem + '.net.tflite').name} and {card_path(out)}")
-        print(f"parity: max |tflite - torch| = {card['parity']['max_abs_diff']:.2e} "
-              f"on {card['parity']['clips']} clips")
-        return
-    calibration = None
-    if args.precision == "int8":
-        from kwspot.quantize import calibration_clips, calibration_log
+    else:
+        calibration = None
+        if args.precision == "int8":
+            from kwspot.quantize import calibration_clips, calibration_log
 
-        manifest = Path(args.calibration_data or run_dir_of(args.checkpoint) / "manifest.jsonl")
-        clips, paths = calibration_clips(manifest, args.calibration_clips, args.calibration_seed,
-                                         model.features.clip_samples)
-        calibration = (clips, calibration_log(paths, args.calibration_seed, str(manifest)))
-        print(f"int8 calibration: {len(paths)} training clips from {manifest} "
-              f"(seed {args.calibration_seed})")
-    card = export_onnx(model, out, audio, record, tolerance=args.tolerance,
-                       precision=args.precision, calibration=calibration)
-    print(f"wrote {out} ({out.stat().st_size / 1024:.0f} KiB) and {card_path(out)}")
+            manifest = Path(args.calibration_data or
+                            run_dir_of(args.checkpoint) / "manifest.jsonl")
+            clips, paths = calibration_clips(manifest, args.calibration_clips,
+                                             args.calibration_seed,
+                                             model.features.clip_samples)
+            calibration = (clips, calibration_log(paths, args.calibration_seed, str(manifest)))
+            print(f"int8 calibration: {len(paths)} training clips from {manifest} "
+                  f"(seed {args.calibration_seed})")
+        card = export_onnx(model, out, audio, record, tolerance=args.tolerance,
+                           precision=args.precision, calibration=calibration)
+    print(f"wrote {out} ({out.stat().st_size / 1024:.0f} KiB), {card['network']['file']} "
+          f"and {card_path(out)}")
     print(f"parity: max |{args.format} - torch| = {card['parity']['max_abs_diff']:.2e} "
           f"on {card['parity']['clips']} clips")
     if "quantization" in card:
@@ -548,10 +547,9 @@ def cmd_serve(args: argparse.Namespace) -> None:
     except ImportError as exc:
         raise KwspotError(f"--ray-replicas needs the optional extra ({exc.name} is missing): "
                           "pip install 'kwspot[ray]'") from None
-    from kwspot.runtime.detector import Detector
-    from kwspot.runtime.model import OnnxKeywordModel
+    from kwspot.serving.server import check_model
 
-    Detector(OnnxKeywordModel(config.model), config.detector)  # fail before Ray starts
+    check_model(config)
     run(config, args.ray_replicas, blocking=True, address=args.ray_address)
 
 

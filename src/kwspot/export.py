@@ -13,6 +13,7 @@ import inspect
 import io
 import logging
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -173,22 +174,40 @@ def card_path(onnx_path: str | Path) -> Path:
     return Path(onnx_path).with_suffix(".json")
 
 
+AudioRunner = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
+NetworkRunner = Callable[[np.ndarray], np.ndarray]
+
+
 @torch.no_grad()
-def parity(wrapper: PosteriorModel, onnx_path: Path, network_path: Path,
-           audio: np.ndarray) -> float:
-    """Largest posterior difference from PyTorch of both exported paths: the audio-in graph,
-    and the runtime's (numpy features + network graph + softmax)."""
+def compare_to_torch(model: KeywordClassifier, audio: np.ndarray, run_audio: AudioRunner,
+                     run_network: NetworkRunner, name: str) -> float:
+    """Largest posterior difference from PyTorch of both exported paths of any runtime: the
+    audio-in graph (``run_audio``: audio -> (posteriors, logits)), and the runtime's stream
+    path (numpy features -> ``run_network`` -> logits -> softmax)."""
     from kwspot.runtime.frontend import NumpyFrontend
     from kwspot.runtime.model import softmax
 
-    audio = audio.astype(np.float32)
-    expected = wrapper(torch.from_numpy(audio)).numpy()
-    full = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-    got_full, got_logits = full.run(None, {full.get_inputs()[0].name: audio})[:2]
+    audio = np.ascontiguousarray(audio, dtype=np.float32)
+    expected = PosteriorModel(model).eval()(torch.from_numpy(audio)).numpy()
+    got_full, got_logits = run_audio(audio)
     if np.abs(softmax(got_logits) - got_full).max() > 1e-5:
-        raise KwspotError(f"{onnx_path}: its logits output does not match its posteriors")
-    net = ort.InferenceSession(str(network_path), providers=["CPUExecutionProvider"])
-    frontend = NumpyFrontend(wrapper.classifier.features)
-    features = np.stack([frontend.frames(a) for a in audio])
-    got_net = softmax(net.run(None, {net.get_inputs()[0].name: features})[0])
+        raise KwspotError(f"{name}: its logits output does not match its posteriors")
+    frontend = NumpyFrontend(model.features)
+    features = np.stack([frontend.frames(a) for a in audio]).astype(np.float32)
+    got_net = softmax(run_network(features))
     return float(max(np.abs(expected - got_full).max(), np.abs(expected - got_net).max()))
+
+
+def parity(wrapper: PosteriorModel, onnx_path: Path, network_path: Path,
+           audio: np.ndarray) -> float:
+    """``compare_to_torch`` for the two ONNX graphs, in ONNX Runtime."""
+    full = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    net = ort.InferenceSession(str(network_path), providers=["CPUExecutionProvider"])
+
+    def run_audio(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        posteriors, logits = full.run(None, {full.get_inputs()[0].name: x})[:2]
+        return posteriors, logits
+
+    return compare_to_torch(
+        wrapper.classifier, audio, run_audio,
+        lambda f: net.run(None, {net.get_inputs()[0].name: f})[0], str(onnx_path))

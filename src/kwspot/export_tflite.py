@@ -22,10 +22,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from kwspot.classifier import ExportModel, KeywordClassifier, PosteriorModel
+from kwspot.classifier import ExportModel, KeywordClassifier
 from kwspot.errors import KwspotError
-from kwspot.export import PARITY_TOLERANCE, model_card
-from kwspot.fileio import atomic_path, atomic_write_text
+from kwspot.export import PARITY_TOLERANCE, compare_to_torch, model_card
+from kwspot.fileio import atomic_path, write_card
 
 TFLITE_SUFFIX = ".tflite"
 NETWORK_SUFFIX = ".net.tflite"
@@ -82,35 +82,27 @@ def run(runner: Any, x: np.ndarray) -> list[np.ndarray]:
     return [runner.get_tensor(o["index"]) for o in runner.get_output_details()]
 
 
-def _convert(module: torch.nn.Module, example: torch.Tensor, path: Path) -> None:
+def convert(module: torch.nn.Module, example: torch.Tensor, path: Path) -> None:
+    """``module`` at the shape of ``example`` (batch 1) -> a float TFLite file, atomically."""
     litert_torch = _litert_torch()
     with _quiet(), atomic_path(path) as tmp:
         litert_torch.convert(module.eval(), (example,)).export(str(tmp))
 
 
-@torch.no_grad()
 def parity(model: KeywordClassifier, audio_path: Path, network_path: Path,
-           audio: np.ndarray) -> float:
-    """Largest posterior difference from PyTorch of both TFLite graphs, clip by clip. The
-    audio graph's two outputs are told apart by content: one sums to 1 per row."""
-    from kwspot.runtime.frontend import NumpyFrontend
-    from kwspot.runtime.model import softmax
-
-    expected = PosteriorModel(model).eval()(torch.from_numpy(audio)).numpy()
+           audio: np.ndarray, posteriors_index: int) -> float:
+    """``export.compare_to_torch`` for the two TFLite graphs, clip by clip (batch 1)."""
     full, net = interpreter(audio_path), interpreter(network_path)
-    frontend = NumpyFrontend(model.features)
-    worst = 0.0
-    for clip, want in zip(audio, expected, strict=True):
-        outputs = run(full, clip[None])
-        posteriors = min(outputs, key=lambda o: abs(float(o.sum()) - 1.0))
-        logits = max(outputs, key=lambda o: abs(float(o.sum()) - 1.0))
-        if np.abs(softmax(logits) - posteriors).max() > 1e-5:
-            raise KwspotError(f"{audio_path}: its logits output does not match its posteriors")
-        features = frontend.frames(clip)[None].astype(np.float32)
-        got_net = softmax(run(net, features)[0])[0]
-        worst = max(worst, float(np.abs(posteriors[0] - want).max()),
-                    float(np.abs(got_net - want).max()))
-    return worst
+
+    def run_audio(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        outs = [run(full, clip[None]) for clip in x]
+        posteriors = np.concatenate([o[posteriors_index] for o in outs])
+        logits = np.concatenate([o[1 - posteriors_index] for o in outs])
+        return posteriors, logits
+
+    return compare_to_torch(model, audio, run_audio,
+                            lambda f: np.concatenate([run(net, x[None])[0] for x in f]),
+                            str(audio_path))
 
 
 def export_tflite(model: KeywordClassifier, out_path: str | Path, check_audio: np.ndarray,
@@ -129,10 +121,10 @@ def export_tflite(model: KeywordClassifier, out_path: str | Path, check_audio: n
     audio = np.ascontiguousarray(check_audio, dtype=np.float32)
     example = torch.from_numpy(audio[:1])
     network_path = out_path.with_name(out_path.stem + NETWORK_SUFFIX)
-    _convert(ExportModel(model), example, out_path)
+    convert(ExportModel(model), example, out_path)
     with torch.no_grad():
         features = model.frontend(example)
-    _convert(model.network, features, network_path)
+    convert(model.network, features, network_path)
 
     card = model_card(model, record)
     card["format"] = "tflite"
@@ -150,7 +142,7 @@ def export_tflite(model: KeywordClassifier, out_path: str | Path, check_audio: n
                         "meaning": "softmax posteriors in label order" if what == "posteriors"
                         else "logits (pre-softmax) in label order"}
                        for i, (n, what) in enumerate(zip(names, order, strict=True))]
-    max_diff = parity(model, out_path, network_path, audio)
+    max_diff = parity(model, out_path, network_path, audio, order.index("posteriors"))
     card["parity"] = {"max_abs_diff": max_diff, "clips": len(audio), "tolerance": tolerance,
                       "runtime": "ai-edge-litert"}
     if max_diff > tolerance:
@@ -159,7 +151,5 @@ def export_tflite(model: KeywordClassifier, out_path: str | Path, check_audio: n
         raise KwspotError(f"TFLite and PyTorch disagree by {max_diff:.2e} (> {tolerance:.0e}); "
                           "nothing was written")
     card["precision"] = precision
-    import json
-
-    atomic_write_text(out_path.with_suffix(".json"), json.dumps(card, indent=2) + "\n")
+    write_card(card, out_path)
     return card

@@ -35,12 +35,21 @@ def save_figure(fig: Any, path: str | Path, dpi: int = 110) -> None:
         fig.savefig(tmp, dpi=dpi, format=path.suffix.lstrip(".") or "png")
 
 
-def write_card(card: dict[str, Any], onnx_path: str | Path) -> Path:
-    """The model card: ``<model>.json`` beside the .onnx, and the same JSON in the model's
-    metadata (``kwspot_card``), each replaced atomically."""
+def write_card(card: dict[str, Any], model_path: str | Path) -> Path:
+    """The model card: ``<model>.json`` beside the model, each file replaced atomically; for
+    an .onnx model the same JSON also goes in its metadata (``kwspot_card``). Other formats
+    (TFLite) carry the side file only."""
+    model_path = Path(model_path)
+    if model_path.suffix.lower() == ".onnx":
+        _embed_card(card, model_path)
+    card_file = model_path.with_suffix(".json")
+    atomic_write_text(card_file, json.dumps(card, indent=2) + "\n")
+    return card_file
+
+
+def _embed_card(card: dict[str, Any], onnx_path: Path) -> None:
     import onnx
 
-    onnx_path = Path(onnx_path)
     proto = onnx.load(str(onnx_path))
     for entry in list(proto.metadata_props):
         if entry.key == "kwspot_card":
@@ -49,6 +58,3 @@ def write_card(card: dict[str, Any], onnx_path: str | Path) -> Path:
     entry.key, entry.value = "kwspot_card", json.dumps(card)
     with atomic_path(onnx_path) as tmp:
         onnx.save(proto, str(tmp))
-    card_file = onnx_path.with_suffix(".json")
-    atomic_write_text(card_file, json.dumps(card, indent=2) + "\n")
-    return card_file

@@ -4,6 +4,7 @@ HTML on the server; the page puts every label and comment in as text."""
 
 from __future__ import annotations
 
+import functools
 import io
 import threading
 import time
@@ -14,16 +15,22 @@ from typing import Any
 import numpy as np
 import soundfile as sf
 from fastapi import FastAPI, Request
-from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.responses import FileResponse, Response
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
-from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from kwspot.audio import load_audio
 from kwspot.errors import KwspotError
 from kwspot.review.agreement import agreement_report
 from kwspot.review.clips import ReviewClip, ReviewSet
 from kwspot.review.store import Judgement, check_segments
+from kwspot.serving.http import (
+    RequestError,
+    error,
+    host_name,
+    install_error_handlers,
+    same_origin,
+)
 
 STATIC = resources.files("kwspot.review") / "static"
 REVIEW_RATE = 16000
@@ -40,16 +47,6 @@ class JudgementIn(BaseModel):
     label: str | None = Field(default=None, max_length=200)
     comment: str = Field(default="", max_length=5000)
     segments: list[dict[str, Any]] = Field(default_factory=list, max_length=500)
-
-
-class ClientError(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-
-
-def error(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status)
 
 
 def spectrogram_png(audio: np.ndarray, rate: int, height: int = 160) -> bytes:
@@ -80,13 +77,6 @@ def spectrogram_png(audio: np.ndarray, rate: int, height: int = 160) -> bytes:
     return buffer.getvalue()
 
 
-def host_name(host_header: str) -> str:
-    """``[::1]:8010`` -> ``::1``; ``localhost:8010`` -> ``localhost``."""
-    if host_header.startswith("["):
-        return host_header[1:].split("]", 1)[0]
-    return host_header.rsplit(":", 1)[0] if host_header.count(":") == 1 else host_header
-
-
 def create_review_app(review: ReviewSet, default_annotator: str = "",
                       data_root: str | None = None,
                       trusted_hosts: tuple[str, ...] = LOOPBACK_HOSTS) -> FastAPI:
@@ -99,28 +89,22 @@ def create_review_app(review: ReviewSet, default_annotator: str = "",
     suggestions: dict[int, list[dict[str, Any]]] = {}
     suggestions_lock = threading.Lock()
 
-    @app.exception_handler(ClientError)
-    async def client_error(_request: Request, exc: ClientError) -> JSONResponse:
-        return error(exc.status, str(exc))
-
-    @app.exception_handler(StarletteHTTPException)
-    async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return error(exc.status_code, str(exc.detail))
+    install_error_handlers(app)
 
     @app.middleware("http")
-    async def same_origin(request: Request, call_next):
+    async def local_pages_only(request: Request, call_next):
         """Any web page can send requests to 127.0.0.1: only this server's own page may."""
         host = request.headers.get("host", "")
         if host_name(host).lower() not in trusted_hosts:
             return error(403, f"host {host!r} refused: open the review at 127.0.0.1")
         origin = request.headers.get("origin")
-        if origin and origin.split("://", 1)[-1].rstrip("/").lower() != host.lower():
+        if not same_origin(origin, host):
             return error(403, f"cross-origin request from {origin!r} refused")
         return await call_next(request)
 
     def clip_of(clip_id: int) -> ReviewClip:
         if not 0 <= clip_id < len(review.clips):
-            raise ClientError(404, f"no clip {clip_id}")
+            raise RequestError(404, f"no clip {clip_id}")
         return review.clips[clip_id]
 
     def describe(clip: ReviewClip) -> dict[str, Any]:
@@ -132,19 +116,25 @@ def create_review_app(review: ReviewSet, default_annotator: str = "",
                 "long": review.is_long(clip), "prediction": review.prediction(clip),
                 "reviews": len(review.reviewers.get(clip.path, ()))}
 
+    @functools.lru_cache(maxsize=4)
+    def decoded(path: str, rate: int) -> np.ndarray:
+        # the page asks for a clip's audio and its spectrogram (and, for a recording, the
+        # model's suggestions) together: one decode serves them all
+        return load_audio(path, rate)
+
     def clip_audio_at(clip: ReviewClip, rate: int) -> np.ndarray:
         if clip.duration_s is not None and clip.duration_s > MAX_REVIEW_S:
-            raise ClientError(413, f"{Path(clip.path).name}: {clip.duration_s:.0f} s is longer "
-                              f"than the {MAX_REVIEW_S:.0f} s the page can hold; split it")
+            raise RequestError(413, f"{Path(clip.path).name}: {clip.duration_s:.0f} s is longer "
+                                 f"than the {MAX_REVIEW_S:.0f} s the page can hold; split it")
         try:
-            return load_audio(clip.path, rate)
+            return decoded(clip.path, rate)
         except KwspotError as exc:
-            raise ClientError(422, str(exc)) from None
+            raise RequestError(422, str(exc)) from None
 
     def annotator_name(text: str | None) -> str:
         name = (text or default_annotator).strip()
         if not name or len(name) > MAX_NAME:
-            raise ClientError(400, f"an annotator name of 1-{MAX_NAME} characters is needed")
+            raise RequestError(400, f"an annotator name of 1-{MAX_NAME} characters is needed")
         return name
 
     @app.get("/api/state")
@@ -204,14 +194,14 @@ def create_review_app(review: ReviewSet, default_annotator: str = "",
         clip = clip_of(body.clip_id)
         name = annotator_name(body.annotator)
         if body.verdict not in ("correct", "incorrect"):
-            raise ClientError(400, "verdict must be 'correct' or 'incorrect'")
+            raise RequestError(400, "verdict must be 'correct' or 'incorrect'")
         label = (body.label or "").strip() or None
         if body.verdict == "correct":
             label = None
         try:
             segments = check_segments(body.segments, clip.duration_s)
         except KwspotError as exc:
-            raise ClientError(400, str(exc)) from None
+            raise RequestError(400, str(exc)) from None
         saved = review.record(Judgement(clip.path, name, body.verdict, clip.label, label,
                                         body.comment.strip(), segments), clip.index)
         return {"id": saved.id, "clip_id": clip.index, "created": saved.created,

@@ -193,11 +193,6 @@ class ReviewSet:
             self.leases.get(index, {}).pop(judgement.annotator, None)
         return saved
 
-    def lease(self, index: int, annotator: str) -> None:
-        """``annotator`` has the clip on screen: others skip it while k reviews are under way."""
-        with self.lock:
-            self.leases[index][annotator] = time.monotonic() + LEASE_S
-
     def progress(self) -> dict[str, Any]:
         done = sum(len(r) >= self.k for r in self.reviewers.values())
         return {"clips": len(self.clips), "done": done, "k": self.k,

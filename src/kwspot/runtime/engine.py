@@ -54,12 +54,6 @@ class StreamScorer:
             self.audio = np.zeros(self.window, np.float32)
             self.first_sample = 0  # virtual sample index of self.audio[0]
 
-    @property
-    def scores_features(self) -> bool:
-        """True when windows are feature windows (N, C, T) for the network graph; False when
-        they are raw audio windows (N, window) for the audio-in graph."""
-        return self.frontend is not None
-
     def push(self, chunk: np.ndarray) -> np.ndarray:
         """Validated float32 mono audio -> (n, classes) posteriors of the hops it completed."""
         return self.score(self.take(chunk))

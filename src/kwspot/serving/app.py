@@ -28,9 +28,8 @@ from typing import Any, Protocol
 
 import numpy as np
 from fastapi import FastAPI, Request, WebSocket
-from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.responses import FileResponse, Response
 from fastapi.staticfiles import StaticFiles
-from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
 from kwspot.audio import fit_length, iter_audio_blocks
@@ -39,6 +38,7 @@ from kwspot.runtime.detector import Detection, Detector, DetectorConfig
 from kwspot.runtime.model import OnnxKeywordModel
 from kwspot.serving.batching import MicroBatcher
 from kwspot.serving.config import ServeConfig
+from kwspot.serving.http import RequestError, error, install_error_handlers, same_origin
 from kwspot.serving.metrics import ServerMetrics
 from kwspot.serving.streams import FrameTooLarge, StreamFormat, StreamSession
 
@@ -57,19 +57,6 @@ MAX_CLASSIFY_S = 30.0
 logger = logging.getLogger("kwspot.serving")
 
 STATIC = resources.files("kwspot.serving") / "static"
-
-
-class RequestError(Exception):
-    """An error the client caused: an HTTP status and one line."""
-
-    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None):
-        super().__init__(message)
-        self.status = status
-        self.headers = headers or {}
-
-
-def error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status, headers=headers)
 
 
 def event_json(e: Detection) -> dict[str, Any]:
@@ -270,21 +257,12 @@ def create_app(config: ServeConfig, batcher: Batcher | None = None) -> FastAPI:
             response: Response = error(401, "missing or wrong API key (Authorization: Bearer)",
                                        {"WWW-Authenticate": "Bearer"})
         else:
-            try:
-                response = await call_next(request)
-            except RequestError as exc:
-                response = error(exc.status, str(exc), exc.headers)
+            response = await call_next(request)
         service.metrics.request_seconds.labels(route).observe(time.perf_counter() - start)
         service.metrics.requests.labels(route, str(response.status_code)).inc()
         return response
 
-    @app.exception_handler(RequestError)
-    async def request_error(_request: Request, exc: RequestError) -> JSONResponse:
-        return error(exc.status, str(exc), exc.headers)
-
-    @app.exception_handler(StarletteHTTPException)
-    async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return error(exc.status_code, str(exc.detail), getattr(exc, "headers", None))
+    install_error_handlers(app)
 
     @app.get("/healthz")
     async def healthz() -> dict[str, Any]:
@@ -344,19 +322,6 @@ async def deny(websocket: WebSocket, status: int, message: str, close_code: int,
         await websocket.close(close_code, message[:120])
 
 
-def origin_allowed(websocket: WebSocket, config: ServeConfig) -> bool:
-    """Browsers send Origin on every WebSocket, and any page may open one to 127.0.0.1: only
-    the server's own page (same host) or a configured origin may stream. Clients that are not
-    browsers send no Origin and pass (the API key guards them off loopback)."""
-    origin = websocket.headers.get("origin")
-    if not origin:
-        return True
-    if origin in config.allowed_origins:
-        return True
-    host = websocket.headers.get("host", "")
-    return origin.split("://", 1)[-1].rstrip("/").lower() == host.lower()
-
-
 def stream_settings(service: Service, websocket: WebSocket
                     ) -> tuple[StreamFormat, DetectorConfig, list | None, bool]:
     params = websocket.query_params
@@ -382,7 +347,8 @@ async def run_stream(service: Service, websocket: WebSocket) -> None:
                    "access_token)", CLOSE_UNAUTHORIZED, {"WWW-Authenticate": "Bearer"})
         metrics.streams_total.labels("unauthorized").inc()
         return
-    if not origin_allowed(websocket, config):
+    if not same_origin(websocket.headers.get("origin"), websocket.headers.get("host", ""),
+                       config.allowed_origins):
         await deny(websocket, 403, "cross-origin WebSocket refused: origin "
                    f"{websocket.headers.get('origin')!r} is not this server's "
                    "(see allowed_origins)", CLOSE_FORBIDDEN)

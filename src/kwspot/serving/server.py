@@ -15,11 +15,16 @@ from kwspot.serving.config import ServeConfig
 APP_FACTORY = "kwspot.serving.app:app_from_environment"
 
 
+def check_model(config: ServeConfig) -> None:
+    """Load the model and build one detector: a bad model or setting fails with kwspot's one
+    line before any port opens or any worker (or Ray) starts."""
+    Detector(OnnxKeywordModel(config.model), config.detector)
+
+
 def serve(config: ServeConfig, log_level: str = "info") -> None:
     import uvicorn
 
-    # fail with kwspot's one line before any port opens or process starts
-    Detector(OnnxKeywordModel(config.model), config.detector)
+    check_model(config)
     os.environ["KWSPOT_SERVE_CONFIG"] = config.to_json()
     metrics_dir = None
     if config.workers > 1:

@@ -11,7 +11,7 @@ import soxr
 
 from kwspot.audio import MAX_RATE, MIN_RATE
 from kwspot.errors import KwspotError
-from kwspot.runtime.detector import Detection, Detector
+from kwspot.runtime.detector import INT16_SCALE, Detection, Detector
 
 FORMATS = {"int16": np.dtype("<i2"), "float32": np.dtype("<f4")}
 # The front end runs on the event loop: a frame of several seconds would stall every other
@@ -52,7 +52,8 @@ class StreamSession:
             fmt.sample_rate, rate, 1, dtype="float32", quality="HQ")
 
     def decode(self, data: bytes) -> np.ndarray:
-        """PCM bytes -> float32 at the model's rate (any frame size: a split sample waits)."""
+        """PCM bytes -> samples ``Detector.take`` reads (int16 PCM, or float in [-1, 1]) at
+        the model's rate; any frame size (a split sample waits for the next frame)."""
         seconds = len(data) / self.dtype.itemsize / self.fmt.sample_rate
         if seconds > MAX_FRAME_S:
             raise FrameTooLarge(f"a frame holds {seconds:.2f} s of audio; send at most "
@@ -62,16 +63,16 @@ class StreamSession:
         self.pending = data[usable:]
         samples = np.frombuffer(data[:usable], self.dtype)
         self.received_s += len(samples) / self.fmt.sample_rate
+        if self.resampler is None:
+            # int16 and float32 go to the detector as they are: its ``as_audio`` scales int16
+            # and checks float (NaN, range) once; a browser's float may overshoot by a hair
+            return samples if self.dtype.kind == "i" else np.clip(samples, -1.0, 1.0)
+        audio = samples.astype(np.float32)
         if self.dtype.kind == "i":
-            audio = samples.astype(np.float32) / 32768.0
-        else:
-            audio = samples.astype(np.float32)
-            if len(audio) and not np.isfinite(audio).all():
-                raise KwspotError("float32 frame holds NaN or infinite samples")
-            audio = np.clip(audio, -1.0, 1.0)  # a browser's float path may overshoot slightly
-        if self.resampler is not None:
-            audio = self._resample(audio)
-        return audio
+            audio /= INT16_SCALE
+        elif not np.isfinite(audio).all():  # NaN would poison the resampler's state
+            raise KwspotError("float32 frame holds NaN or infinite samples")
+        return self._resample(audio)
 
     def _resample(self, audio: np.ndarray, last: bool = False) -> np.ndarray:
         # a band-limited resampler overshoots on full-scale audio (a clipped microphone);
