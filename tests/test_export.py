@@ -64,11 +64,11 @@ def test_model_card_and_metadata(tiny_onnx: Path) -> None:
 def test_export_refuses_on_parity_failure(
     tiny_run: tuple[Path, dict], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import kwspot.export
+    import kwspot.export.onnx
 
     model, record = load_classifier(tiny_run[0] / "best.pt")
     audio = np.random.default_rng(0).uniform(-0.3, 0.3, (4, 16000)).astype(np.float32)
-    monkeypatch.setattr(kwspot.export, "parity", lambda *_args: 0.25)
+    monkeypatch.setattr(kwspot.export.onnx, "parity", lambda *_args: 0.25)
     with pytest.raises(KwspotError, match=r"disagree by 2\.50e-01"):
         export_onnx(model, tmp_path / "m.onnx", audio, record)
     assert not (tmp_path / "m.onnx").exists() and not (tmp_path / "m.json").exists()
@@ -77,7 +77,7 @@ def test_export_refuses_on_parity_failure(
 def test_int8_export_is_smaller_logs_its_calibration_and_agrees(
         tiny_run: tuple[Path, dict], tiny_dataset: Path, tmp_path: Path) -> None:
     from kwspot.export import parity_clips
-    from kwspot.quantize import calibration_clips, calibration_log
+    from kwspot.export.calibration import calibration_clips, calibration_log
 
     run_dir, _ = tiny_run
     model, record = load_classifier(run_dir / "best.pt")
@@ -162,7 +162,8 @@ def test_int8_shipped_model_loses_at_most_one_point_on_the_lite_test_fold(
     from kwspot.data import write_manifest
     from kwspot.datasets import DataConfig, open_dataset
     from kwspot.evaluate.verify import verify_export
-    from kwspot.quantize import calibration_clips, quantize_export
+    from kwspot.export.calibration import calibration_clips
+    from kwspot.export.quantize import quantize_export
     from kwspot.runtime import pretrained_path
     from kwspot.runtime.frontend import NumpyFrontend
 

@@ -16,7 +16,7 @@ pytest.importorskip("ai_edge_litert", reason="kwspot[tflite] is not installed")
 
 from kwspot.errors import KwspotError
 from kwspot.export import parity_clips
-from kwspot.export_tflite import export_tflite, interpreter, run
+from kwspot.export.tflite import export_tflite, interpreter, run
 
 
 @pytest.fixture(scope="module")

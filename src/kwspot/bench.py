@@ -61,7 +61,7 @@ def tflite_available() -> bool:
 
 def _tflite_timings(model: KeywordClassifier, audio_t: torch.Tensor, feats_t: torch.Tensor,
                     tmp: Path, runs: int, warmup: int, threads: int) -> list[Timing]:
-    from kwspot.export_tflite import convert, interpreter
+    from kwspot.export.tflite import convert, interpreter
 
     full, net = tmp / "full.tflite", tmp / "net.tflite"
     convert(ExportModel(model), audio_t, full)
@@ -105,7 +105,7 @@ def benchmark(model: KeywordClassifier, runs: int = 1000, warmup: int = 100,
                                ("features", lambda: model.network(feats_t))):
                 timings.append(Timing("pytorch", inputs, *time_calls(fn, runs, warmup), runs))
         with tempfile.TemporaryDirectory() as tmp:
-            from kwspot.quantize import quantize_export
+            from kwspot.export.quantize import quantize_export
 
             full, net = Path(tmp) / "full.onnx", Path(tmp) / "net.onnx"
             export_module(ExportModel(model).eval(), audio_t, full, "audio",

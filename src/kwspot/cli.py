@@ -301,13 +301,13 @@ def cmd_export(args: argparse.Namespace) -> None:
         run_dir_of(args.checkpoint) / "export" / f"{model.model_name}{tag}{suffix}")
     audio = parity_clips(args.check_data, args.check_clips, model.features.clip_samples)
     if args.format == "tflite":
-        from kwspot.export_tflite import export_tflite
+        from kwspot.export.tflite import export_tflite
 
         card = export_tflite(model, out, audio, record, tolerance=args.tolerance)
     else:
         calibration = None
         if args.precision == "int8":
-            from kwspot.quantize import calibration_clips, calibration_log
+            from kwspot.export.calibration import calibration_clips, calibration_log
 
             manifest = Path(args.calibration_data or
                             run_dir_of(args.checkpoint) / "manifest.jsonl")

@@ -10,41 +10,15 @@ quantized: ``<name>.onnx`` (audio in) and ``<name>.net.onnx`` (features in, for 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import io
 import tempfile
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from onnxruntime.quantization import CalibrationDataReader
 
-from kwspot.errors import KwspotError
-
 QUANTIZED_OPS = ["Conv", "Gemm", "MatMul", "Add", "Relu", "ReduceMean"]
-
-
-def calibration_clips(manifest: str | Path, count: int = 300, seed: int = 0,
-                      clip_samples: int = 16000) -> tuple[np.ndarray, list[str]]:
-    """``count`` training clips drawn with ``seed`` from a run's manifest (train split, real
-    files only), decoded to (count, clip_samples), and their paths for the log."""
-    from kwspot.audio import fit_length, load_audio
-    from kwspot.data import read_manifest
-
-    rows = [u for u in read_manifest(manifest) if u.split == "train" and u.path]
-    if not rows:
-        raise KwspotError(f"{manifest}: no training clips to calibrate int8 quantization on")
-    picked = np.random.default_rng(seed).choice(len(rows), min(count, len(rows)), replace=False)
-    paths = [str(rows[i].path) for i in sorted(picked)]
-    audio = np.stack([fit_length(load_audio(p), clip_samples) for p in paths])
-    return audio.astype(np.float32), paths
-
-
-def calibration_log(paths: Sequence[str], seed: int, source: str) -> dict[str, Any]:
-    """What the card records: enough to redraw the same clips and to check they were."""
-    digest = hashlib.sha256("\n".join(paths).encode()).hexdigest()
-    return {"clips": len(paths), "seed": seed, "source": source, "paths_sha256": digest}
 
 
 def _frontend_nodes(model: Any) -> list[str]:

@@ -8,12 +8,10 @@ if ONNX Runtime and PyTorch disagree by more than ``tolerance`` on the check aud
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import inspect
 import io
 import logging
 import warnings
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,18 +20,15 @@ import onnxruntime as ort
 import torch
 from torch import nn
 
-from kwspot import __version__
 from kwspot.classifier import ExportModel, KeywordClassifier, PosteriorModel
 from kwspot.errors import KwspotError
+from kwspot.export.card import INPUT_NAME, LOGITS_NAME, OUTPUT_NAME, model_card
+from kwspot.export.parity import INT8_TOLERANCE, PARITY_TOLERANCE, compare_to_torch
 from kwspot.fileio import write_card
 
-INPUT_NAME = "audio"
-OUTPUT_NAME = "posteriors"
-LOGITS_NAME = "logits"
 NETWORK_SUFFIX = ".net.onnx"
 NETWORK_INPUT = "features"
 NETWORK_OUTPUT = "logits"
-PARITY_TOLERANCE = 1e-4
 
 
 def export_module(module: nn.Module, example: torch.Tensor, path: Path, input_name: str,
@@ -60,55 +55,6 @@ def export_module(module: nn.Module, example: torch.Tensor, path: Path, input_na
         finally:
             torch_log.setLevel(level)
     program.save(str(path))
-
-
-def parity_clips(path: str | Path | None, count: int, samples: int, seed: int = 0) -> np.ndarray:
-    """Audio for the export parity check: real clips from a folder if given, else band-limited
-    noise bursts (a check on real audio is the stronger one)."""
-    from kwspot.audio import fit_length, load_audio
-    from kwspot.datasets.folder import AUDIO_SUFFIXES
-
-    if path:
-        files = sorted(p for p in Path(path).rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES)
-        if not files:
-            raise KwspotError(f"{path}: no audio files for the parity check")
-        step = max(1, len(files) // count)
-        return np.stack([fit_length(load_audio(f), samples) for f in files[::step][:count]])
-    rng = np.random.default_rng(seed)
-    envelope = np.hanning(samples)[None]
-    return (rng.standard_normal((count, samples)) * 0.1 * envelope).astype(np.float32)
-
-
-def model_card(model: KeywordClassifier, record: dict[str, Any] | None = None) -> dict[str, Any]:
-    record = record or {}
-    features = model.features
-    return {
-        "format": "kwspot-onnx-v1",
-        "kwspot_version": __version__,
-        "model": model.model_name,
-        "labels": model.labels,
-        "sample_rate": features.sample_rate,
-        "window_samples": features.clip_samples,
-        "window_seconds": features.clip_samples / features.sample_rate,
-        "input": {"name": INPUT_NAME, "shape": ["batch", features.clip_samples],
-                  "dtype": "float32", "range": [-1.0, 1.0]},
-        "output": {"name": OUTPUT_NAME, "shape": ["batch", len(model.labels)],
-                   "meaning": "softmax posteriors in label order"},
-        "outputs": [
-            {"name": OUTPUT_NAME, "shape": ["batch", len(model.labels)],
-             "meaning": "softmax posteriors in label order"},
-            {"name": LOGITS_NAME, "shape": ["batch", len(model.labels)],
-             "meaning": "logits (pre-softmax) in label order"}],
-        "features": dataclasses.asdict(features),
-        "training": {
-            "step": record.get("step"),
-            "val_accuracy": record.get("val_accuracy"),
-            "config": record.get("config"),
-        },
-    }
-
-
-INT8_TOLERANCE = 0.1  # int8 posteriors move by ~0.01; accuracy is what verify-export checks
 
 
 def export_onnx(model: KeywordClassifier, out_path: str | Path, check_audio: np.ndarray,
@@ -150,7 +96,7 @@ def export_onnx(model: KeywordClassifier, out_path: str | Path, check_audio: np.
             "nothing was written")
     card["precision"] = precision
     if precision == "int8" and calibration is not None:
-        from kwspot.quantize import quantize_export
+        from kwspot.export.quantize import quantize_export
 
         clips, log = calibration
         with torch.no_grad():
@@ -168,34 +114,6 @@ def export_onnx(model: KeywordClassifier, out_path: str | Path, check_audio: np.
                               f"(> {INT8_TOLERANCE}); nothing was written")
     write_card(card, out_path)
     return card
-
-
-def card_path(onnx_path: str | Path) -> Path:
-    return Path(onnx_path).with_suffix(".json")
-
-
-AudioRunner = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
-NetworkRunner = Callable[[np.ndarray], np.ndarray]
-
-
-@torch.no_grad()
-def compare_to_torch(model: KeywordClassifier, audio: np.ndarray, run_audio: AudioRunner,
-                     run_network: NetworkRunner, name: str) -> float:
-    """Largest posterior difference from PyTorch of both exported paths of any runtime: the
-    audio-in graph (``run_audio``: audio -> (posteriors, logits)), and the runtime's stream
-    path (numpy features -> ``run_network`` -> logits -> softmax)."""
-    from kwspot.runtime.frontend import NumpyFrontend
-    from kwspot.runtime.model import softmax
-
-    audio = np.ascontiguousarray(audio, dtype=np.float32)
-    expected = PosteriorModel(model).eval()(torch.from_numpy(audio)).numpy()
-    got_full, got_logits = run_audio(audio)
-    if np.abs(softmax(got_logits) - got_full).max() > 1e-5:
-        raise KwspotError(f"{name}: its logits output does not match its posteriors")
-    frontend = NumpyFrontend(model.features)
-    features = np.stack([frontend.frames(a) for a in audio]).astype(np.float32)
-    got_net = softmax(run_network(features))
-    return float(max(np.abs(expected - got_full).max(), np.abs(expected - got_net).max()))
 
 
 def parity(wrapper: PosteriorModel, onnx_path: Path, network_path: Path,

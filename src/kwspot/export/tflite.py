@@ -24,7 +24,8 @@ import torch
 
 from kwspot.classifier import ExportModel, KeywordClassifier
 from kwspot.errors import KwspotError
-from kwspot.export import PARITY_TOLERANCE, compare_to_torch, model_card
+from kwspot.export.card import model_card
+from kwspot.export.parity import PARITY_TOLERANCE, compare_to_torch
 from kwspot.fileio import atomic_path, write_card
 
 TFLITE_SUFFIX = ".tflite"
