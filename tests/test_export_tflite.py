@@ -94,3 +94,132 @@ def test_plain_litert_example_agrees_with_pytorch(trained, tmp_path: Path) -> No
         want = torch.softmax(model(torch.from_numpy(clip[None])), -1)[0].numpy()
     assert label == model.labels[int(want.argmax())]
     assert abs(float(score) - float(want.max())) < 1e-3
+
+
+@pytest.fixture(scope="module")
+def tiny_tflite(trained, tiny_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    model, record = trained
+    out = tmp_path_factory.mktemp("tflite") / "tiny.tflite"
+    export_tflite(model, out, parity_clips(tiny_dataset, 8, model.features.clip_samples),
+                  record)
+    return out
+
+
+def test_int8_tflite_is_smaller_logs_its_calibration_and_keeps_the_front_end_float(
+        trained, tiny_run: tuple[Path, dict], tiny_dataset: Path, tiny_tflite: Path,
+        tmp_path: Path) -> None:
+    from kwspot.export.calibration import calibration_clips, calibration_log
+    from kwspot.runtime.tflite_model import TfliteKeywordModel
+
+    model, record = trained
+    manifest = tiny_run[0] / "manifest.jsonl"
+    clips, paths = calibration_clips(manifest, 64, seed=3)
+    out = tmp_path / "tiny8.tflite"
+    card = export_tflite(model, out, parity_clips(tiny_dataset, 8, 16000), record,
+                         precision="int8",
+                         calibration=(clips, calibration_log(paths, 3, str(manifest))))
+    assert card["precision"] == "int8" and card["parity"]["max_abs_diff"] <= 1e-4
+    log = card["quantization"]["calibration"]
+    assert log["clips"] == 64 and log["seed"] == 3 and len(log["paths_sha256"]) == 64
+    assert card["quantization"]["max_abs_diff_from_float"] <= 0.1
+    # the network graph is int8 end to end; the audio graph keeps a float input (front end)
+    net = interpreter(tmp_path / "tiny8.net.tflite")
+    assert net.get_input_details()[0]["dtype"] == np.int8
+    full = interpreter(out)
+    assert full.get_input_details()[0]["dtype"] == np.float32
+    kinds = {d["dtype"] for d in full.get_tensor_details()}
+    assert np.int8 in kinds and np.float32 in kinds
+    assert out.stat().st_size < 0.7 * tiny_tflite.stat().st_size
+    assert (tmp_path / "tiny8.net.tflite").stat().st_size < \
+        0.4 * (tiny_tflite.parent / "tiny.net.tflite").stat().st_size
+    # int8 scores stay near PyTorch on clips that did not calibrate it
+    audio = parity_clips(None, 6, 16000, seed=11)
+    with torch.no_grad():
+        want = torch.softmax(model(torch.from_numpy(audio)), -1).numpy()
+    runtime = TfliteKeywordModel(out)
+    assert np.abs(runtime.posteriors(audio) - want).max() < 0.15
+    features = np.stack([runtime.frontend().frames(a) for a in audio])
+    assert np.abs(runtime.network_posteriors(features) - want).max() < 0.15
+
+
+def test_the_card_is_embedded_and_read_when_the_side_file_is_missing(
+        tiny_tflite: Path, tmp_path: Path) -> None:
+    import shutil
+
+    from kwspot.runtime.tflite_model import CARD_KEY, TfliteKeywordModel, read_metadata
+
+    side = json.loads(tiny_tflite.with_suffix(".json").read_text())
+    assert json.loads(read_metadata(tiny_tflite)[CARD_KEY]) == side
+    for name in (tiny_tflite.name, "tiny.net.tflite"):
+        shutil.copy(tiny_tflite.parent / name, tmp_path / name)
+    loaded = TfliteKeywordModel(tmp_path / tiny_tflite.name)
+    assert loaded.card == side and loaded.labels == side["labels"]
+    (tmp_path / "bad.tflite").write_bytes(b"not a flatbuffer at all")
+    with pytest.raises(KwspotError, match=r"bad\.tflite"):
+        TfliteKeywordModel(tmp_path / "bad.tflite")
+
+
+def test_a_tflite_export_detects_as_the_onnx_export_does(
+        tiny_tflite: Path, tiny_onnx: Path, tiny_dataset: Path, tmp_path: Path,
+        capsys) -> None:
+    """The same interface as OnnxKeywordModel: the detector, its stream path (numpy front end
+    + network graph) and `kwspot detect` give the same events for both formats."""
+    import soundfile as sf
+
+    from kwspot.audio import load_audio
+    from kwspot.cli import main
+    from kwspot.runtime import Detector, OnnxKeywordModel, detect_audio
+    from kwspot.runtime.detector import DetectorConfig
+    from kwspot.runtime.tflite_model import TfliteKeywordModel
+
+    onnx_model, tflite_model = OnnxKeywordModel(tiny_onnx), TfliteKeywordModel(tiny_tflite)
+    files = sorted(tiny_dataset.rglob("*.wav"))[::40][:8]
+    stream = np.concatenate([np.pad(load_audio(f), (4000, 4000)) for f in files])
+    windows = np.stack([stream[i : i + 16000] for i in range(0, len(stream) - 16000, 7000)])
+    assert np.abs(tflite_model.posteriors(windows) - onnx_model.posteriors(windows)).max() < 1e-4
+    config = DetectorConfig(threshold=0.5)
+    want = detect_audio(stream, onnx_model, config)
+    got = detect_audio(stream, tflite_model, config)
+    assert [(e.keyword, e.end_s) for e in got] == [(e.keyword, e.end_s) for e in want]
+    assert want, "the check needs at least one event"
+    assert isinstance(Detector(tiny_tflite).model, TfliteKeywordModel)
+    wav = tmp_path / "stream.wav"
+    sf.write(str(wav), stream, 16000)
+    outputs = []
+    for model in (tiny_onnx, tiny_tflite):
+        assert main(["detect", str(wav), "--model", str(model), "--threshold", "0.5"]) == 0
+        outputs.append(capsys.readouterr().out)
+    assert outputs[0] == outputs[1]
+
+
+def test_verify_export_of_a_tflite_model(tiny_run: tuple[Path, dict], tiny_tflite: Path) -> None:
+    from kwspot.datasets import DataConfig
+    from kwspot.evaluate.verify import verify_export
+
+    run_dir, _ = tiny_run
+    result = verify_export(tiny_tflite, DataConfig(path=str(run_dir / "manifest.jsonl")), "test",
+                           run_dir / "best.pt", runs=20)
+    assert result["clips"] > 0 and result["max_abs_diff"] < 1e-4
+    assert result["accuracy"] == result["checkpoint_accuracy"]
+    assert set(result["size_bytes"]) == {"tiny.tflite", "tiny.json", "tiny.net.tflite"}
+    assert 0 < result["latency_ms"]["median"] <= result["latency_ms"]["p90"]
+
+
+@pytest.mark.needs_shared_data
+def test_int8_tflite_of_the_shipped_model_loses_at_most_one_point_on_the_lite_test_fold(
+        shared_dataset, tmp_path: Path) -> None:
+    """`kwspot export shipped --format tflite --precision int8`, calibrated on 300 lite
+    training clips, against the shipped checkpoint on the same lite test clips."""
+    from kwspot.cli import main
+    from kwspot.datasets import DataConfig
+    from kwspot.evaluate.verify import verify_export
+
+    lite = shared_dataset("speech_commands_lite")
+    out = tmp_path / "shipped8.tflite"
+    assert main(["export", "shipped", "--format", "tflite", "--precision", "int8",
+                 "--out", str(out), "--calibration-data", str(lite),
+                 "--check-data", str(lite / "yes")]) == 0
+    result = verify_export(out, DataConfig(path=str(lite)), "test", "shipped", runs=10)
+    assert result["clips"] > 700
+    assert result["checkpoint_accuracy"] - result["accuracy"] <= 0.01, result
+    assert result["size_bytes"]["shipped8.tflite"] < 200_000

@@ -1,8 +1,8 @@
 """Latency benchmark: one example at a time on one thread, as a phone or a small server core
 runs a keyword spotter. Params and FLOPs are counted from the model; latency is measured,
 median and p90 over many runs after warm-up, for PyTorch, ONNX Runtime (float and int8) and,
-when ``kwspot[tflite]`` is installed, TFLite (float, ai-edge-litert with its default XNNPACK
-delegate), with the feature front end included (raw audio in) and excluded (features in),
+when ``kwspot[tflite]`` is installed, TFLite (float and int8, ai-edge-litert with its default
+XNNPACK delegate), with the feature front end included (raw audio in) and excluded (features in),
 side by side in one run. The audio graphs are the ones ``kwspot export`` writes (matmul
 front end)."""
 
@@ -60,24 +60,36 @@ def tflite_available() -> bool:
 
 
 def _tflite_timings(model: KeywordClassifier, audio_t: torch.Tensor, feats_t: torch.Tensor,
-                    tmp: Path, runs: int, warmup: int, threads: int) -> list[Timing]:
+                    tmp: Path, runs: int, warmup: int, threads: int,
+                    calibration: torch.Tensor | None) -> list[Timing]:
+    """TFLite float32 and, given ``calibration`` audio, int8 (network int8, front end float in
+    the audio graph; the network graph is int8 end to end, its input quantized beforehand)."""
     from kwspot.export.tflite import convert, interpreter
 
-    full, net = tmp / "full.tflite", tmp / "net.tflite"
-    convert(ExportModel(model), audio_t, full)
-    convert(model.network, feats_t, net)
+    builds = [("tflite", None)]
+    if calibration is not None:
+        with torch.inference_mode():
+            builds.append(("tflite-int8", (calibration, model.frontend(calibration))))
     out = []
-    for inputs, path, x in (("audio", full, audio_t.numpy()), ("features", net, feats_t.numpy())):
-        runner = interpreter(path, threads)
-        index = runner.get_input_details()[0]["index"]
-        outputs = [o["index"] for o in runner.get_output_details()]
+    for engine, calib in builds:
+        full, net = tmp / f"{engine}.tflite", tmp / f"{engine}.net.tflite"
+        convert(ExportModel(model), audio_t, full, None if calib is None else calib[0])
+        convert(model.network, feats_t, net, None if calib is None else calib[1])
+        for inputs, path, x in (("audio", full, audio_t.numpy()),
+                                ("features", net, feats_t.numpy())):
+            runner = interpreter(path, threads)
+            detail = runner.get_input_details()[0]
+            if detail["dtype"] == np.int8:
+                scale, zero = detail["quantization"]
+                x = np.clip(np.round(x / scale) + zero, -128, 127).astype(np.int8)
+            outputs = [o["index"] for o in runner.get_output_details()]
 
-        def call(r=runner, i=index, v=x, o=outputs) -> object:
-            r.set_tensor(i, v)
-            r.invoke()
-            return [r.get_tensor(k) for k in o]
+            def call(r=runner, i=detail["index"], v=x, o=outputs) -> object:
+                r.set_tensor(i, v)
+                r.invoke()
+                return [r.get_tensor(k) for k in o]
 
-        out.append(Timing("tflite", inputs, *time_calls(call, runs, warmup), runs))
+            out.append(Timing(engine, inputs, *time_calls(call, runs, warmup), runs))
     return out
 
 
@@ -112,9 +124,10 @@ def benchmark(model: KeywordClassifier, runs: int = 1000, warmup: int = 100,
                           ["posteriors", "logits"])
             export_module(model.network, feats_t, net, "features", "logits")
             graphs = {"onnxruntime": (full, net)}
-            if int8:  # speed does not depend on what calibrates it: noise clips will do
-                calib = np.random.default_rng(seed + 1).uniform(
-                    -0.3, 0.3, (32, features.clip_samples)).astype(np.float32)
+            # speed does not depend on what calibrates it: noise clips will do
+            calib = np.random.default_rng(seed + 1).uniform(
+                -0.3, 0.3, (32, features.clip_samples)).astype(np.float32)
+            if int8:
                 with torch.inference_mode():
                     calib_feats = model.frontend(torch.from_numpy(calib)).numpy()
                 full8, net8 = Path(tmp) / "full8.onnx", Path(tmp) / "net8.onnx"
@@ -132,7 +145,7 @@ def benchmark(model: KeywordClassifier, runs: int = 1000, warmup: int = 100,
                     timings.append(Timing(engine, inputs, median, p90, runs))
             if tflite:
                 timings += _tflite_timings(model, audio_t, feats_t, Path(tmp), runs, warmup,
-                                           threads)
+                                           threads, torch.from_numpy(calib) if int8 else None)
     finally:
         torch.set_num_threads(previous_threads)
     return {

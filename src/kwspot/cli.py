@@ -252,11 +252,13 @@ def cmd_eval(args: argparse.Namespace) -> None:
 
 
 def add_export_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("export", help="export to ONNX (audio in, posteriors out) + model card",
-                       description="Export a checkpoint to ONNX with the feature front end "
-                       "inside the graph, plus a JSON model card. Fails if ONNX Runtime and "
-                       "PyTorch disagree by more than --tolerance on the check clips.")
-    p.add_argument("checkpoint", help="checkpoint file or run directory (uses best.pt)")
+    p = sub.add_parser("export", help="export to ONNX or TFLite (audio in, posteriors out) + "
+                       "model card", description="Export a checkpoint to ONNX or TFLite, float32 "
+                       "or int8, with the feature front end inside the graph, plus a JSON model "
+                       "card (also embedded in the file). Fails if the runtime and PyTorch "
+                       "disagree by more than --tolerance on the check clips.")
+    p.add_argument("checkpoint", help="checkpoint file or run directory (uses best.pt); "
+                   "'shipped' for the shipped TC-ResNet8")
     p.add_argument("--out", default=None, metavar="FILE.onnx|FILE.tflite",
                    help="output model (default <run dir>/export/<model>.onnx or .tflite)")
     p.add_argument("--check-data", default=None, metavar="PATH",
@@ -264,17 +266,17 @@ def add_export_parser(sub: argparse._SubParsersAction) -> None:
                         "speech-like signals)")
     p.add_argument("--check-clips", type=int, default=32, help="clips for the parity check")
     p.add_argument("--tolerance", type=float, default=1e-4,
-                   help="largest allowed |onnx - torch| posterior difference (default 1e-4)")
+                   help="largest allowed |export - torch| posterior difference of the float "
+                        "graphs (default 1e-4)")
     p.add_argument("--format", choices=["onnx", "tflite"], default="onnx",
-                   help="onnx (ONNX Runtime, float32 or int8) or tflite (ai-edge-litert, "
-                        "float32; pip install 'kwspot[tflite]'); an --out suffix that says "
-                        "otherwise is an error")
+                   help="onnx (ONNX Runtime) or tflite (ai-edge-litert; pip install "
+                        "'kwspot[tflite]'); an --out suffix that says otherwise is an error")
     p.add_argument("--precision", choices=["float32", "int8"], default="float32",
                    help="int8: post-training static quantization of the network, calibrated "
                         "on --calibration-clips training clips (front end stays float)")
     p.add_argument("--calibration-data", default=None, metavar="MANIFEST",
-                   help="manifest whose train split is drawn for int8 calibration (default: "
-                        "the run's manifest.jsonl)")
+                   help="manifest (or dataset folder/CSV) whose train split is drawn for "
+                        "int8 calibration (default: the run's manifest.jsonl)")
     p.add_argument("--calibration-clips", type=int, default=300, metavar="N",
                    help="calibration clips for int8 (default 300)")
     p.add_argument("--calibration-seed", type=int, default=0, metavar="SEED",
@@ -287,36 +289,38 @@ def cmd_export(args: argparse.Namespace) -> None:
     from kwspot.export import card_path, export_onnx, parity_clips
 
     suffix = "." + args.format
-    if args.format == "tflite" and args.precision != "float32":
-        raise KwspotError("int8 TFLite export is not built yet: use --format tflite with "
-                          "float32, or --format onnx --precision int8")
     if args.out and Path(args.out).suffix.lower() != suffix:
         raise KwspotError(f"--out {args.out}: {args.format} models end in {suffix} "
                           f"(use --format to choose the format)")
     if args.calibration_clips < 1:
         raise KwspotError(f"--calibration-clips must be at least 1, got {args.calibration_clips}")
+    if args.checkpoint == "shipped":
+        if args.precision == "int8" and not args.calibration_data:
+            raise KwspotError("the shipped model has no run manifest: give --calibration-data "
+                              "(e.g. the Speech Commands folder it was trained on)")
+        if not args.out:
+            raise KwspotError("exporting the shipped model needs --out FILE")
     model, record = load_classifier(args.checkpoint)
     tag = "" if args.precision == "float32" else f".{args.precision}"
     out = Path(args.out) if args.out else (
         run_dir_of(args.checkpoint) / "export" / f"{model.model_name}{tag}{suffix}")
     audio = parity_clips(args.check_data, args.check_clips, model.features.clip_samples)
+    calibration = None
+    if args.precision == "int8":
+        from kwspot.export.calibration import calibration_clips, calibration_log
+
+        manifest = Path(args.calibration_data or run_dir_of(args.checkpoint) / "manifest.jsonl")
+        clips, paths = calibration_clips(manifest, args.calibration_clips,
+                                         args.calibration_seed, model.features.clip_samples)
+        calibration = (clips, calibration_log(paths, args.calibration_seed, str(manifest)))
+        print(f"int8 calibration: {len(paths)} training clips from {manifest} "
+              f"(seed {args.calibration_seed})")
     if args.format == "tflite":
         from kwspot.export.tflite import export_tflite
 
-        card = export_tflite(model, out, audio, record, tolerance=args.tolerance)
+        card = export_tflite(model, out, audio, record, tolerance=args.tolerance,
+                             precision=args.precision, calibration=calibration)
     else:
-        calibration = None
-        if args.precision == "int8":
-            from kwspot.export.calibration import calibration_clips, calibration_log
-
-            manifest = Path(args.calibration_data or
-                            run_dir_of(args.checkpoint) / "manifest.jsonl")
-            clips, paths = calibration_clips(manifest, args.calibration_clips,
-                                             args.calibration_seed,
-                                             model.features.clip_samples)
-            calibration = (clips, calibration_log(paths, args.calibration_seed, str(manifest)))
-            print(f"int8 calibration: {len(paths)} training clips from {manifest} "
-                  f"(seed {args.calibration_seed})")
         card = export_onnx(model, out, audio, record, tolerance=args.tolerance,
                            precision=args.precision, calibration=calibration)
     print(f"wrote {out} ({out.stat().st_size / 1024:.0f} KiB), {card['network']['file']} "
@@ -335,12 +339,13 @@ def add_verify_export_parser(sub: argparse._SubParsersAction) -> None:
                        "checkpoint: both accuracies on the same clips, the largest posterior "
                        "difference, file sizes, and single-clip latency (median/p90, one "
                        "thread).")
-    p.add_argument("model", help="exported model (.onnx with its .json card)")
+    p.add_argument("model", help="exported model (.onnx or .tflite, with its card)")
     add_data_args(p)
     p.add_argument("--split", default="test", choices=("train", "validation", "test", "all"),
                    help="which clips (default test)")
     p.add_argument("--checkpoint", default=None, metavar="PT",
-                   help="the checkpoint it was exported from (run dir or .pt), for comparison")
+                   help="the checkpoint it was exported from (run dir, .pt, or shipped), "
+                        "for comparison")
     p.add_argument("--runs", type=int, default=1000, help="latency runs (default 1000)")
     p.add_argument("--seed", type=int, default=None,
                    help="seed of the recipe's _unknown_/_silence_ test draws (default: the "
@@ -395,9 +400,9 @@ def add_detect_parser(sub: argparse._SubParsersAction) -> None:
 
 def add_detector_args(p: argparse.ArgumentParser, with_model: bool = True) -> None:
     if with_model:
-        p.add_argument("--model", default=None, metavar="FILE.onnx",
-                       help="exported model with its .json card (default: the shipped "
-                            "TC-ResNet8 trained on Speech Commands)")
+        p.add_argument("--model", default=None, metavar="FILE.onnx|FILE.tflite",
+                       help="exported model (.onnx, or .tflite with kwspot[tflite]) and its "
+                            "card (default: the shipped TC-ResNet8 trained on Speech Commands)")
     p.add_argument("--keywords", type=_words, default=None, metavar="W1,W2,..",
                    help="only report these (default: every class but _silence_/_unknown_)")
     p.add_argument("--threshold", type=float, default=None,
@@ -424,9 +429,9 @@ def cmd_detect(args: argparse.Namespace) -> None:
     from kwspot.audio import iter_audio_blocks
     from kwspot.errors import AudioError
     from kwspot.runtime.detector import Detector, detect_blocks
-    from kwspot.runtime.model import OnnxKeywordModel
+    from kwspot.runtime.model import load_keyword_model
 
-    model = OnnxKeywordModel(args.model)
+    model = load_keyword_model(args.model)
     cfg = detector_config(args)
     keywords = list(args.keywords) if args.keywords else None
     failures = 0
@@ -562,7 +567,7 @@ def add_review_parser(sub: argparse._SubParsersAction) -> None:
                        "`kwspot review export DATA --db DB --out corrected.csv` writes the "
                        "corrected manifest. Needs pip install 'kwspot[serve]'.")
     p.add_argument("data", help="data set: label folder, Speech Commands, .csv or .jsonl")
-    p.add_argument("--model", default=None, metavar="FILE.onnx",
+    p.add_argument("--model", default=None, metavar="FILE.onnx|FILE.tflite",
                    help="exported model: its doubts order the queue and it suggests segments")
     p.add_argument("--db", default="review.sqlite", help="judgements (default review.sqlite)")
     p.add_argument("--annotator", default=None,

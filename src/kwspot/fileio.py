@@ -36,12 +36,18 @@ def save_figure(fig: Any, path: str | Path, dpi: int = 110) -> None:
 
 
 def write_card(card: dict[str, Any], model_path: str | Path) -> Path:
-    """The model card: ``<model>.json`` beside the model, each file replaced atomically; for
-    an .onnx model the same JSON also goes in its metadata (``kwspot_card``). Other formats
-    (TFLite) carry the side file only."""
+    """The model card: ``<model>.json`` beside the model, each file replaced atomically; the
+    same JSON also goes in the model's metadata (``kwspot_card``) of an .onnx or .tflite file,
+    so the model still runs when the side file is lost."""
     model_path = Path(model_path)
     if model_path.suffix.lower() == ".onnx":
         _embed_card(card, model_path)
+    elif model_path.suffix.lower() == ".tflite":
+        from kwspot.runtime.tflite_model import CARD_KEY, with_metadata
+
+        data = with_metadata(model_path.read_bytes(), CARD_KEY, json.dumps(card).encode())
+        with atomic_path(model_path) as tmp:
+            tmp.write_bytes(data)
     card_file = model_path.with_suffix(".json")
     atomic_write_text(card_file, json.dumps(card, indent=2) + "\n")
     return card_file

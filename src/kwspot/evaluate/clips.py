@@ -179,12 +179,13 @@ class Scorer:
 
 
 def load_scorer(model_path: str | Path) -> Scorer:
-    """A checkpoint (.pt or run dir) or an exported .onnx (whose card records its training)."""
+    """A checkpoint (.pt or run dir) or an exported .onnx or .tflite (whose card records its
+    training)."""
     path = Path(model_path)
-    if path.suffix == ".onnx":
-        from kwspot.runtime import OnnxKeywordModel
+    if path.suffix in (".onnx", ".tflite"):
+        from kwspot.runtime.model import load_keyword_model
 
-        onnx_model = OnnxKeywordModel(path, threads=0)
+        onnx_model = load_keyword_model(path, threads=0)
         config = onnx_model.card.get("training", {}).get("config") or {}
 
         def score_onnx(audio: np.ndarray) -> np.ndarray:

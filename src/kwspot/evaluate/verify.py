@@ -21,9 +21,9 @@ if TYPE_CHECKING:
 
 def model_files(path: Path) -> list[Path]:
     """The files a deployment copies: the model, its network graph, its card."""
-    from kwspot.export import NETWORK_SUFFIX, card_path
+    from kwspot.export import card_path
 
-    files = [path, card_path(path), path.with_name(path.stem + NETWORK_SUFFIX)]
+    files = [path, card_path(path), path.with_name(f"{path.stem}.net{path.suffix}")]
     return [f for f in files if f.exists()]
 
 
@@ -32,9 +32,9 @@ def single_clip_latency(model_path: Path, clip: np.ndarray, runs: int,
     """Median and p90 milliseconds of one audio-in call on one thread (``kwspot bench``'s
     timer)."""
     from kwspot.bench import time_calls
-    from kwspot.runtime import OnnxKeywordModel
+    from kwspot.runtime.model import load_keyword_model
 
-    model = OnnxKeywordModel(model_path, threads=1)
+    model = load_keyword_model(model_path, threads=1)
     clip = np.ascontiguousarray(clip[None], dtype=np.float32)
     return time_calls(lambda: model.posteriors(clip), runs, warmup)
 

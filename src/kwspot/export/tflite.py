@@ -1,21 +1,19 @@
 """TFLite export through litert-torch (no TensorFlow), run with ai-edge-litert: the same two
 graphs as the ONNX export — raw audio -> (posteriors, logits) with the matmul front end
 inside, and features -> logits for the streaming engine — at batch 1 (TFLite shapes are
-static), float32. Each is checked against PyTorch before anything is kept. Needs the optional
-extra: ``pip install 'kwspot[tflite]'``.
+static). Each is checked against PyTorch before anything is kept. Needs the optional extra:
+``pip install 'kwspot[tflite]'``.
 
-The card is written beside the model (``<name>.json``); unlike the ONNX export it is not
-embedded in the model file.
+float32, or int8: PyTorch 2 Export post-training quantization (litert-torch's PT2E quantizer:
+int8 weights per channel, int8 activations, histogram calibration) of the network — every
+convolution, residual add, pooling and the classifier — calibrated on logged training clips.
+The front end (framing, FFT products, mel, log, DCT) stays float in the audio-in graph: a log
+compresses a ~100 dB range that 8 bits cannot hold. The card is written beside the model
+(``<name>.json``) and embedded in the file's metadata (``kwspot_card``).
 """
 
 from __future__ import annotations
 
-import contextlib
-import io
-import logging
-import os
-import warnings
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,69 +23,52 @@ import torch
 from kwspot.classifier import ExportModel, KeywordClassifier
 from kwspot.errors import KwspotError
 from kwspot.export.card import model_card
-from kwspot.export.parity import PARITY_TOLERANCE, compare_to_torch
+from kwspot.export.parity import INT8_TOLERANCE, PARITY_TOLERANCE, compare_to_torch
 from kwspot.fileio import atomic_path, write_card
+from kwspot.runtime.tflite_model import INSTALL, interpreter, quiet, run
 
 TFLITE_SUFFIX = ".tflite"
 NETWORK_SUFFIX = ".net.tflite"
-INSTALL = "pip install 'kwspot[tflite]'"
-
-
-@contextlib.contextmanager
-def _quiet() -> Iterator[None]:
-    """litert-torch, torchao and the converter print warnings and progress lines to stdout,
-    stderr and the C-level fd 2; a user of ``kwspot export`` should see kwspot's lines only."""
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "w") as sink:
-            os.dup2(sink.fileno(), 2)
-            with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), \
-                    contextlib.redirect_stderr(io.StringIO()):
-                warnings.simplefilter("ignore")
-                level = logging.root.manager.disable
-                logging.disable(logging.WARNING)
-                try:
-                    yield
-                finally:
-                    logging.disable(level)
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
+FRONTEND_TYPE = "kwspot.features.MatmulFrontend"  # how torch.export names the module's type
 
 
 def _litert_torch() -> Any:
     try:
-        with _quiet():
+        with quiet():
             import litert_torch
     except ImportError:
         raise KwspotError(f"TFLite export needs the optional extra: {INSTALL}") from None
     return litert_torch
 
 
-def interpreter(path: str | Path, threads: int = 1) -> Any:
-    """An ai-edge-litert interpreter for ``path``, tensors allocated."""
-    try:
-        from ai_edge_litert.interpreter import Interpreter
-    except ImportError:
-        raise KwspotError(f"running TFLite models needs ai-edge-litert: {INSTALL}") from None
-    with _quiet():
-        runner = Interpreter(model_path=str(path), num_threads=threads)
-        runner.allocate_tensors()
-    return runner
-
-
-def run(runner: Any, x: np.ndarray) -> list[np.ndarray]:
-    """One batch-1 call; outputs in the order the graph declares them."""
-    runner.set_tensor(runner.get_input_details()[0]["index"], np.ascontiguousarray(x))
-    runner.invoke()
-    return [runner.get_tensor(o["index"]) for o in runner.get_output_details()]
-
-
-def convert(module: torch.nn.Module, example: torch.Tensor, path: Path) -> None:
-    """``module`` at the shape of ``example`` (batch 1) -> a float TFLite file, atomically."""
+def convert(module: torch.nn.Module, example: torch.Tensor, path: Path,
+            calibration: torch.Tensor | None = None) -> None:
+    """``module`` at the shape of ``example`` (batch 1) -> a TFLite file, atomically: float32,
+    or int8 when ``calibration`` inputs are given (any ``MatmulFrontend`` inside stays float)."""
     litert_torch = _litert_torch()
-    with _quiet(), atomic_path(path) as tmp:
-        litert_torch.convert(module.eval(), (example,)).export(str(tmp))
+    module = module.eval()
+    with quiet(), atomic_path(path) as tmp:
+        if calibration is None:
+            litert_torch.convert(module, (example,)).export(str(tmp))
+            return
+        from litert_torch.quantize.pt2e_quantizer import (
+            PT2EQuantizer,
+            get_symmetric_quantization_config,
+        )
+        from litert_torch.quantize.quant_config import QuantConfig
+        from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+
+        config = get_symmetric_quantization_config(is_per_channel=True)
+        quantizer = PT2EQuantizer().set_global(config).set_module_type(
+            FRONTEND_TYPE, None)  # type: ignore[arg-type]  # the stack records type names
+        graph = torch.export.export(module, (example,)).module()
+        graph = prepare_pt2e(graph, quantizer)
+        with torch.no_grad():
+            for x in calibration:
+                graph(x[None])
+        graph = convert_pt2e(graph, fold_quantize=False)
+        litert_torch.convert(graph, (example,), quant_config=QuantConfig(
+            pt2e_quantizer=quantizer)).export(str(tmp))
 
 
 def parity(model: KeywordClassifier, audio_path: Path, network_path: Path,
@@ -106,14 +87,36 @@ def parity(model: KeywordClassifier, audio_path: Path, network_path: Path,
                             str(audio_path))
 
 
+def _outputs(path: Path, clip: np.ndarray) -> list[dict[str, Any]]:
+    """Which output is which: litert-torch does not keep output names, so the card says
+    (posteriors sum to one)."""
+    names = [o["name"] for o in interpreter(path).get_output_details()]
+    first = run(interpreter(path), clip)
+    order = ["posteriors" if abs(float(o.sum()) - 1.0) < 1e-3 else "logits" for o in first]
+    if sorted(order) != ["logits", "posteriors"]:
+        raise KwspotError(f"{path}: cannot tell its posteriors from its logits")
+    return [{"index": i, "name": n, "is": what,
+             "meaning": "softmax posteriors in label order" if what == "posteriors"
+             else "logits (pre-softmax) in label order"}
+            for i, (n, what) in enumerate(zip(names, order, strict=True))]
+
+
+def _posteriors_index(outputs: list[dict[str, Any]]) -> int:
+    return next(o["index"] for o in outputs if o["is"] == "posteriors")
+
+
 def export_tflite(model: KeywordClassifier, out_path: str | Path, check_audio: np.ndarray,
                   record: dict[str, Any] | None = None, tolerance: float = PARITY_TOLERANCE,
-                  precision: str = "float32") -> dict[str, Any]:
+                  precision: str = "float32",
+                  calibration: tuple[np.ndarray, dict[str, Any]] | None = None) -> dict[str, Any]:
     """Write ``<name>.tflite``, ``<name>.net.tflite`` and the card; returns the card with the
-    measured parity. Nothing is kept when TFLite and PyTorch disagree beyond ``tolerance``."""
-    if precision != "float32":
-        raise KwspotError("int8 TFLite export is not built yet: use --format tflite "
-                          "--precision float32, or --format onnx --precision int8")
+    measured parity. The float graphs are checked first (within ``tolerance``); int8 is then
+    converted from the same module, calibrated on ``calibration`` (clips, and the log of how
+    they were drawn), and checked within ``INT8_TOLERANCE``. Nothing is kept on a failure."""
+    if precision not in ("float32", "int8"):
+        raise KwspotError(f"unknown precision {precision!r}; choose float32 or int8")
+    if precision == "int8" and calibration is None:
+        raise KwspotError("int8 export needs calibration clips")
     out_path = Path(out_path)
     if out_path.suffix.lower() != TFLITE_SUFFIX:
         raise KwspotError(f"{out_path}: TFLite models end in {TFLITE_SUFFIX}")
@@ -122,7 +125,14 @@ def export_tflite(model: KeywordClassifier, out_path: str | Path, check_audio: n
     audio = np.ascontiguousarray(check_audio, dtype=np.float32)
     example = torch.from_numpy(audio[:1])
     network_path = out_path.with_name(out_path.stem + NETWORK_SUFFIX)
-    convert(ExportModel(model), example, out_path)
+
+    def discard(message: str) -> KwspotError:
+        out_path.unlink(missing_ok=True)
+        network_path.unlink(missing_ok=True)
+        return KwspotError(message + "; nothing was written")
+
+    export_model = ExportModel(model).eval()
+    convert(export_model, example, out_path)
     with torch.no_grad():
         features = model.frontend(example)
     convert(model.network, features, network_path)
@@ -134,23 +144,30 @@ def export_tflite(model: KeywordClassifier, out_path: str | Path, check_audio: n
                        "shape": [1, model.features.num_channels, model.features.num_frames],
                        "output": "logits", "meaning": "logits in label order; the runtime "
                        "computes the features (same front end) and the softmax"}
-    names = [o["name"] for o in interpreter(out_path).get_output_details()]
-    first = run(interpreter(out_path), audio[:1])
-    order = ["posteriors" if abs(float(o.sum()) - 1.0) < 1e-3 else "logits" for o in first]
-    if sorted(order) != ["logits", "posteriors"]:
-        raise KwspotError(f"{out_path}: cannot tell its posteriors from its logits")
-    card["outputs"] = [{"index": i, "name": n, "is": what,
-                        "meaning": "softmax posteriors in label order" if what == "posteriors"
-                        else "logits (pre-softmax) in label order"}
-                       for i, (n, what) in enumerate(zip(names, order, strict=True))]
-    max_diff = parity(model, out_path, network_path, audio, order.index("posteriors"))
+    card["outputs"] = _outputs(out_path, audio[:1])
+    max_diff = parity(model, out_path, network_path, audio, _posteriors_index(card["outputs"]))
     card["parity"] = {"max_abs_diff": max_diff, "clips": len(audio), "tolerance": tolerance,
-                      "runtime": "ai-edge-litert"}
+                      "runtime": "ai-edge-litert", "precision": "float32"}
     if max_diff > tolerance:
-        out_path.unlink(missing_ok=True)
-        network_path.unlink(missing_ok=True)
-        raise KwspotError(f"TFLite and PyTorch disagree by {max_diff:.2e} (> {tolerance:.0e}); "
-                          "nothing was written")
+        raise discard(f"TFLite and PyTorch disagree by {max_diff:.2e} (> {tolerance:.0e})")
     card["precision"] = precision
+    if precision == "int8" and calibration is not None:
+        clips, log = calibration
+        calib_audio = torch.from_numpy(np.ascontiguousarray(clips, dtype=np.float32))
+        with torch.no_grad():
+            calib_features = model.frontend(calib_audio)
+        convert(export_model, example, out_path, calibration=calib_audio)
+        convert(model.network, features, network_path, calibration=calib_features)
+        card["outputs"] = _outputs(out_path, audio[:1])
+        int8_diff = parity(model, out_path, network_path, audio,
+                           _posteriors_index(card["outputs"]))
+        card["quantization"] = {
+            "method": "litert-torch PT2E static: int8 weights per channel (symmetric), int8 "
+                      "activations, histogram calibration; front end (framing, FFT products, "
+                      "mel, log, DCT) float in the audio-in graph",
+            "calibration": log, "max_abs_diff_from_float": int8_diff}
+        if int8_diff > INT8_TOLERANCE:
+            raise discard(f"int8 posteriors differ from PyTorch by {int8_diff:.2e} "
+                          f"(> {INT8_TOLERANCE})")
     write_card(card, out_path)
     return card

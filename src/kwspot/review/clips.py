@@ -217,9 +217,9 @@ def load_review_set(data: str | Path, store: ReviewStore, model_path: str | None
     clips = read_clips(data, label_regex, progress)
     model = None
     if model_path:
-        from kwspot.runtime.model import OnnxKeywordModel
+        from kwspot.runtime.model import load_keyword_model
 
-        model = OnnxKeywordModel(model_path)
+        model = load_keyword_model(model_path)
         if progress:
             progress(f"scoring {len(clips)} clips with {model.path.name} (cached after)")
     return ReviewSet(clips, store, model, order, k, seed)

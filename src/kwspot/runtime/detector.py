@@ -27,7 +27,7 @@ import numpy as np
 from kwspot.data import SILENCE, UNKNOWN
 from kwspot.errors import KwspotError
 from kwspot.runtime.engine import StreamScorer
-from kwspot.runtime.model import KeywordModel, OnnxKeywordModel
+from kwspot.runtime.model import KeywordModel, load_keyword_model
 
 DEFAULT_THRESHOLD = 0.8
 INT16_SCALE = 32768.0
@@ -112,14 +112,14 @@ class EventLogic:
 class Detector:
     """``Detector(model).push(chunk) -> [Detection, ...]`` for one stream.
 
-    ``model``: an exported .onnx path, an ``OnnxKeywordModel``, or None for the shipped one.
+    ``model``: an exported .onnx or .tflite path, a loaded model, or None for the shipped one.
     ``push`` takes 1-D float audio in [-1, 1] or int16 PCM at the model's rate.
     """
 
     def __init__(self, model: str | Path | KeywordModel | None = None,
                  config: DetectorConfig | None = None,
                  keywords: Sequence[str] | None = None) -> None:
-        self.model: KeywordModel = OnnxKeywordModel(model) \
+        self.model: KeywordModel = load_keyword_model(model) \
             if model is None or isinstance(model, str | Path) else model
         self.config = config or DetectorConfig()
         rate = self.model.sample_rate

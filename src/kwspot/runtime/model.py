@@ -12,13 +12,16 @@ import json
 import math
 from importlib import resources
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import onnxruntime as ort
 
 from kwspot.errors import KwspotError
 from kwspot.runtime.frontend import FeatureConfig, NumpyFrontend
+
+if TYPE_CHECKING:
+    from kwspot.runtime.tflite_model import TfliteKeywordModel
 
 PRETRAINED_NAME = "tc-resnet8-speech-commands"
 
@@ -170,3 +173,15 @@ class OnnxKeywordModel:
             raise KwspotError(f"{self.path}: this export has no network graph")
         return softmax(self.network.run(None, {self.network_input: np.ascontiguousarray(
             features, dtype=np.float32)})[0])
+
+
+def load_keyword_model(path: str | Path | None = None,
+                       threads: int = 1) -> OnnxKeywordModel | TfliteKeywordModel:
+    """The runtime model for an exported file, by its suffix: ``.tflite`` runs in
+    ai-edge-litert, anything else (``.onnx``, a folder, None for the shipped model) in ONNX
+    Runtime."""
+    if path is not None and Path(path).suffix.lower() == ".tflite":
+        from kwspot.runtime.tflite_model import TfliteKeywordModel
+
+        return TfliteKeywordModel(path, threads)
+    return OnnxKeywordModel(path, threads)

@@ -35,7 +35,7 @@ from starlette.websockets import WebSocketDisconnect, WebSocketState
 from kwspot.audio import fit_length, iter_audio_blocks
 from kwspot.errors import AudioError, KwspotError
 from kwspot.runtime.detector import Detection, Detector, DetectorConfig
-from kwspot.runtime.model import OnnxKeywordModel
+from kwspot.runtime.model import load_keyword_model
 from kwspot.serving.batching import MicroBatcher
 from kwspot.serving.config import ServeConfig
 from kwspot.serving.http import RequestError, error, install_error_handlers, same_origin
@@ -103,7 +103,7 @@ class Service:
 
     def __init__(self, config: ServeConfig, batcher: Batcher | None = None) -> None:
         self.config = config
-        self.model = OnnxKeywordModel(config.model)
+        self.model = load_keyword_model(config.model)
         self.metrics = ServerMetrics()
         # one detector built now checks the settings before the port opens; its scorer's
         # ``score`` is the model call every stream's windows go through

@@ -9,7 +9,7 @@ import shutil
 import tempfile
 
 from kwspot.runtime.detector import Detector
-from kwspot.runtime.model import OnnxKeywordModel
+from kwspot.runtime.model import load_keyword_model
 from kwspot.serving.config import ServeConfig
 
 APP_FACTORY = "kwspot.serving.app:app_from_environment"
@@ -18,7 +18,7 @@ APP_FACTORY = "kwspot.serving.app:app_from_environment"
 def check_model(config: ServeConfig) -> None:
     """Load the model and build one detector: a bad model or setting fails with kwspot's one
     line before any port opens or any worker (or Ray) starts."""
-    Detector(OnnxKeywordModel(config.model), config.detector)
+    Detector(load_keyword_model(config.model), config.detector)
 
 
 def serve(config: ServeConfig, log_level: str = "info") -> None:

@@ -1,0 +1,180 @@
+"""Running an exported TFLite model with ai-edge-litert and numpy only (no torch), the same
+interface as ``OnnxKeywordModel``, so ``detect``, ``eval``, ``verify-export`` and the
+streaming engine take a ``.tflite`` file as they take an ``.onnx`` one.
+
+TFLite shapes are static (batch 1): a batch of windows runs one window per call. The card is
+the side file ``<name>.json`` or, when it is missing, the copy stored in the model's metadata
+(``kwspot_card``). Needs ``pip install 'kwspot[tflite]'``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import os
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from kwspot.errors import KwspotError
+from kwspot.runtime.frontend import FeatureConfig, NumpyFrontend
+from kwspot.runtime.model import parse_card, read_card, softmax
+
+INSTALL = "pip install 'kwspot[tflite]'"
+CARD_KEY = "kwspot_card"
+
+
+@contextlib.contextmanager
+def quiet() -> Iterator[None]:
+    """litert, its converter and torchao print warnings and progress lines to stdout, stderr
+    and the C-level fd 2; a user of kwspot should see kwspot's lines only."""
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as sink:
+            os.dup2(sink.fileno(), 2)
+            with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), \
+                    contextlib.redirect_stderr(io.StringIO()):
+                warnings.simplefilter("ignore")
+                level = logging.root.manager.disable
+                logging.disable(logging.WARNING)
+                try:
+                    yield
+                finally:
+                    logging.disable(level)
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def interpreter(path: str | Path, threads: int = 1) -> Any:
+    """An ai-edge-litert interpreter for ``path``, tensors allocated."""
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError:
+        raise KwspotError(f"running TFLite models needs ai-edge-litert: {INSTALL}") from None
+    try:
+        with quiet():
+            runner = Interpreter(model_path=str(path), num_threads=max(1, threads))
+            runner.allocate_tensors()
+    except (ValueError, RuntimeError) as exc:
+        raise KwspotError(f"{path}: cannot load TFLite model ({exc})") from None
+    return runner
+
+
+def run(runner: Any, x: np.ndarray) -> list[np.ndarray]:
+    """One batch-1 call; float outputs in the order the graph declares them. A fully int8
+    graph (int8 input/outputs, as the converter makes the network graph) is fed and read
+    through its tensors' scale and zero point."""
+    detail = runner.get_input_details()[0]
+    if detail["dtype"] == np.int8:
+        scale, zero = detail["quantization"]
+        x = np.clip(np.round(x / scale) + zero, -128, 127).astype(np.int8)
+    runner.set_tensor(detail["index"], np.ascontiguousarray(x))
+    runner.invoke()
+    outputs = []
+    for out in runner.get_output_details():
+        value = runner.get_tensor(out["index"])
+        if out["dtype"] == np.int8:
+            scale, zero = out["quantization"]
+            value = (value.astype(np.float32) - zero) * scale
+        outputs.append(value)
+    return outputs
+
+
+def read_metadata(path: str | Path) -> dict[str, bytes]:
+    """The named metadata buffers of a TFLite file (flatbuffer ``Model.metadata``)."""
+    from ai_edge_litert import schema_py_generated as schema
+
+    data = Path(path).read_bytes()
+    try:
+        model = schema.Model.GetRootAs(data, 0)
+        entries = {}
+        for i in range(model.MetadataLength()):
+            entry = model.Metadata(i)
+            entries[entry.Name().decode()] = model.Buffers(entry.Buffer()).DataAsNumpy().tobytes()
+    except Exception as exc:  # a damaged flatbuffer raises anything from struct to Index
+        raise KwspotError(f"{path}: not a readable TFLite file ({exc})") from None
+    return entries
+
+
+def with_metadata(data: bytes, key: str, value: bytes) -> bytes:
+    """``data`` (a TFLite file) with metadata ``key`` set to ``value`` (replaced if present)."""
+    import flatbuffers
+    from ai_edge_litert import schema_py_generated as schema
+
+    model = schema.ModelT.InitFromPackedBuf(bytearray(data), 0)
+    buffer = schema.BufferT()
+    buffer.data = np.frombuffer(value, dtype=np.uint8)
+    model.buffers.append(buffer)
+    entry = schema.MetadataT()
+    entry.name, entry.buffer = key, len(model.buffers) - 1
+    model.metadata = [m for m in (model.metadata or []) if m.name not in (key, key.encode())]
+    model.metadata.append(entry)
+    builder = flatbuffers.Builder(len(data) + len(value) + 1024)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())
+
+
+class TfliteKeywordModel:
+    """(N, window_samples) float32 audio -> (N, classes) posteriors; and, with the export's
+    network graph, (N, C, T) features -> (N, classes) posteriors."""
+
+    def __init__(self, path: str | Path, threads: int = 1) -> None:
+        path = Path(path)
+        if not path.is_file():
+            raise KwspotError(f"{path}: model file not found")
+        self.path = path
+        self.runner = interpreter(path, threads)
+        card_file = path.with_suffix(".json")
+        if card_file.is_file():
+            self.card: dict[str, Any] = read_card(card_file)
+        else:
+            text = read_metadata(path).get(CARD_KEY)
+            if text is None:
+                raise KwspotError(f"{path}: model card {card_file.name} not found beside it, "
+                                  "and none is embedded in the model")
+            self.card = parse_card(text.decode(), path)
+        self.labels: list[str] = list(self.card["labels"])
+        self.sample_rate: int = int(self.card["sample_rate"])
+        self.window_samples: int = int(self.card["window_samples"])
+        self.thresholds: dict[str, float] = {
+            k: float(v) for k, v in (self.card.get("thresholds") or {}).items()}
+        self.features = FeatureConfig(**self.card["features"]) if "features" in self.card \
+            else None
+        shape = list(self.runner.get_input_details()[0]["shape"])
+        if shape != [1, self.window_samples]:
+            raise KwspotError(f"{path}: the model takes input {shape}, the card says "
+                              f"[1, {self.window_samples}]")
+        outputs = self.card.get("outputs") or []
+        self.posteriors_index = next((int(o["index"]) for o in outputs
+                                      if o.get("is") == "posteriors"), 0)
+        self.network: Any = None
+        network = (self.card.get("network") or {}).get("file")
+        if network and self.features is not None:
+            network_path = path.parent / network
+            if not network_path.is_file():
+                raise KwspotError(f"{path}: its network graph {network} is missing")
+            self.network = interpreter(network_path, threads)
+
+    def posteriors(self, windows: np.ndarray) -> np.ndarray:
+        windows = np.ascontiguousarray(windows, dtype=np.float32)
+        if windows.ndim == 1:
+            windows = windows[None]
+        return np.concatenate([run(self.runner, w[None])[self.posteriors_index]
+                               for w in windows]) if len(windows) else \
+            np.zeros((0, len(self.labels)), np.float32)
+
+    def frontend(self) -> NumpyFrontend | None:
+        """A fresh numpy front end for one stream, when the export has a network graph."""
+        return NumpyFrontend(self.features) if self.network is not None else None
+
+    def network_posteriors(self, features: np.ndarray) -> np.ndarray:
+        """(N, C, T) features -> (N, classes) posteriors (softmax of the network's logits)."""
+        if self.network is None:
+            raise KwspotError(f"{self.path}: this export has no network graph")
+        features = np.ascontiguousarray(features, dtype=np.float32)
+        return softmax(np.concatenate([run(self.network, f[None])[0] for f in features]))
