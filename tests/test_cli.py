@@ -130,7 +130,7 @@ def test_bench_reports_counted_flops_and_measured_latency(tmp_path: Path) -> Non
 
     cases = {(t["engine"], t["inputs"]) for t in result["timings"]}
     engines = ("pytorch", "onnxruntime", "onnxruntime-int8") + (
-        ("tflite",) if tflite_available() else ())
+        ("tflite", "tflite-int8") if tflite_available() else ())
     assert cases == {(e, i) for e in engines for i in ("audio", "features")}
     for t in result["timings"]:
         assert 0 < t["median_ms"] <= t["p90_ms"] < 1000 and t["runs"] == 30

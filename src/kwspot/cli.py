@@ -650,9 +650,10 @@ def cmd_review_export(args: argparse.Namespace) -> None:
 def add_bench_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("bench", help="params, FLOPs and measured latency (PyTorch, ONNX, TFLite)",
                        description="Measure single-example latency on --threads threads "
-                       "(median and p90 over --runs runs after --warmup), for PyTorch and ONNX "
-                       "Runtime, with the feature front end included and excluded, float and "
-                       "int8. Untrained weights time the same as trained ones.")
+                       "(median and p90 over --runs runs after --warmup), for PyTorch, ONNX "
+                       "Runtime and, with kwspot[tflite], TFLite, with the feature front end "
+                       "included and excluded, float and int8, side by side in one run. "
+                       "Untrained weights time the same as trained ones.")
     p.add_argument("--model", action="append", default=None,
                    help="architecture(s) to measure; repeat the flag (default tc-resnet8)")
     p.add_argument("--checkpoint", default=None, help="measure this checkpoint instead")

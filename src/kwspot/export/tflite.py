@@ -45,8 +45,19 @@ def convert(module: torch.nn.Module, example: torch.Tensor, path: Path,
             calibration: torch.Tensor | None = None) -> None:
     """``module`` at the shape of ``example`` (batch 1) -> a TFLite file, atomically: float32,
     or int8 when ``calibration`` inputs are given (any ``MatmulFrontend`` inside stays float)."""
+    try:
+        _convert(module.eval(), example, path, calibration)
+    except KwspotError:
+        raise
+    except Exception as exc:  # the converter raises many types; its message says what failed
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        precision = "float32" if calibration is None else "int8"
+        raise KwspotError(f"TFLite conversion failed ({precision}): {first[:300]}") from None
+
+
+def _convert(module: torch.nn.Module, example: torch.Tensor, path: Path,
+             calibration: torch.Tensor | None) -> None:
     litert_torch = _litert_torch()
-    module = module.eval()
     with quiet(), atomic_path(path) as tmp:
         if calibration is None:
             litert_torch.convert(module, (example,)).export(str(tmp))
@@ -123,14 +134,21 @@ def export_tflite(model: KeywordClassifier, out_path: str | Path, check_audio: n
     out_path.parent.mkdir(parents=True, exist_ok=True)
     model.eval()
     audio = np.ascontiguousarray(check_audio, dtype=np.float32)
-    example = torch.from_numpy(audio[:1])
     network_path = out_path.with_name(out_path.stem + NETWORK_SUFFIX)
-
-    def discard(message: str) -> KwspotError:
+    try:
+        return _export_checked(model, out_path, network_path, audio, record, tolerance,
+                               precision, calibration)
+    except BaseException:  # a failed check, a converter error, Ctrl-C: keep no half export
         out_path.unlink(missing_ok=True)
         network_path.unlink(missing_ok=True)
-        return KwspotError(message + "; nothing was written")
+        raise
 
+
+def _export_checked(model: KeywordClassifier, out_path: Path, network_path: Path,
+                    audio: np.ndarray, record: dict[str, Any] | None, tolerance: float,
+                    precision: str, calibration: tuple[np.ndarray, dict[str, Any]] | None
+                    ) -> dict[str, Any]:
+    example = torch.from_numpy(audio[:1])
     export_model = ExportModel(model).eval()
     convert(export_model, example, out_path)
     with torch.no_grad():
@@ -149,7 +167,8 @@ def export_tflite(model: KeywordClassifier, out_path: str | Path, check_audio: n
     card["parity"] = {"max_abs_diff": max_diff, "clips": len(audio), "tolerance": tolerance,
                       "runtime": "ai-edge-litert", "precision": "float32"}
     if max_diff > tolerance:
-        raise discard(f"TFLite and PyTorch disagree by {max_diff:.2e} (> {tolerance:.0e})")
+        raise KwspotError(f"TFLite and PyTorch disagree by {max_diff:.2e} (> {tolerance:.0e}); "
+                          "nothing was written")
     card["precision"] = precision
     if precision == "int8" and calibration is not None:
         clips, log = calibration
@@ -167,7 +186,7 @@ def export_tflite(model: KeywordClassifier, out_path: str | Path, check_audio: n
                       "mel, log, DCT) float in the audio-in graph",
             "calibration": log, "max_abs_diff_from_float": int8_diff}
         if int8_diff > INT8_TOLERANCE:
-            raise discard(f"int8 posteriors differ from PyTorch by {int8_diff:.2e} "
-                          f"(> {INT8_TOLERANCE})")
+            raise KwspotError(f"int8 posteriors differ from PyTorch by {int8_diff:.2e} "
+                              f"(> {INT8_TOLERANCE}); nothing was written")
     write_card(card, out_path)
     return card
