@@ -14,12 +14,14 @@ import argparse
 import json
 from pathlib import Path
 
-from kwspot.checkpoint import load_classifier
+from kwspot.checkpoint import load_classifier, save_record
 from kwspot.export import export_onnx, parity_clips
 from kwspot.fileio import write_card
 from kwspot.runtime.model import pretrained_path
 
 KEPT = ("thresholds", "calibration")
+CHECKPOINT_KEYS = ("model_name", "labels", "features", "state_dict", "step", "val_accuracy",
+                   "config")
 
 DOCUMENTATION = {
     "training_data": {
@@ -71,7 +73,12 @@ def main() -> None:
     card.update({key: previous[key] for key in KEPT if key in previous})
     card.update(DOCUMENTATION)
     write_card(card, out)
-    print(f"wrote {out} (parity {card['parity']['max_abs_diff']:.2e})")
+    # the checkpoint ships too (weights and record only), so the shipped model can be
+    # exported to any format: `kwspot export shipped --format tflite ...`
+    record = {k: v for k, v in record.items() if k in CHECKPOINT_KEYS}
+    save_record(record, out.with_suffix(".pt"))
+    print(f"wrote {out} and {out.with_suffix('.pt').name} "
+          f"(parity {card['parity']['max_abs_diff']:.2e})")
 
 
 if __name__ == "__main__":
