@@ -271,3 +271,17 @@ def test_a_converter_failure_is_one_clear_line_and_keeps_nothing(
         export_tflite(model, tmp_path / "m.tflite", audio, record, precision="int8",
                       calibration=(audio, {"clips": 2}))
     assert not list(tmp_path.iterdir())
+
+
+def test_a_failed_re_export_leaves_the_earlier_export_as_it_was(
+        trained, tiny_tflite: Path, tmp_path: Path) -> None:
+    import shutil
+
+    model, record = trained
+    for name in ("tiny.tflite", "tiny.net.tflite", "tiny.json"):
+        shutil.copy(tiny_tflite.parent / name, tmp_path / name)
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    with pytest.raises(KwspotError, match="disagree"):
+        export_tflite(model, tmp_path / "tiny.tflite", parity_clips(None, 2, 16000), record,
+                      tolerance=0.0)
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before

@@ -14,6 +14,7 @@ compresses a ~100 dB range that 8 bits cannot hold. The card is written beside t
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -135,13 +136,21 @@ def export_tflite(model: KeywordClassifier, out_path: str | Path, check_audio: n
     model.eval()
     audio = np.ascontiguousarray(check_audio, dtype=np.float32)
     network_path = out_path.with_name(out_path.stem + NETWORK_SUFFIX)
+    # built and checked under temporary names: a failure (a check, the converter, Ctrl-C)
+    # keeps no half export and leaves an earlier export at out_path as it was
+    partial = out_path.with_name(f"{out_path.stem}.partial{TFLITE_SUFFIX}")
+    partial_network = partial.with_name(partial.stem + NETWORK_SUFFIX)
     try:
-        return _export_checked(model, out_path, network_path, audio, record, tolerance,
+        card = _export_checked(model, partial, partial_network, audio, record, tolerance,
                                precision, calibration)
-    except BaseException:  # a failed check, a converter error, Ctrl-C: keep no half export
-        out_path.unlink(missing_ok=True)
-        network_path.unlink(missing_ok=True)
-        raise
+        card["network"]["file"] = network_path.name
+        os.replace(partial_network, network_path)
+        os.replace(partial, out_path)
+    finally:
+        partial.unlink(missing_ok=True)
+        partial_network.unlink(missing_ok=True)
+    write_card(card, out_path)
+    return card
 
 
 def _export_checked(model: KeywordClassifier, out_path: Path, network_path: Path,
@@ -188,5 +197,4 @@ def _export_checked(model: KeywordClassifier, out_path: Path, network_path: Path
         if int8_diff > INT8_TOLERANCE:
             raise KwspotError(f"int8 posteriors differ from PyTorch by {int8_diff:.2e} "
                               f"(> {INT8_TOLERANCE}); nothing was written")
-    write_card(card, out_path)
     return card

@@ -6,7 +6,7 @@
 """
 
 from kwspot.runtime.detector import Detection, Detector, DetectorConfig, detect_audio
-from kwspot.runtime.model import OnnxKeywordModel, pretrained_path
+from kwspot.runtime.model import OnnxKeywordModel, load_keyword_model, pretrained_path
 
 __all__ = ["Detection", "Detector", "DetectorConfig", "OnnxKeywordModel", "detect_audio",
-           "pretrained_path"]
+           "load_keyword_model", "pretrained_path"]

@@ -13,6 +13,7 @@ import contextlib
 import io
 import logging
 import os
+import threading
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -69,10 +70,12 @@ class Runner:
     """One interpreter's batch-1 call, its tensor details looked up once (asking for them
     costs ~15 us a call, a tenth of a whole TC-ResNet8). A fully int8 graph (int8 input and
     outputs, as the converter makes the network graph) is fed and read through its tensors'
-    scale and zero point, so callers always see float."""
+    scale and zero point, so callers always see float. An interpreter is not thread-safe
+    (its input and output tensors are shared), so calls are serialized."""
 
     def __init__(self, runner: Any) -> None:
         self.runner = runner
+        self.lock = threading.Lock()
         detail = runner.get_input_details()[0]
         self.input_index = detail["index"]
         self.input_quant = detail["quantization"] if detail["dtype"] == np.int8 else None
@@ -83,11 +86,12 @@ class Runner:
         if self.input_quant is not None:
             scale, zero = self.input_quant
             x = np.clip(np.round(x / scale) + zero, -128, 127).astype(np.int8)
-        self.runner.set_tensor(self.input_index, np.ascontiguousarray(x))
-        self.runner.invoke()
+        with self.lock:
+            self.runner.set_tensor(self.input_index, np.ascontiguousarray(x))
+            self.runner.invoke()
+            raw = [self.runner.get_tensor(index) for index, _ in self.outputs]
         outputs = []
-        for index, quant in self.outputs:
-            value = self.runner.get_tensor(index)
+        for value, (_, quant) in zip(raw, self.outputs, strict=True):
             if quant is not None:
                 value = (value.astype(np.float32) - quant[1]) * quant[0]
             outputs.append(value)
