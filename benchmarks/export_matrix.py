@@ -30,7 +30,7 @@ from kwspot.export.calibration import calibration_log
 from kwspot.export.tflite import export_tflite
 from kwspot.features import FeatureConfig
 from kwspot.models import MODELS
-from kwspot.runtime.model import load_keyword_model
+from kwspot.runtime.model import load_keyword_model, network_path
 
 LABELS = ["_silence_", "_unknown_", "yes", "no", "up", "down", "left", "right", "on", "off",
           "stop", "go"]
@@ -56,7 +56,7 @@ def measure(name: str, fmt: str, precision: str, folder: Path, runs: int) -> dic
     row["float_parity"] = card["parity"]["max_abs_diff"]
     if precision == "int8":
         row["int8_diff_on_noise"] = card["quantization"]["max_abs_diff_from_float"]
-    network = out.with_name(f"{out.stem}.net{out.suffix}")
+    network = network_path(out)
     row["size_kb"] = round(out.stat().st_size / 1024, 1)
     row["network_size_kb"] = round(network.stat().st_size / 1024, 1)
     runtime = load_keyword_model(out, threads=1)

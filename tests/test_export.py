@@ -71,7 +71,24 @@ def test_export_refuses_on_parity_failure(
     monkeypatch.setattr(kwspot.export.onnx, "parity", lambda *_args: 0.25)
     with pytest.raises(KwspotError, match=r"disagree by 2\.50e-01"):
         export_onnx(model, tmp_path / "m.onnx", audio, record)
-    assert not (tmp_path / "m.onnx").exists() and not (tmp_path / "m.json").exists()
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_failed_re_export_leaves_the_earlier_onnx_export_as_it_was(
+        tiny_run: tuple[Path, dict], tiny_onnx: Path, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import shutil
+
+    import kwspot.export.onnx
+
+    for f in tiny_onnx.parent.glob(tiny_onnx.stem + ".*"):
+        shutil.copy(f, tmp_path / f.name)
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    model, record = load_classifier(tiny_run[0] / "best.pt")
+    monkeypatch.setattr(kwspot.export.onnx, "parity", lambda *_args: 0.25)
+    with pytest.raises(KwspotError, match="disagree"):
+        export_onnx(model, tmp_path / tiny_onnx.name, np.zeros((2, 16000), np.float32), record)
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
 
 
 def test_int8_export_is_smaller_logs_its_calibration_and_agrees(

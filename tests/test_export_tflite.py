@@ -16,7 +16,8 @@ pytest.importorskip("ai_edge_litert", reason="kwspot[tflite] is not installed")
 
 from kwspot.errors import KwspotError
 from kwspot.export import parity_clips
-from kwspot.export.tflite import export_tflite, interpreter, run
+from kwspot.export.tflite import export_tflite, interpreter
+from kwspot.runtime.tflite_model import Runner
 
 
 @pytest.fixture(scope="module")
@@ -38,12 +39,12 @@ def test_tflite_graphs_equal_pytorch(trained, tmp_path: Path) -> None:
     assert card["parity"]["max_abs_diff"] <= 1e-4
     # checked here independently of the export's own check, through the card's output map
     which = {o["is"]: o["index"] for o in card["outputs"]}
-    runner = interpreter(out)
+    runner = Runner(interpreter(out))
     clips = parity_clips(None, 4, model.features.clip_samples, seed=9)
     with torch.no_grad():
         logits = model(torch.from_numpy(clips)).numpy()
     for clip, want in zip(clips, logits, strict=True):
-        outputs = run(runner, clip[None])
+        outputs = runner(clip[None])
         assert np.abs(outputs[which["logits"]][0] - want).max() < 1e-3
         assert np.abs(outputs[which["posteriors"]][0] -
                       torch.softmax(torch.from_numpy(want), -1).numpy()).max() < 1e-4

@@ -63,15 +63,12 @@ def run_dir_of(path: str | Path) -> Path:
     return path if path.is_dir() else path.parent
 
 
-SHIPPED = "shipped"
-
-
 def load_classifier(path: str | Path) -> tuple[KeywordClassifier, dict[str, Any]]:
     """Rebuild the classifier (eval mode) from a checkpoint; also returns the raw record.
     ``"shipped"`` names the checkpoint of the shipped TC-ResNet8 (in the package)."""
-    if str(path) == SHIPPED:
-        from kwspot.runtime.model import pretrained_path
+    from kwspot.runtime.model import SHIPPED, pretrained_path
 
+    if str(path) == SHIPPED:
         path = pretrained_path().with_suffix(".pt")
     path = Path(path)
     if path.is_dir():

@@ -220,6 +220,7 @@ def cmd_eval(args: argparse.Namespace) -> None:
     from kwspot.checkpoint import run_dir_of
     from kwspot.datasets.speech_commands import is_speech_commands
     from kwspot.evaluate import run_evaluation
+    from kwspot.runtime.model import is_exported
 
     data = Path(args.data)
     split = args.split
@@ -230,7 +231,7 @@ def cmd_eval(args: argparse.Namespace) -> None:
     # into an installed package's folder)
     name = f"eval-{data.stem or data.name}"
     out = Path(args.out) if args.out else (
-        Path("reports") / f"{model.stem}-{name}" if model.suffix == ".onnx"
+        Path("reports") / f"{model.stem}-{name}" if is_exported(model)
         else run_dir_of(model) / name)
     report, bad, mapping = run_evaluation(model, data_config(args), split, out, args.seed)
     console = Console()
@@ -287,6 +288,7 @@ def add_export_parser(sub: argparse._SubParsersAction) -> None:
 def cmd_export(args: argparse.Namespace) -> None:
     from kwspot.checkpoint import load_classifier, run_dir_of
     from kwspot.export import card_path, export_onnx, parity_clips
+    from kwspot.runtime.model import SHIPPED
 
     suffix = "." + args.format
     if args.out and Path(args.out).suffix.lower() != suffix:
@@ -294,7 +296,7 @@ def cmd_export(args: argparse.Namespace) -> None:
                           f"(use --format to choose the format)")
     if args.calibration_clips < 1:
         raise KwspotError(f"--calibration-clips must be at least 1, got {args.calibration_clips}")
-    if args.checkpoint == "shipped":
+    if args.checkpoint == SHIPPED:
         if args.precision == "int8" and not args.calibration_data:
             raise KwspotError("the shipped model has no run manifest: give --calibration-data "
                               "(e.g. the Speech Commands folder it was trained on)")
@@ -834,10 +836,6 @@ def add_stream_args(p: argparse.ArgumentParser, model_help: str, streams_help: s
                             "(default 1.0)")
 
 
-def _model_path(text: str) -> str | None:
-    return None if text == "shipped" else text
-
-
 def add_eval_stream_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("eval-stream", help="false rejects vs false alarms per hour on streams",
                        description="Run the detector (the code `kwspot detect` runs) over "
@@ -864,7 +862,7 @@ def cmd_eval_stream(args: argparse.Namespace) -> None:
     from kwspot.evaluate.report import write_stream_report
     from kwspot.evaluate.streams import evaluate_streams
 
-    model = _model_path(args.model)
+    model = args.model
     others = {}
     for path in args.compare:
         try:
@@ -938,7 +936,7 @@ def add_mine_parser(sub: argparse._SubParsersAction) -> None:
 def cmd_mine(args: argparse.Namespace) -> None:
     from kwspot.evaluate.mining import mine_hard_negatives
 
-    counts = mine_hard_negatives(_model_path(args.model), args.streams, args.out, args.threshold)
+    counts = mine_hard_negatives(args.model, args.streams, args.out, args.threshold)
     print(", ".join(f"{k}: {v}" for k, v in sorted(counts.items())))
     print(f"wrote {counts.get('clips', 0)} clips to {args.out}")
 

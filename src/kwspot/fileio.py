@@ -40,27 +40,29 @@ def write_card(card: dict[str, Any], model_path: str | Path) -> Path:
     same JSON also goes in the model's metadata (``kwspot_card``) of an .onnx or .tflite file,
     so the model still runs when the side file is lost."""
     model_path = Path(model_path)
+    from kwspot.runtime.model import CARD_KEY, card_path
+
     if model_path.suffix.lower() == ".onnx":
-        _embed_card(card, model_path)
+        _embed_card(card, model_path, CARD_KEY)
     elif model_path.suffix.lower() == ".tflite":
-        from kwspot.runtime.tflite_model import CARD_KEY, with_metadata
+        from kwspot.runtime.tflite_model import with_metadata
 
         data = with_metadata(model_path.read_bytes(), CARD_KEY, json.dumps(card).encode())
         with atomic_path(model_path) as tmp:
             tmp.write_bytes(data)
-    card_file = model_path.with_suffix(".json")
+    card_file = card_path(model_path)
     atomic_write_text(card_file, json.dumps(card, indent=2) + "\n")
     return card_file
 
 
-def _embed_card(card: dict[str, Any], onnx_path: Path) -> None:
+def _embed_card(card: dict[str, Any], onnx_path: Path, key: str) -> None:
     import onnx
 
     proto = onnx.load(str(onnx_path))
     for entry in list(proto.metadata_props):
-        if entry.key == "kwspot_card":
+        if entry.key == key:
             proto.metadata_props.remove(entry)
     entry = proto.metadata_props.add()
-    entry.key, entry.value = "kwspot_card", json.dumps(card)
+    entry.key, entry.value = key, json.dumps(card)
     with atomic_path(onnx_path) as tmp:
         onnx.save(proto, str(tmp))

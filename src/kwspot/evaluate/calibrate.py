@@ -29,6 +29,7 @@ from kwspot.evaluate.streams import (
 )
 from kwspot.fileio import write_card
 from kwspot.runtime.detector import Detector, DetectorConfig
+from kwspot.runtime.model import card_path
 
 OFF = 2.0  # a threshold no posterior reaches
 
@@ -95,7 +96,7 @@ def calibrate(model: str | Path | None, streams: Sequence[str | Path], target_fa
 def write_thresholds(model_path: str | Path, result: dict[str, Any]) -> Path:
     """Put the thresholds and how they were chosen into the model card."""
     onnx_path = Path(model_path)
-    card = json.loads(onnx_path.with_suffix(".json").read_text())
+    card = json.loads(card_path(onnx_path).read_text())
     card["thresholds"] = result["thresholds"]
     card["calibration"] = result["calibration"]
     return write_card(card, onnx_path)

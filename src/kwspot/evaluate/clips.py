@@ -182,7 +182,9 @@ def load_scorer(model_path: str | Path) -> Scorer:
     """A checkpoint (.pt or run dir) or an exported .onnx or .tflite (whose card records its
     training)."""
     path = Path(model_path)
-    if path.suffix in (".onnx", ".tflite"):
+    from kwspot.runtime.model import is_exported
+
+    if is_exported(path):
         from kwspot.runtime.model import load_keyword_model
 
         onnx_model = load_keyword_model(path, threads=0)

@@ -29,7 +29,7 @@ from kwspot.audio import iter_audio_blocks
 from kwspot.datasets.streams import read_truth
 from kwspot.errors import KwspotError
 from kwspot.runtime.detector import Detector, DetectorConfig, EventLogic
-from kwspot.runtime.model import OnnxKeywordModel
+from kwspot.runtime.model import KeywordModel
 
 TOLERANCE_S = 1.0
 FA_TARGETS = (0.5, 1.0, 5.0)
@@ -230,7 +230,7 @@ def operating_points(rows: list[dict[str, Any]], keywords: list[str],
     return out
 
 
-def evaluate_streams(model: str | Path | OnnxKeywordModel | None, streams: Sequence[str | Path],
+def evaluate_streams(model: str | Path | KeywordModel | None, streams: Sequence[str | Path],
                      config: DetectorConfig | None = None, keywords: Sequence[str] | None = None,
                      tolerance_s: float = TOLERANCE_S,
                      grid: np.ndarray | None = None) -> dict[str, Any]:

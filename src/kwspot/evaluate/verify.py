@@ -21,9 +21,9 @@ if TYPE_CHECKING:
 
 def model_files(path: Path) -> list[Path]:
     """The files a deployment copies: the model, its network graph, its card."""
-    from kwspot.export import card_path
+    from kwspot.runtime.model import card_path, network_path
 
-    files = [path, card_path(path), path.with_name(f"{path.stem}.net{path.suffix}")]
+    files = [path, card_path(path), network_path(path)]
     return [f for f in files if f.exists()]
 
 

@@ -7,9 +7,10 @@ PyTorch before anything is kept.
   ``calibration``: the logged training clips int8 is calibrated on.
 """
 
-from kwspot.export.card import card_path, model_card
-from kwspot.export.onnx import NETWORK_SUFFIX, export_module, export_onnx
-from kwspot.export.parity import PARITY_TOLERANCE, compare_to_torch, parity_clips
+from kwspot.export.card import model_card
+from kwspot.export.onnx import export_module, export_onnx
+from kwspot.export.parity import PARITY_TOLERANCE, parity_clips
+from kwspot.runtime.model import card_path, network_path
 
-__all__ = ["NETWORK_SUFFIX", "PARITY_TOLERANCE", "card_path", "compare_to_torch",
-           "export_module", "export_onnx", "model_card", "parity_clips"]
+__all__ = ["PARITY_TOLERANCE", "card_path", "export_module", "export_onnx", "model_card",
+           "network_path", "parity_clips"]

@@ -6,17 +6,54 @@ first and the embedded copy when the side file is missing.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from kwspot import __version__
 from kwspot.classifier import KeywordClassifier
+from kwspot.errors import KwspotError
+from kwspot.runtime.model import network_path
 
 INPUT_NAME = "audio"
 OUTPUT_NAME = "posteriors"
 LOGITS_NAME = "logits"
-CARD_METADATA_KEY = "kwspot_card"
+
+
+@contextlib.contextmanager
+def staged_export(out_path: Path) -> Iterator[tuple[Path, Path]]:
+    """Temporary paths for an export's two graphs (``<name>.partial.<ext>`` and its network
+    graph). They replace ``out_path`` and its network graph only when the block succeeds; on
+    any failure (a check, the converter, Ctrl-C, a full disk) they are removed, so no half
+    export is left and an earlier export stays as it was."""
+    partial = out_path.with_name(f"{out_path.stem}.partial{out_path.suffix}")
+    staged = (partial, network_path(partial))
+    try:
+        yield staged
+        os.replace(staged[1], network_path(out_path))
+        os.replace(staged[0], out_path)
+    finally:
+        for path in staged:
+            path.unlink(missing_ok=True)
+
+
+def check_precision(precision: str, calibration: object | None) -> None:
+    """The precisions every format exports; int8 needs its calibration clips."""
+    if precision not in ("float32", "int8"):
+        raise KwspotError(f"unknown precision {precision!r}; choose float32 or int8")
+    if precision == "int8" and calibration is None:
+        raise KwspotError("int8 export needs calibration clips")
+
+
+def network_entry(model: KeywordClassifier, file: str, batch: int | str) -> dict[str, Any]:
+    """The card's ``network``: the features-in graph the streaming engine runs."""
+    return {"file": file, "input": "features",
+            "shape": [batch, model.features.num_channels, model.features.num_frames],
+            "output": "logits", "meaning": "logits in label order; the runtime computes the "
+            "features (same front end) and the softmax"}
 
 
 def model_card(model: KeywordClassifier, record: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -46,7 +83,3 @@ def model_card(model: KeywordClassifier, record: dict[str, Any] | None = None) -
             "config": record.get("config"),
         },
     }
-
-
-def card_path(onnx_path: str | Path) -> Path:
-    return Path(onnx_path).with_suffix(".json")

@@ -22,13 +22,18 @@ from torch import nn
 
 from kwspot.classifier import ExportModel, KeywordClassifier, PosteriorModel
 from kwspot.errors import KwspotError
-from kwspot.export.card import INPUT_NAME, LOGITS_NAME, OUTPUT_NAME, model_card
+from kwspot.export.card import (
+    INPUT_NAME,
+    LOGITS_NAME,
+    OUTPUT_NAME,
+    check_precision,
+    model_card,
+    network_entry,
+    staged_export,
+)
 from kwspot.export.parity import INT8_TOLERANCE, PARITY_TOLERANCE, compare_to_torch
 from kwspot.fileio import write_card
-
-NETWORK_SUFFIX = ".net.onnx"
-NETWORK_INPUT = "features"
-NETWORK_OUTPUT = "logits"
+from kwspot.runtime.model import network_path as network_file
 
 
 def export_module(module: nn.Module, example: torch.Tensor, path: Path, input_name: str,
@@ -65,32 +70,33 @@ def export_onnx(model: KeywordClassifier, out_path: str | Path, check_audio: np.
 
     ``precision="int8"`` quantizes both graphs after the float parity check, calibrated on
     ``calibration`` (clips, and the log of how they were drawn, which goes in the card)."""
-    if precision not in ("float32", "int8"):
-        raise KwspotError(f"unknown precision {precision!r}; choose float32 or int8")
-    if precision == "int8" and calibration is None:
-        raise KwspotError("int8 export needs calibration clips")
+    check_precision(precision, calibration)
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     model.eval()
+    card = model_card(model, record)
+    card["network"] = network_entry(model, network_file(out_path).name, "batch")
+    with staged_export(out_path) as (model_path, network_path):
+        _export_checked(model, card, model_path, network_path, check_audio, tolerance,
+                        precision, calibration)
+    write_card(card, out_path)
+    return card
+
+
+def _export_checked(model: KeywordClassifier, card: dict[str, Any], out_path: Path,
+                    network_path: Path, check_audio: np.ndarray, tolerance: float,
+                    precision: str, calibration: tuple[np.ndarray, dict[str, Any]] | None
+                    ) -> None:
+    """Both graphs written to the given (staged) paths and checked; results into ``card``."""
     wrapper = PosteriorModel(model).eval()
     example = torch.from_numpy(check_audio[:2].astype(np.float32))
     export_module(ExportModel(model).eval(), example, out_path, INPUT_NAME,
                   [OUTPUT_NAME, LOGITS_NAME])
-
-    network_path = out_path.with_name(out_path.stem + NETWORK_SUFFIX)
     features = model.frontend(example)
-    export_module(model.network.eval(), features, network_path, NETWORK_INPUT, NETWORK_OUTPUT)
-
-    card = model_card(model, record)
-    card["network"] = {"file": network_path.name, "input": NETWORK_INPUT,
-                       "shape": ["batch", model.features.num_channels, model.features.num_frames],
-                       "output": NETWORK_OUTPUT, "meaning": "logits in label order; the "
-                       "runtime computes the features (same front end) and the softmax"}
+    export_module(model.network.eval(), features, network_path, "features", "logits")
     max_diff = parity(wrapper, out_path, network_path, check_audio)
     card["parity"] = {"max_abs_diff": max_diff, "clips": len(check_audio), "tolerance": tolerance}
     if max_diff > tolerance:
-        out_path.unlink(missing_ok=True)
-        network_path.unlink(missing_ok=True)
         raise KwspotError(
             f"ONNX Runtime and PyTorch disagree by {max_diff:.2e} (> {tolerance:.0e}); "
             "nothing was written")
@@ -108,12 +114,8 @@ def export_onnx(model: KeywordClassifier, out_path: str | Path, check_audio: np.
                       "min-max calibration; front end (framing, FFT, mel, log, DCT) float",
             "calibration": log, "max_abs_diff_from_float": int8_diff}
         if int8_diff > INT8_TOLERANCE:
-            out_path.unlink(missing_ok=True)
-            network_path.unlink(missing_ok=True)
             raise KwspotError(f"int8 posteriors differ from PyTorch by {int8_diff:.2e} "
                               f"(> {INT8_TOLERANCE}); nothing was written")
-    write_card(card, out_path)
-    return card
 
 
 def parity(wrapper: PosteriorModel, onnx_path: Path, network_path: Path,

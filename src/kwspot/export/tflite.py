@@ -14,7 +14,6 @@ compresses a ~100 dB range that 8 bits cannot hold. The card is written beside t
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -23,13 +22,13 @@ import torch
 
 from kwspot.classifier import ExportModel, KeywordClassifier
 from kwspot.errors import KwspotError
-from kwspot.export.card import model_card
+from kwspot.export.card import check_precision, model_card, network_entry, staged_export
 from kwspot.export.parity import INT8_TOLERANCE, PARITY_TOLERANCE, compare_to_torch
 from kwspot.fileio import atomic_path, write_card
-from kwspot.runtime.tflite_model import INSTALL, interpreter, quiet, run
+from kwspot.runtime.model import network_path as network_file
+from kwspot.runtime.tflite_model import INSTALL, Runner, interpreter, posteriors_index, quiet
 
 TFLITE_SUFFIX = ".tflite"
-NETWORK_SUFFIX = ".net.tflite"
 FRONTEND_TYPE = "kwspot.features.MatmulFrontend"  # how torch.export names the module's type
 
 
@@ -84,26 +83,28 @@ def _convert(module: torch.nn.Module, example: torch.Tensor, path: Path,
 
 
 def parity(model: KeywordClassifier, audio_path: Path, network_path: Path,
-           audio: np.ndarray, posteriors_index: int) -> float:
+           audio: np.ndarray, card: dict[str, Any]) -> float:
     """``export.compare_to_torch`` for the two TFLite graphs, clip by clip (batch 1)."""
-    full, net = interpreter(audio_path), interpreter(network_path)
+    full, net = Runner(interpreter(audio_path)), Runner(interpreter(network_path))
+    index = posteriors_index(card)
 
     def run_audio(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        outs = [run(full, clip[None]) for clip in x]
-        posteriors = np.concatenate([o[posteriors_index] for o in outs])
-        logits = np.concatenate([o[1 - posteriors_index] for o in outs])
+        outs = [full(clip[None]) for clip in x]
+        posteriors = np.concatenate([o[index] for o in outs])
+        logits = np.concatenate([o[1 - index] for o in outs])
         return posteriors, logits
 
     return compare_to_torch(model, audio, run_audio,
-                            lambda f: np.concatenate([run(net, x[None])[0] for x in f]),
+                            lambda f: np.concatenate([net(x[None])[0] for x in f]),
                             str(audio_path))
 
 
 def _outputs(path: Path, clip: np.ndarray) -> list[dict[str, Any]]:
     """Which output is which: litert-torch does not keep output names, so the card says
     (posteriors sum to one)."""
-    names = [o["name"] for o in interpreter(path).get_output_details()]
-    first = run(interpreter(path), clip)
+    runner = interpreter(path)
+    names = [o["name"] for o in runner.get_output_details()]
+    first = Runner(runner)(clip)
     order = ["posteriors" if abs(float(o.sum()) - 1.0) < 1e-3 else "logits" for o in first]
     if sorted(order) != ["logits", "posteriors"]:
         raise KwspotError(f"{path}: cannot tell its posteriors from its logits")
@@ -111,10 +112,6 @@ def _outputs(path: Path, clip: np.ndarray) -> list[dict[str, Any]]:
              "meaning": "softmax posteriors in label order" if what == "posteriors"
              else "logits (pre-softmax) in label order"}
             for i, (n, what) in enumerate(zip(names, order, strict=True))]
-
-
-def _posteriors_index(outputs: list[dict[str, Any]]) -> int:
-    return next(o["index"] for o in outputs if o["is"] == "posteriors")
 
 
 def export_tflite(model: KeywordClassifier, out_path: str | Path, check_audio: np.ndarray,
@@ -125,54 +122,36 @@ def export_tflite(model: KeywordClassifier, out_path: str | Path, check_audio: n
     measured parity. The float graphs are checked first (within ``tolerance``); int8 is then
     converted from the same module, calibrated on ``calibration`` (clips, and the log of how
     they were drawn), and checked within ``INT8_TOLERANCE``. Nothing is kept on a failure."""
-    if precision not in ("float32", "int8"):
-        raise KwspotError(f"unknown precision {precision!r}; choose float32 or int8")
-    if precision == "int8" and calibration is None:
-        raise KwspotError("int8 export needs calibration clips")
+    check_precision(precision, calibration)
     out_path = Path(out_path)
     if out_path.suffix.lower() != TFLITE_SUFFIX:
         raise KwspotError(f"{out_path}: TFLite models end in {TFLITE_SUFFIX}")
     out_path.parent.mkdir(parents=True, exist_ok=True)
     model.eval()
     audio = np.ascontiguousarray(check_audio, dtype=np.float32)
-    network_path = out_path.with_name(out_path.stem + NETWORK_SUFFIX)
-    # built and checked under temporary names: a failure (a check, the converter, Ctrl-C)
-    # keeps no half export and leaves an earlier export at out_path as it was
-    partial = out_path.with_name(f"{out_path.stem}.partial{TFLITE_SUFFIX}")
-    partial_network = partial.with_name(partial.stem + NETWORK_SUFFIX)
-    try:
-        card = _export_checked(model, partial, partial_network, audio, record, tolerance,
-                               precision, calibration)
-        card["network"]["file"] = network_path.name
-        os.replace(partial_network, network_path)
-        os.replace(partial, out_path)
-    finally:
-        partial.unlink(missing_ok=True)
-        partial_network.unlink(missing_ok=True)
+    card = model_card(model, record)
+    card["format"] = "tflite"
+    card["batch"] = 1
+    card["network"] = network_entry(model, network_file(out_path).name, 1)
+    with staged_export(out_path) as (model_path, network_path):
+        _export_checked(model, card, model_path, network_path, audio, tolerance, precision,
+                        calibration)
     write_card(card, out_path)
     return card
 
 
-def _export_checked(model: KeywordClassifier, out_path: Path, network_path: Path,
-                    audio: np.ndarray, record: dict[str, Any] | None, tolerance: float,
-                    precision: str, calibration: tuple[np.ndarray, dict[str, Any]] | None
-                    ) -> dict[str, Any]:
+def _export_checked(model: KeywordClassifier, card: dict[str, Any], out_path: Path,
+                    network_path: Path, audio: np.ndarray, tolerance: float, precision: str,
+                    calibration: tuple[np.ndarray, dict[str, Any]] | None) -> None:
+    """Both graphs written to the given (staged) paths and checked; results into ``card``."""
     example = torch.from_numpy(audio[:1])
     export_model = ExportModel(model).eval()
     convert(export_model, example, out_path)
     with torch.no_grad():
         features = model.frontend(example)
     convert(model.network, features, network_path)
-
-    card = model_card(model, record)
-    card["format"] = "tflite"
-    card["batch"] = 1
-    card["network"] = {"file": network_path.name, "input": "features",
-                       "shape": [1, model.features.num_channels, model.features.num_frames],
-                       "output": "logits", "meaning": "logits in label order; the runtime "
-                       "computes the features (same front end) and the softmax"}
     card["outputs"] = _outputs(out_path, audio[:1])
-    max_diff = parity(model, out_path, network_path, audio, _posteriors_index(card["outputs"]))
+    max_diff = parity(model, out_path, network_path, audio, card)
     card["parity"] = {"max_abs_diff": max_diff, "clips": len(audio), "tolerance": tolerance,
                       "runtime": "ai-edge-litert", "precision": "float32"}
     if max_diff > tolerance:
@@ -187,8 +166,7 @@ def _export_checked(model: KeywordClassifier, out_path: Path, network_path: Path
         convert(export_model, example, out_path, calibration=calib_audio)
         convert(model.network, features, network_path, calibration=calib_features)
         card["outputs"] = _outputs(out_path, audio[:1])
-        int8_diff = parity(model, out_path, network_path, audio,
-                           _posteriors_index(card["outputs"]))
+        int8_diff = parity(model, out_path, network_path, audio, card)
         card["quantization"] = {
             "method": "litert-torch PT2E static: int8 weights per channel (symmetric), int8 "
                       "activations, histogram calibration; front end (framing, FFT products, "
@@ -197,4 +175,3 @@ def _export_checked(model: KeywordClassifier, out_path: Path, network_path: Path
         if int8_diff > INT8_TOLERANCE:
             raise KwspotError(f"int8 posteriors differ from PyTorch by {int8_diff:.2e} "
                               f"(> {INT8_TOLERANCE}); nothing was written")
-    return card

@@ -24,6 +24,25 @@ if TYPE_CHECKING:
     from kwspot.runtime.tflite_model import TfliteKeywordModel
 
 PRETRAINED_NAME = "tc-resnet8-speech-commands"
+SHIPPED = "shipped"  # names the shipped model wherever a model path is taken
+CARD_KEY = "kwspot_card"  # the card's key in a model file's metadata (ONNX and TFLite)
+EXPORT_SUFFIXES = (".onnx", ".tflite")
+
+
+def is_exported(path: str | Path) -> bool:
+    """An exported model file (the runtime's), as opposed to a checkpoint or run folder."""
+    return Path(path).suffix.lower() in EXPORT_SUFFIXES
+
+
+def card_path(model_path: str | Path) -> Path:
+    """The model card beside an exported model: ``<name>.json``."""
+    return Path(model_path).with_suffix(".json")
+
+
+def network_path(model_path: str | Path) -> Path:
+    """The network graph beside an exported model: ``<name>.net.onnx`` / ``<name>.net.tflite``."""
+    path = Path(model_path)
+    return path.with_name(f"{path.stem}.net{path.suffix}")
 
 # kwspot makes no network request at run time: ORT_DISABLE_TELEMETRY is set by ``kwspot``'s
 # __init__ before onnxruntime loads; this covers a caller that imported onnxruntime first.
@@ -78,7 +97,7 @@ def read_card(card_file: Path) -> dict[str, Any]:
 
 def embedded_card(session: ort.InferenceSession, path: Path) -> dict[str, Any]:
     """The copy of the card the export stores in the model's metadata (``kwspot_card``)."""
-    text = session.get_modelmeta().custom_metadata_map.get("kwspot_card")
+    text = session.get_modelmeta().custom_metadata_map.get(CARD_KEY)
     if text is None:
         raise KwspotError(f"{path}: model card {path.with_suffix('.json').name} not found "
                           "beside it, and none is embedded in the model")
@@ -126,7 +145,7 @@ class OnnxKeywordModel:
                               f"`kwspot export {path}`")
         if not path.is_file():
             raise KwspotError(f"{path}: model file not found")
-        card_file = path.with_suffix(".json")
+        card_file = card_path(path)
         self.path = path
         self.session = _session(path, threads)
         # the side file wins (calibration updates it); else the copy inside the model
@@ -178,8 +197,10 @@ class OnnxKeywordModel:
 def load_keyword_model(path: str | Path | None = None,
                        threads: int = 1) -> OnnxKeywordModel | TfliteKeywordModel:
     """The runtime model for an exported file, by its suffix: ``.tflite`` runs in
-    ai-edge-litert, anything else (``.onnx``, a folder, None for the shipped model) in ONNX
-    Runtime."""
+    ai-edge-litert, anything else (``.onnx``, a folder, None or ``"shipped"`` for the shipped
+    model) in ONNX Runtime."""
+    if path is not None and str(path) == SHIPPED:
+        path = None
     if path is not None and Path(path).suffix.lower() == ".tflite":
         from kwspot.runtime.tflite_model import TfliteKeywordModel
 

@@ -23,10 +23,9 @@ import numpy as np
 
 from kwspot.errors import KwspotError
 from kwspot.runtime.frontend import FeatureConfig, NumpyFrontend
-from kwspot.runtime.model import parse_card, read_card, softmax
+from kwspot.runtime.model import CARD_KEY, card_path, parse_card, read_card, softmax
 
 INSTALL = "pip install 'kwspot[tflite]'"
-CARD_KEY = "kwspot_card"
 
 
 @contextlib.contextmanager
@@ -98,9 +97,11 @@ class Runner:
         return outputs
 
 
-def run(runner: Any, x: np.ndarray) -> list[np.ndarray]:
-    """One batch-1 call of an interpreter; float outputs in the graph's order."""
-    return Runner(runner)(x)
+def posteriors_index(card: dict[str, Any]) -> int:
+    """Which output of the audio graph holds the posteriors: the card's ``outputs`` say, as
+    litert-torch does not keep output names (0 when a card does not say)."""
+    return next((int(o["index"]) for o in card.get("outputs") or []
+                 if o.get("is") == "posteriors"), 0)
 
 
 def read_metadata(path: str | Path) -> dict[str, bytes]:
@@ -147,7 +148,7 @@ class TfliteKeywordModel:
             raise KwspotError(f"{path}: model file not found")
         self.path = path
         self.runner = Runner(interpreter(path, threads))
-        card_file = path.with_suffix(".json")
+        card_file = card_path(path)
         if card_file.is_file():
             self.card: dict[str, Any] = read_card(card_file)
         else:
@@ -167,9 +168,7 @@ class TfliteKeywordModel:
         if shape != [1, self.window_samples]:
             raise KwspotError(f"{path}: the model takes input {shape}, the card says "
                               f"[1, {self.window_samples}]")
-        outputs = self.card.get("outputs") or []
-        self.posteriors_index = next((int(o["index"]) for o in outputs
-                                      if o.get("is") == "posteriors"), 0)
+        self.posteriors_index = posteriors_index(self.card)
         self.network: Any = None
         network = (self.card.get("network") or {}).get("file")
         if network and self.features is not None:
