@@ -41,7 +41,7 @@ import soundfile as sf
 import websockets
 
 from kwspot.audio import load_audio
-from kwspot.runtime import DetectorConfig, OnnxKeywordModel
+from kwspot.runtime import DetectorConfig, load_keyword_model
 from kwspot.runtime.detector import detect_audio
 
 RATE = 16000
@@ -271,10 +271,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
     # each stream a different slice of the bed, int16 as sent
     pcms = [to_int16(bed[int(i * 0.37 * RATE) : int(i * 0.37 * RATE) + n])
             for i in range(args.streams)]
-    model = OnnxKeywordModel(args.model)
+    model = load_keyword_model(args.model)  # the server's loader: .onnx or .tflite
     cfg = DetectorConfig()
     expected = [[(e.keyword, round(e.end_s, 3))
-                 for e in detect_audio(p.astype(np.float32) / 32768, model, cfg)]
+                 for e in detect_audio(p, model, cfg)]  # int16, as the server gets it
                 for p in pcms]
     buffer = io.BytesIO()
     sf.write(buffer, bed[: 10 * RATE], RATE, format="WAV", subtype="PCM_16")

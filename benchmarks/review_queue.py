@@ -23,7 +23,7 @@ import numpy as np
 
 from kwspot.review import ReviewStore
 from kwspot.review.clips import ReviewClip, ReviewSet, given_label, read_clips
-from kwspot.runtime.model import OnnxKeywordModel
+from kwspot.runtime.model import load_keyword_model
 
 DEFAULT_DATA = Path(__file__).parents[1].parent / "shared" / "data" / "speech_commands_lite"
 
@@ -56,23 +56,24 @@ def main(argv: list[str] | None = None) -> dict:
     clips = [c for c in read_clips(args.data) if c.split == args.split]
     clips = [ReviewClip(i, c.path, c.label, c.split, c.speaker, c.duration_s)
              for i, c in enumerate(clips)]
-    model = OnnxKeywordModel(args.model)
+    model = load_keyword_model(args.model)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
+        # one store for every draw: the posteriors it caches do not depend on the labels
+        store = ReviewStore(Path(tmp) / "bench.sqlite")
         for seed in range(args.seeds):
             noisy, flipped = flip_labels(clips, args.flip, seed)
             visible = {i for i in flipped if given_label(clips[i].label, model.labels)
                        != given_label(noisy[i].label, model.labels)}
-            store = ReviewStore(Path(tmp) / f"s{seed}.sqlite")
             by_model = ReviewSet(noisy, store, model, order="model").queue("bench")
+            randoms = [ReviewSet(noisy, store, None, order="random", seed=1000 + r).queue("b")
+                       for r in range(20)]
             row = {"seed": seed, "flipped": len(flipped), "visible_to_model": len(visible)}
             for n in (100, 200):
                 row[f"model_top{n}"] = len(flipped & set(by_model[:n]))
                 row[f"model_top{n}_visible"] = len(visible & set(by_model[:n]))
-                randoms = [len(flipped & set(ReviewSet(noisy, store, None, order="random",
-                                                       seed=1000 + r).queue("b")[:n]))
-                           for r in range(20)]
-                row[f"random_top{n}"] = round(float(np.mean(randoms)), 2)
+                row[f"random_top{n}"] = round(float(np.mean(
+                    [len(flipped & set(q[:n])) for q in randoms])), 2)
             rows.append(row)
             print(json.dumps(row), flush=True)
     mean = {k: round(float(np.mean([r[k] for r in rows])), 2) for k in rows[0] if k != "seed"}

@@ -188,7 +188,7 @@ def test_engine_equals_the_full_window_model_at_every_hop(tiny_onnx: Path) -> No
     expected = model.posteriors(windows)
     for chunk in (37, 160, 1600, 5000, len(audio)):
         scorer = StreamScorer(model, hop)
-        got = np.concatenate([scorer.push(audio[i : i + chunk])
+        got = np.concatenate([scorer.score(scorer.take(audio[i : i + chunk]))
                               for i in range(0, len(audio), chunk)])
         assert got.shape == expected.shape
         np.testing.assert_allclose(got, expected, atol=1e-4)
@@ -197,7 +197,8 @@ def test_engine_equals_the_full_window_model_at_every_hop(tiny_onnx: Path) -> No
     windows = np.stack([padded[j * long_hop : j * long_hop + RATE]
                         for j in range(1, len(audio) // long_hop + 1)])
     scorer = StreamScorer(model, long_hop)
-    got = np.concatenate([scorer.push(audio[i : i + 800]) for i in range(0, len(audio), 800)])
+    got = np.concatenate([scorer.score(scorer.take(audio[i : i + 800]))
+                          for i in range(0, len(audio), 800)])
     np.testing.assert_allclose(got, model.posteriors(windows), atol=1e-4)
     with pytest.raises(KwspotError, match="shorter than"):
         Detector(model, DetectorConfig(hop_ms=1000))

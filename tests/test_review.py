@@ -311,6 +311,9 @@ def test_bad_judgements_and_cross_origin_requests_are_refused(client: TestClient
     rebound = client.post("/api/judgements", json=base, headers={
         "host": "evil.example:8010", "origin": "http://evil.example:8010"})
     assert rebound.status_code == 403 and "host" in rebound.json()["error"]
+    # every host `kwspot review --host` accepts is served (one loopback rule for both)
+    for host in ("127.0.0.2:8010", "[::1]:8010", "localhost:8010"):
+        assert client.get("/api/state?annotator=ann", headers={"host": host}).status_code == 200
     infinite = client.post("/api/judgements", content=json.dumps(
         {**base, "segments": [{"start": 0, "end": float("inf"), "label": "x"}]}),
         headers={"content-type": "application/json"})

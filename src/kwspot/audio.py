@@ -128,6 +128,25 @@ def resample(audio: np.ndarray, from_rate: int, to_rate: int = SAMPLE_RATE) -> n
     return soxr.resample(audio, from_rate, to_rate, quality="HQ").astype(np.float32)
 
 
+class StreamResampler:
+    """Resampling of one signal that arrives in pieces (soxr, high quality, state kept between
+    chunks), clipped to [-1, 1]: a band-limited resampler overshoots on full-scale audio (a
+    clipped microphone), and the detector refuses samples outside the range. Used by file
+    decoding (``iter_audio_blocks``) and by the server's streams."""
+
+    def __init__(self, from_rate: int, to_rate: int) -> None:
+        self.stream = soxr.ResampleStream(from_rate, to_rate, 1, dtype="float32", quality="HQ")
+
+    def __call__(self, audio: np.ndarray, last: bool = False) -> np.ndarray:
+        out = self.stream.resample_chunk(audio, last=last)
+        return np.clip(out, -1.0, 1.0).astype(np.float32, copy=False)
+
+
+def stream_resampler(from_rate: int, to_rate: int) -> StreamResampler | None:
+    """A ``StreamResampler``, or None when the rates already match."""
+    return None if from_rate == to_rate else StreamResampler(from_rate, to_rate)
+
+
 def to_mono(audio: np.ndarray) -> np.ndarray:
     """Average channels: stereo phone recordings should count as one voice, not two."""
     if audio.ndim == 1:
@@ -277,8 +296,7 @@ def iter_audio_blocks(path: str | Path | BinaryIO, sample_rate: int = SAMPLE_RAT
         if not MIN_RATE <= rate <= MAX_RATE:
             raise AudioError(f"{path}: sample rate {rate} Hz is outside {MIN_RATE}-{MAX_RATE} "
                              "Hz; not a usable recording")
-        resampler = None if rate == sample_rate else soxr.ResampleStream(
-            rate, sample_rate, 1, dtype="float32", quality="HQ")
+        resampler = stream_resampler(rate, sample_rate)
         block = max(1, round(block_seconds * rate))
         total = 0
         while True:
@@ -290,10 +308,10 @@ def iter_audio_blocks(path: str | Path | BinaryIO, sample_rate: int = SAMPLE_RAT
             last = len(data) < block
             audio = _finite_mono(data, path)
             total += len(audio)
-            if resampler is not None:
-                audio = resampler.resample_chunk(audio, last=last)
+            audio = resampler(audio, last) if resampler is not None else \
+                np.clip(audio, -1.0, 1.0).astype(np.float32, copy=False)
             if len(audio):
-                yield np.clip(audio, -1.0, 1.0).astype(np.float32, copy=False)
+                yield audio
             if last:
                 break
         if total == 0:

@@ -16,7 +16,9 @@ DEFAULT_RUN_DIR = "runs/tc-resnet8"
 
 
 def _words(text: str) -> tuple[str, ...]:
-    return tuple(w.strip() for w in text.split(",") if w.strip())
+    from kwspot.data import parse_words
+
+    return parse_words(text)
 
 
 def _floats(text: str) -> tuple[float, ...]:

@@ -51,6 +51,20 @@ class Dataset:
         return out
 
 
+def given_label(label: str, model_labels: Sequence[str]) -> str | None:
+    """The model's name for a data label: itself, else ``_unknown_`` if the model has that
+    class, else None (the model cannot say anything about it)."""
+    if label in model_labels:
+        return label
+    return UNKNOWN if UNKNOWN in model_labels else None
+
+
+def parse_words(text: str) -> tuple[str, ...]:
+    """``"yes, no,,stop"`` -> ``("yes", "no", "stop")``: a comma-separated word list, as the
+    CLI's ``--keywords`` and the server's ``?keywords=`` take it."""
+    return tuple(w.strip() for w in text.split(",") if w.strip())
+
+
 def write_manifest(path: str | Path, utterances: Iterable[Utterance]) -> None:
     from kwspot.fileio import atomic_write_text
 

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from kwspot.classifier import KeywordClassifier
-from kwspot.data import SILENCE, UNKNOWN
+from kwspot.data import SILENCE, UNKNOWN, given_label
 from kwspot.fileio import atomic_write_text, save_figure
 
 if TYPE_CHECKING:
@@ -232,12 +232,10 @@ def evaluation_clips(labels: Sequence[str], window_samples: int, sample_rate: in
         raise KwspotError(f"{data.path}: no clips in split {split!r}; try --split all")
     mapping: dict[str, str] = {}
     for label in sorted({u.label for u in rows}):
-        if label in labels:
-            mapping[label] = label
-        elif UNKNOWN in labels:
-            mapping[label] = UNKNOWN
-        else:
+        name = given_label(label, labels)
+        if name is None:
             raise KwspotError(f"the data has label {label!r}, unknown to the model {labels}")
+        mapping[label] = name
     rows = [dataclasses.replace(u, label=mapping[u.label]) for u in rows]
     clips = load_labelled(rows, labels, window_samples, sample_rate)
     if clips.is_silence.any():  # the recipe's silence: noise as recorded, at U[0, 1]

@@ -8,6 +8,7 @@ import functools
 import io
 import threading
 import time
+from collections import defaultdict
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from kwspot.errors import KwspotError
 from kwspot.review.agreement import agreement_report
 from kwspot.review.clips import ReviewClip, ReviewSet
 from kwspot.review.store import Judgement, check_segments
+from kwspot.serving.config import is_loopback
 from kwspot.serving.http import (
     RequestError,
     error,
@@ -37,7 +39,6 @@ REVIEW_RATE = 16000
 MAX_NAME = 64
 MAX_REVIEW_S = 1800.0  # longer recordings: split them first (the page holds the whole clip)
 MAX_COLUMNS = 4000  # spectrogram width in pixels at most, however long the clip
-LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 
 class JudgementIn(BaseModel):
@@ -78,16 +79,16 @@ def spectrogram_png(audio: np.ndarray, rate: int, height: int = 160) -> bytes:
 
 
 def create_review_app(review: ReviewSet, default_annotator: str = "",
-                      data_root: str | None = None,
-                      trusted_hosts: tuple[str, ...] = LOOPBACK_HOSTS) -> FastAPI:
-    """The app. Requests must name a ``trusted_hosts`` host (a page on evil.example whose
-    name was rebound to 127.0.0.1 sends ``Host: evil.example``) and come from no other
-    origin."""
+                      data_root: str | None = None) -> FastAPI:
+    """The app. Requests must name a loopback host (``serving.config.is_loopback``, the rule
+    ``kwspot review --host`` is checked with: a page on evil.example whose name was rebound
+    to 127.0.0.1 sends ``Host: evil.example``) and come from no other origin."""
     app = FastAPI(title="kwspot review", docs_url=None, redoc_url=None, openapi_url=None)
-    app.state.review = review
     root = Path(data_root).resolve() if data_root else None
     suggestions: dict[int, list[dict[str, Any]]] = {}
-    suggestions_lock = threading.Lock()
+    # one detection per clip however many ask at once; other clips' requests do not wait
+    clip_locks: defaultdict[int, threading.Lock] = defaultdict(threading.Lock)
+    locks_lock = threading.Lock()
 
     install_error_handlers(app)
 
@@ -95,7 +96,7 @@ def create_review_app(review: ReviewSet, default_annotator: str = "",
     async def local_pages_only(request: Request, call_next):
         """Any web page can send requests to 127.0.0.1: only this server's own page may."""
         host = request.headers.get("host", "")
-        if host_name(host).lower() not in trusted_hosts:
+        if not is_loopback(host_name(host)):
             return error(403, f"host {host!r} refused: open the review at 127.0.0.1")
         origin = request.headers.get("origin")
         if not same_origin(origin, host):
@@ -153,10 +154,6 @@ def create_review_app(review: ReviewSet, default_annotator: str = "",
             return {"done": True}
         return {"done": False, "remaining": remaining, "clip": describe(review.clips[index])}
 
-    @app.get("/api/clips/{clip_id}")
-    def clip_info(clip_id: int) -> dict[str, Any]:
-        return describe(clip_of(clip_id))
-
     @app.get("/api/clips/{clip_id}/audio")
     def clip_audio(clip_id: int) -> Response:
         audio = clip_audio_at(clip_of(clip_id), REVIEW_RATE)
@@ -175,7 +172,9 @@ def create_review_app(review: ReviewSet, default_annotator: str = "",
         clip = clip_of(clip_id)
         if review.model is None or not review.is_long(clip):
             return {"segments": []}
-        with suggestions_lock:  # one detection per clip, however many ask at once
+        with locks_lock:
+            lock = clip_locks[clip_id]
+        with lock:
             if clip_id not in suggestions:
                 from kwspot.runtime.detector import detect_audio
 

@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 import soundfile as sf
 
-from kwspot.audio import fit_length, load_audio
-from kwspot.data import UNKNOWN
+from kwspot.clips import decode_clips
+from kwspot.data import Utterance, given_label
 from kwspot.datasets import DataConfig, open_dataset
 from kwspot.errors import KwspotError
 from kwspot.review.store import Judgement, ReviewStore
@@ -49,13 +49,6 @@ def clip_duration(path: str) -> float | None:
         return info.frames / info.samplerate if info.samplerate else None
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError, OSError):
         return None
-
-
-def given_label(label: str, model_labels: list[str]) -> str | None:
-    """The model's name for a clip's label: itself, else ``_unknown_`` if the model has it."""
-    if label in model_labels:
-        return label
-    return UNKNOWN if UNKNOWN in model_labels else None
 
 
 class ReviewSet:
@@ -105,17 +98,12 @@ class ReviewSet:
         todo = [c for c in self.clips if c.path not in cached and not self.is_long(c)
                 and c.duration_s is not None]
         for i in range(0, len(todo), batch):
-            part, windows = [], []
-            for c in todo[i : i + batch]:
-                try:
-                    audio = load_audio(c.path, model.sample_rate)
-                except KwspotError:
-                    continue  # the page reports it when the clip comes up
-                part.append(c)
-                windows.append(fit_length(audio, model.window_samples))
-            if part:
-                rows = list(zip([c.path for c in part],
-                                model.posteriors(np.stack(windows)).tolist(), strict=True))
+            # a clip that does not decode is left out; the page reports it when it comes up
+            table = decode_clips([Utterance(c.path, c.label, c.split) for c in todo[i : i + batch]],
+                                 model.window_samples, model.sample_rate)
+            if table.utterances:
+                rows = list(zip([str(u.path) for u in table.utterances],
+                                model.posteriors(table.audio).tolist(), strict=True))
                 self.store.save_posteriors(key, rows)
                 cached.update(rows)
         out = {}

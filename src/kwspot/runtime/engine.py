@@ -54,14 +54,12 @@ class StreamScorer:
             self.audio = np.zeros(self.window, np.float32)
             self.first_sample = 0  # virtual sample index of self.audio[0]
 
-    def push(self, chunk: np.ndarray) -> np.ndarray:
-        """Validated float32 mono audio -> (n, classes) posteriors of the hops it completed."""
-        return self.score(self.take(chunk))
-
     def take(self, chunk: np.ndarray) -> np.ndarray:
         """Push audio and return the windows it completed, unscored: (n, C, T) features or
         (n, window) audio. The stream's state moves on now; ``score`` may run later, or
-        batched with other streams' windows (the server's micro-batching)."""
+        batched with other streams' windows (the server's micro-batching). The windows are
+        read-only views of the stream's buffer (which is only ever replaced, never written),
+        so nothing is copied until the model call stacks or converts them."""
         self.samples += len(chunk)
         ready = self.samples // self.hop - self.hops_done
         if self.frontend is not None:
@@ -92,7 +90,7 @@ class StreamScorer:
         first = (self.hops_done + 1) * self.hop_frames - self.first_frame
         view = np.lib.stride_tricks.sliding_window_view(self.frames, self.window_frames, axis=1)
         windows = view[:, first : first + ready * self.hop_frames : self.hop_frames]
-        windows = np.ascontiguousarray(windows.transpose(1, 0, 2), dtype=np.float32)
+        windows = windows.transpose(1, 0, 2)
         self.hops_done += ready
         keep_from = (self.hops_done + 1) * self.hop_frames - self.first_frame
         self.frames = self.frames[:, keep_from:]
@@ -105,8 +103,7 @@ class StreamScorer:
             return self._empty()
         first = (self.hops_done + 1) * self.hop - self.first_sample
         view = np.lib.stride_tricks.sliding_window_view(self.audio, self.window)
-        windows = np.ascontiguousarray(view[first : first + ready * self.hop : self.hop],
-                                       dtype=np.float32)
+        windows = view[first : first + ready * self.hop : self.hop]
         self.hops_done += ready
         keep_from = (self.hops_done + 1) * self.hop - self.first_sample
         self.audio = self.audio[keep_from:]

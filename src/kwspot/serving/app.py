@@ -13,6 +13,7 @@ a one-line reason (``CLOSE_*`` below).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hmac
 import io
 import json
@@ -33,6 +34,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
 from kwspot.audio import fit_length, iter_audio_blocks
+from kwspot.data import parse_words
 from kwspot.errors import AudioError, KwspotError
 from kwspot.runtime.detector import Detection, Detector, DetectorConfig
 from kwspot.runtime.model import load_keyword_model
@@ -78,13 +80,11 @@ def detector_settings(params: Any, base: DetectorConfig) -> tuple[DetectorConfig
     """Per-request overrides (``threshold``, ``keywords``) of the server's detector settings."""
     threshold = _float_param(params, "threshold")
     try:
-        cfg = base if threshold is None else DetectorConfig(
-            threshold=threshold, hop_ms=base.hop_ms, smooth_ms=base.smooth_ms,
-            refractory_ms=base.refractory_ms, thresholds=base.thresholds)
+        cfg = base if threshold is None else dataclasses.replace(base, threshold=threshold)
     except KwspotError as exc:
         raise RequestError(400, str(exc)) from None
     words = params.get("keywords")
-    keywords = [w.strip() for w in words.split(",") if w.strip()] if words else None
+    keywords = list(parse_words(words)) if words else None
     return cfg, keywords
 
 
@@ -414,6 +414,7 @@ async def _stream_loop(service: Service, websocket: WebSocket, session: StreamSe
             return "text-frame"
         data: bytes = message.get("bytes") or b""
         end = not data
+        received = session.received_s
         try:
             ends, windows = session.take_end() if end else session.take(data)
         except FrameTooLarge as exc:
@@ -422,7 +423,7 @@ async def _stream_loop(service: Service, websocket: WebSocket, session: StreamSe
         except KwspotError as exc:
             await _close(websocket, CLOSE_BAD_AUDIO, str(exc))
             return "bad-audio"
-        metrics.audio_seconds.inc(len(data) / session.dtype.itemsize / session.fmt.sample_rate)
+        metrics.audio_seconds.inc(session.received_s - received)
         if len(windows):
             try:
                 posteriors = await service.batcher.score(windows)

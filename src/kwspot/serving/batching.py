@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -20,6 +20,22 @@ import numpy as np
 from kwspot.serving.metrics import ServerMetrics
 
 ScoreFn = Callable[[np.ndarray], np.ndarray]
+
+
+def score_together(fn: ScoreFn, metrics: ServerMetrics | None,
+                   requests: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """One model call for several streams' windows: stack them, score, record the batch in
+    ``metrics``, and hand each request its own rows. Shared by the built-in batcher and the
+    Ray Serve deployment (whose ``@serve.batch`` collects the requests)."""
+    stacked = requests[0] if len(requests) == 1 else np.concatenate(requests)
+    start = time.perf_counter()
+    out = fn(stacked)
+    if metrics is not None:
+        metrics.model_seconds.observe(time.perf_counter() - start)
+        metrics.model_calls.inc()
+        metrics.batch_windows.observe(len(stacked))
+        metrics.batch_streams.observe(len(requests))
+    return np.split(out, np.cumsum([len(r) for r in requests])[:-1])
 
 
 @dataclass
@@ -73,21 +89,13 @@ class MicroBatcher:
             return np.zeros((0, 0), np.float32)
         loop = asyncio.get_running_loop()
         if self.task is None:  # batching off: one call per request
-            return await loop.run_in_executor(self.executor, self._call, windows, 1)
+            (out,) = await loop.run_in_executor(self.executor, score_together, self.fn,
+                                                self.metrics, [windows])
+            return out
         assert self.queue is not None
         future = loop.create_future()
         self.queue.put_nowait(_Request(windows, future))
         return await future
-
-    def _call(self, windows: np.ndarray, streams: int) -> np.ndarray:
-        start = time.perf_counter()
-        out = self.fn(windows)
-        if self.metrics is not None:
-            self.metrics.model_seconds.observe(time.perf_counter() - start)
-            self.metrics.model_calls.inc()
-            self.metrics.batch_windows.observe(len(windows))
-            self.metrics.batch_streams.observe(streams)
-        return out
 
     async def _run(self) -> None:
         assert self.queue is not None
@@ -118,17 +126,14 @@ class MicroBatcher:
             self.batch = []
 
     async def _dispatch(self, batch: list[_Request], loop: asyncio.AbstractEventLoop) -> None:
-        stacked = batch[0].windows if len(batch) == 1 else \
-            np.concatenate([r.windows for r in batch])
         try:
-            out = await loop.run_in_executor(self.executor, self._call, stacked, len(batch))
+            outs = await loop.run_in_executor(self.executor, score_together, self.fn,
+                                              self.metrics, [r.windows for r in batch])
         except Exception as exc:  # the callers get the error; the batcher keeps running
             for r in batch:
                 if not r.future.done():
                     r.future.set_exception(exc)
             return
-        start = 0
-        for r in batch:
+        for r, out in zip(batch, outs, strict=True):
             if not r.future.done():  # a caller whose socket closed has cancelled its future
-                r.future.set_result(out[start : start + len(r.windows)])
-            start += len(r.windows)
+                r.future.set_result(out)

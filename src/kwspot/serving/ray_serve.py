@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 from ray import serve
 
+from kwspot.serving.batching import score_together
 from kwspot.serving.config import ServeConfig
 
 APP_NAME = "kwspot"
@@ -58,19 +59,13 @@ class KwspotDeployment:
         self.service = app.state.service
         return app
 
-    @serve.batch(max_batch_size=256, batch_wait_timeout_s=0.002)
+    @serve.batch  # sizes come from the config, set in __init__
     async def score_batch(self, requests: list[np.ndarray]) -> list[np.ndarray]:
         """Ray collects concurrent ``score`` calls (each one stream's windows) into one
         list; one model call scores them all, and each caller gets its own rows back."""
-        stacked = np.concatenate(requests)
-        metrics = self.service.metrics
-        metrics.batch_streams.observe(len(requests))
-        metrics.batch_windows.observe(len(stacked))
-        metrics.model_calls.inc()
-        out = await asyncio.get_running_loop().run_in_executor(
-            self.executor, self.service.score_windows, stacked)
-        bounds = np.cumsum([len(r) for r in requests])[:-1]
-        return np.split(out, bounds)
+        return await asyncio.get_running_loop().run_in_executor(
+            self.executor, score_together, self.service.score_windows, self.service.metrics,
+            requests)
 
 
 def application(config: ServeConfig, replicas: int = 2) -> Any:

@@ -7,11 +7,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import soxr
 
-from kwspot.audio import MAX_RATE, MIN_RATE
+from kwspot.audio import MAX_RATE, MIN_RATE, stream_resampler
 from kwspot.errors import KwspotError
-from kwspot.runtime.detector import INT16_SCALE, Detection, Detector
+from kwspot.runtime.detector import Detection, Detector, as_audio
 
 FORMATS = {"int16": np.dtype("<i2"), "float32": np.dtype("<f4")}
 # The front end runs on the event loop: a frame of several seconds would stall every other
@@ -48,8 +47,7 @@ class StreamSession:
         self.pending = b""  # a partial sample carried to the next frame
         self.received_s = 0.0
         rate = detector.model.sample_rate
-        self.resampler = None if fmt.sample_rate == rate else soxr.ResampleStream(
-            fmt.sample_rate, rate, 1, dtype="float32", quality="HQ")
+        self.resampler = stream_resampler(fmt.sample_rate, rate)
 
     def decode(self, data: bytes) -> np.ndarray:
         """PCM bytes -> samples ``Detector.take`` reads (int16 PCM, or float in [-1, 1]) at
@@ -63,22 +61,12 @@ class StreamSession:
         self.pending = data[usable:]
         samples = np.frombuffer(data[:usable], self.dtype)
         self.received_s += len(samples) / self.fmt.sample_rate
+        if self.dtype.kind == "f":  # a browser's float may overshoot by a hair (NaN stays)
+            samples = np.clip(samples, -1.0, 1.0)
         if self.resampler is None:
-            # int16 and float32 go to the detector as they are: its ``as_audio`` scales int16
-            # and checks float (NaN, range) once; a browser's float may overshoot by a hair
-            return samples if self.dtype.kind == "i" else np.clip(samples, -1.0, 1.0)
-        audio = samples.astype(np.float32)
-        if self.dtype.kind == "i":
-            audio /= INT16_SCALE
-        elif not np.isfinite(audio).all():  # NaN would poison the resampler's state
-            raise KwspotError("float32 frame holds NaN or infinite samples")
-        return self._resample(audio)
-
-    def _resample(self, audio: np.ndarray, last: bool = False) -> np.ndarray:
-        # a band-limited resampler overshoots on full-scale audio (a clipped microphone);
-        # clip as ``kwspot detect`` does after decoding, so loud streams are not refused
-        out = self.resampler.resample_chunk(audio, last=last)
-        return np.clip(out, -1.0, 1.0).astype(np.float32, copy=False)
+            return samples  # the detector's ``as_audio`` scales int16 and checks float once
+        # before the resampler: NaN would poison its state
+        return self.resampler(as_audio(samples, None, self.fmt.sample_rate))
 
     def take(self, data: bytes) -> tuple[np.ndarray, np.ndarray]:
         """(window end times, unscored windows) completed by this frame."""
@@ -88,7 +76,7 @@ class StreamSession:
         """End of stream: the resampler's tail, then one window of silence (``flush``)."""
         ends, windows = [], []
         if self.resampler is not None:
-            tail = self._resample(np.zeros(0, np.float32), last=True)
+            tail = self.resampler(np.zeros(0, np.float32), last=True)
             e, w = self.detector.take(tail)
             ends.append(e)
             windows.append(w)
