@@ -105,9 +105,11 @@ def test_scan_speech_commands_needs_both_lists(fake_sc) -> None:
         scan_speech_commands(root)
 
 
-def assert_recipe(rows: list[Utterance], keywords, source: list[Utterance]) -> None:
-    """Per split: all keyword clips, ceil(10%) silence placeholders, ceil(10%) unknowns drawn
-    without repetition from the same split's non-keyword, non-silence clips."""
+def assert_recipe(rows: list[Utterance], keywords, source: list[Utterance],
+                  noise: list[str] | None = None) -> None:
+    """Per split: all keyword clips, ceil(10%) silence, ceil(10%) unknowns drawn without
+    repetition from the same split's non-keyword, non-silence clips. Training silence is a
+    placeholder; validation/test silence is a resolved segment of one of ``noise``."""
     by_split = defaultdict(list)
     for u in source:
         by_split[u.split].append(u)
@@ -124,7 +126,11 @@ def assert_recipe(rows: list[Utterance], keywords, source: list[Utterance]) -> N
         assert len(out) == len(kept) + len(silence) + len(unknown)
         expected = math.ceil(0.1 * len(kw_source))
         assert len(silence) == expected, split
-        assert all(u.path is None for u in silence)
+        if split == "train" or not noise:
+            assert all(u.path is None for u in silence)
+        else:
+            assert all(u.path in noise and 0 <= u.gain <= 1 and u.start_s >= 0
+                       for u in silence)
         assert len(unknown) == min(expected, len(other_paths)), split
         assert len({u.path for u in unknown}) == len(unknown)  # no clip drawn twice
         assert {u.path for u in unknown} <= other_paths  # only non-keywords, only this split
@@ -135,7 +141,8 @@ def test_open_dataset_speech_commands_default_recipe(fake_sc) -> None:
     ds = open_dataset(DataConfig(str(root)))
     assert ds.labels == [SILENCE, UNKNOWN, *SPEECH_COMMANDS_KEYWORDS]
     assert len(ds.noise_paths) == 2
-    assert_recipe(ds.utterances, SPEECH_COMMANDS_KEYWORDS, scan_speech_commands(root))
+    assert_recipe(ds.utterances, SPEECH_COMMANDS_KEYWORDS, scan_speech_commands(root),
+                  ds.noise_paths)
     summary = ds.summary()
     assert set(summary) == set(SPLITS)
     assert list(summary["train"]) == ds.labels
@@ -293,7 +300,7 @@ def test_folder_with_keywords_applies_recipe(tmp_path: Path) -> None:
     make_label_folder(root)
     ds = open_dataset(DataConfig(str(root), keywords=("beta",)))
     assert ds.labels == [SILENCE, UNKNOWN, "beta"]
-    assert_recipe(ds.utterances, {"beta"}, scan_folder(root))
+    assert_recipe(ds.utterances, {"beta"}, scan_folder(root), ds.noise_paths)
 
 
 def test_hashed_split_proportions() -> None:
@@ -501,8 +508,9 @@ def test_real_speech_commands_lite(shared_dataset) -> None:
         assert counts[SILENCE] == counts[UNKNOWN] == math.ceil(0.1 * n_kw)
     n_val = sum(summary["validation"][w] for w in SPEECH_COMMANDS_KEYWORDS)
     assert n_val / 10 == pytest.approx(68, abs=3)  # "~68 per keyword in validation"
-    assert_recipe(ds.utterances, SPEECH_COMMANDS_KEYWORDS, scan_speech_commands(root))
-    assert_speaker_disjoint([u for u in ds.utterances if u.speaker])
+    assert_recipe(ds.utterances, SPEECH_COMMANDS_KEYWORDS, scan_speech_commands(root),
+                  ds.noise_paths)
+    assert_speaker_disjoint([u for u in ds.utterances if u.speaker and u.label != SILENCE])
 
 
 def test_real_speech_commands_lite_test_folder(shared_dataset) -> None:

@@ -27,6 +27,27 @@ PAPER = {
     "tc-resnet14-1.5": (305e3, 13.4e6),
 }
 INPUT = (40, 98)
+# The rest of the paper's Table 1 and its Table 2 ablation: (params, FLOPs, input C x T), and
+# BC-ResNet's parameter counts (Kim et al. 2021, Table 3). Checked with each model's own
+# recipe input (kwspot.recipes), within 5 %.
+BASELINES = {
+    "cnn-trad-fpool3": (524e3, 76.1e6, (40, 49)),
+    "cnn-one-fstride4": (148e3, 1.5e6, (40, 49)),
+    "ds-cnn-s": (24e3, 5.4e6, (10, 49)),
+    "ds-cnn-m": (140e3, 19.8e6, (10, 49)),
+    "ds-cnn-l": (420e3, 56.9e6, (10, 49)),
+    "res8-narrow": (20e3, 143.2e6, (40, 98)),
+    "res8": (111e3, 795.3e6, (40, 98)),
+    # the published Res15 FLOPs count TensorFlow's space-to-batch padding of dilated convs
+    # (see docs/results.md); the convolutions themselves are 4.6 % fewer
+    "res15-narrow": (43e3, 348.7e6, (40, 98)),
+    "res15": (239e3, 1950.0e6, (40, 98)),
+    "tc-resnet8-2d": (66e3, 35.8e6, (40, 98)),
+    "tc-resnet8-2d-pool": (66e3, 4.0e6, (40, 98)),
+    "bc-resnet-1": (9.2e3, None, (40, 98)),
+    "bc-resnet-3": (54e3, None, (40, 98)),
+    "bc-resnet-8": (321e3, None, (40, 98)),
+}
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -36,7 +57,55 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_model_table_is_the_paper_set() -> None:
-    assert set(MODELS) == set(PAPER) | {"tc-resnet8-causal", "tc-resnet14-causal"}
+    from kwspot.recipes import RECIPES
+
+    assert set(MODELS) == set(PAPER) | set(BASELINES) | {"tc-resnet8-causal",
+                                                           "tc-resnet14-causal"}
+    assert set(RECIPES) == set(MODELS)  # every model has its published recipe
+
+
+@pytest.mark.parametrize("name", sorted(BASELINES))
+def test_baselines_match_their_papers_on_their_own_inputs(name: str) -> None:
+    from kwspot.recipes import recipe_for
+
+    params, flops, (channels, frames) = BASELINES[name]
+    features = recipe_for(name).features
+    assert (features.num_channels, features.num_frames) == (channels, frames)
+    torch.manual_seed(0)
+    model = build_model(name, channels, 12, frames=frames)
+    assert count_parameters(model) == pytest.approx(params, rel=0.05)
+    if flops is not None:
+        assert count_flops(model, (channels, frames)) == pytest.approx(flops, rel=0.05)
+    x = torch.randn(3, channels, frames)
+    model.train()
+    assert model(x).shape == (3, 12)
+    model.eval()
+    with torch.no_grad():
+        logits = model(x)
+        torch.testing.assert_close(model(x[1:2])[0], logits[1], atol=1e-4, rtol=1e-4)
+        assert not torch.allclose(logits[0], logits[1])
+
+
+def test_bc_resnet_parameter_counts_are_exact() -> None:
+    # the official implementation's counts for tau = 1, 3, 8
+    for tau, count in ((1, 9232), (3, 54168), (8, 321068)):
+        assert count_parameters(build_model(f"bc-resnet-{tau}", 40, 12)) == count
+
+
+def test_spec_augment_masks_bands_and_spans_reproducibly() -> None:
+    from kwspot.augment import SpecAugmentConfig, spec_augment
+
+    x = torch.ones(64, 40, 98)
+    cfg = SpecAugmentConfig(freq_masks=2, freq_width=7, time_masks=2, time_width=20)
+    a = spec_augment(x, cfg, torch.Generator().manual_seed(1))
+    b = spec_augment(x, cfg, torch.Generator().manual_seed(1))
+    assert torch.equal(a, b) and set(a.unique().tolist()) <= {0.0, 1.0}
+    zero_rows = (a == 0).all(dim=2).sum(dim=1)  # channels masked over every frame
+    zero_cols = (a == 0).all(dim=1).sum(dim=1)  # frames masked over every channel
+    assert zero_rows.max() <= 14 and zero_cols.max() <= 40 and zero_rows.sum() > 0
+    assert zero_cols.sum() > 0
+    off = SpecAugmentConfig()
+    assert spec_augment(x, off, torch.Generator()) is x
 
 
 @pytest.mark.parametrize("name", sorted(PAPER))

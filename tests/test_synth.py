@@ -193,7 +193,9 @@ def test_synthesize_dataset_layout_counts_and_reproducibility(tmp_path: Path) ->
     assert calls[-1] == (6, 6) and len(calls) == 6
     assert sorted(p.name for p in (tmp_path / "a").iterdir()) == ["hey_kwspot", "yes"]
     names = sorted(p.name for p in (tmp_path / "a" / "hey_kwspot").iterdir())
-    assert names == ["hey_kwspot_0000.wav", "hey_kwspot_0001.wav", "hey_kwspot_0002.wav"]
+    assert [n.split("_nohash_")[1] for n in sorted(names, key=lambda n: n[-8:])] == [
+        "0000.wav", "0001.wav", "0002.wav"]
+    assert all("_" not in n.split("_nohash_")[0] for n in names)  # one speaker field
     for path in (tmp_path / "a").rglob("*.wav"):
         info = sf.info(str(path))
         assert (info.samplerate, info.channels, info.frames) == (SAMPLE_RATE, 1, SAMPLE_RATE)
@@ -203,15 +205,23 @@ def test_synthesize_dataset_layout_counts_and_reproducibility(tmp_path: Path) ->
 
     synthesize_dataset(words, tmp_path / "b", 3, seed=7)
     synthesize_dataset(words, tmp_path / "c", 3, seed=8)
-    for rel in ("yes/yes_0000.wav", "hey_kwspot/hey_kwspot_0002.wav"):
-        same = (tmp_path / "a" / rel).read_bytes() == (tmp_path / "b" / rel).read_bytes()
-        assert same, rel
-        assert (tmp_path / "a" / rel).read_bytes() != (tmp_path / "c" / rel).read_bytes()
+
+    def clip_bytes(root: Path, word: str, k: int) -> bytes:
+        (path,) = (root / word).glob(f"*_nohash_{k:04d}.wav")
+        return path.read_bytes()
+
+    for word, k in (("yes", 0), ("hey_kwspot", 2)):
+        assert clip_bytes(tmp_path / "a", word, k) == clip_bytes(tmp_path / "b", word, k)
+        assert clip_bytes(tmp_path / "a", word, k) != clip_bytes(tmp_path / "c", word, k)
+    # synthesizing again over a folder replaces clip k, whatever its new speaker
+    synthesize_dataset(["yes"], tmp_path / "c", 3, seed=7)
+    assert len(list((tmp_path / "c" / "yes").iterdir())) == 3
+    assert clip_bytes(tmp_path / "c", "yes", 0) == clip_bytes(tmp_path / "a", "yes", 0)
 
     # Order-independent: a clip depends only on (seed, word index, k).
     direct = make_clip("hey kwspot", np.random.default_rng([7, 1, 2]))
     sf.write(str(tmp_path / "direct.wav"), direct, SAMPLE_RATE, subtype="PCM_16")
-    wav = (tmp_path / "a" / "hey_kwspot" / "hey_kwspot_0002.wav").read_bytes()
+    wav = clip_bytes(tmp_path / "a", "hey_kwspot", 2)
     assert (tmp_path / "direct.wav").read_bytes() == wav
 
 

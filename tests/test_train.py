@@ -10,6 +10,7 @@ import pytest
 import torch
 from conftest import TINY_KEYWORDS, tiny_train_config
 
+from kwspot.datasets import DataConfig
 from kwspot.errors import KwspotError
 from kwspot.train import train
 
@@ -111,17 +112,17 @@ def test_bad_files_are_reported_and_skipped(tiny_dataset: Path, tmp_path: Path) 
     train(cfg, tmp_path / "run", quiet=True)  # and training goes on without them
 
 
-def test_run_manifest_reproduces_the_splits(tiny_run: tuple[Path, dict]) -> None:
-    from kwspot.data import read_manifest
-    from kwspot.datasets import DataConfig, open_dataset
+def test_run_directory_is_prepared_data_with_the_same_clips(tiny_run, tiny_dataset) -> None:
+    from kwspot.datasets import open_dataset
 
     run_dir, summary = tiny_run
-    rows = read_manifest(run_dir / "manifest.jsonl")
-    assert {u.split for u in rows} == {"train", "validation", "test"}
-    assert sum(u.path is None for u in rows) > 0  # _silence_ placeholders are recorded too
-    again = open_dataset(DataConfig(path=str(run_dir / "manifest.jsonl")))
-    assert again.utterances == rows
-    assert set(again.labels) == set(summary["labels"]) and again.labels[:2] == summary["labels"][:2]
+    fresh = open_dataset(tiny_train_config(tiny_dataset).data)
+    for data in (run_dir, run_dir / "manifest.jsonl"):  # the folder or its manifest
+        again = open_dataset(DataConfig(path=str(data)))
+        assert again.utterances == fresh.utterances  # paths resolved back to the data
+        assert again.labels == summary["labels"]  # in the model's order
+        assert again.noise_paths == fresh.noise_paths  # noise kept
+        assert again.checksum == fresh.checksum == summary["data_checksum"]
 
 
 def test_one_training_process_per_run_directory(tmp_path: Path) -> None:

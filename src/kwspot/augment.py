@@ -27,6 +27,44 @@ class AugmentConfig:
     noise_rms: float | None = None
 
 
+@dataclass(frozen=True)
+class SpecAugmentConfig:
+    """SpecAugment (Park et al. 2019) without time warping, on the features in training:
+    ``freq_masks`` bands of U{0..freq_width} channels and ``time_masks`` spans of
+    U{0..time_width} frames set to zero. All zero (the default): off."""
+
+    freq_masks: int = 0
+    freq_width: int = 0
+    time_masks: int = 0
+    time_width: int = 0
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.freq_masks * self.freq_width or self.time_masks * self.time_width)
+
+
+def spec_augment(features: torch.Tensor, cfg: SpecAugmentConfig,
+                 generator: torch.Generator) -> torch.Tensor:
+    """(B, C, T) features with random channel bands and frame spans zeroed, per example;
+    vectorised (masks built from broadcast comparisons, no per-example loop)."""
+    if not cfg.enabled:
+        return features
+    batch, channels, frames = features.shape
+    keep = torch.ones(batch, channels, frames, dtype=torch.bool)
+    for count, width, size, axis in ((cfg.freq_masks, cfg.freq_width, channels, 1),
+                                     (cfg.time_masks, cfg.time_width, frames, 2)):
+        if not count or not width:
+            continue
+        widths = (torch.rand(batch, count, generator=generator) * (width + 1)).long()
+        widths = widths.clamp(max=size)
+        starts = (torch.rand(batch, count, generator=generator)
+                  * (size - widths + 1)).long()
+        index = torch.arange(size)
+        masked = ((index >= starts[..., None]) & (index < (starts + widths)[..., None])).any(1)
+        keep &= ~(masked[:, :, None] if axis == 1 else masked[:, None, :])
+    return features * keep
+
+
 class NoiseBank:
     """Background recordings; each sampled segment lies inside one recording."""
 

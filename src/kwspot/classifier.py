@@ -19,7 +19,8 @@ class KeywordClassifier(nn.Module):
         self.labels = list(labels)
         self.features = features
         self.frontend = Frontend(features)
-        self.network = build_model(model_name, features.num_channels, len(labels), dropout)
+        self.network = build_model(model_name, features.num_channels, len(labels), dropout,
+                                   features.num_frames)
 
     def forward(self, audio: torch.Tensor) -> torch.Tensor:
         """(B, S) audio -> (B, num_classes) logits."""

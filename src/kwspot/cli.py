@@ -45,7 +45,8 @@ def add_data_args(p: argparse.ArgumentParser, required: bool = True) -> None:
     g.add_argument("--data", required=required, metavar="PATH",
                    help="Speech Commands folder (with validation_list.txt/testing_list.txt), "
                         "a folder-per-label dataset, a flat folder (with --label-regex), a "
-                        "CSV manifest (path,label[,split,speaker]) or a run's manifest.jsonl")
+                        "CSV manifest (path,label[,split,speaker]), prepared data (`kwspot "
+                        "prepare`) or a run directory (the exact clips it used)")
     g.add_argument("--keywords", type=_words, default=None, metavar="W1,W2,..",
                    help="classes to spot; other labels become _unknown_ and _silence_ is added "
                         "(default: the 10 Speech Commands words for Speech Commands, every "
@@ -69,6 +70,10 @@ def add_data_args(p: argparse.ArgumentParser, required: bool = True) -> None:
                    help="without official lists: percent of speakers for validation (default 10)")
     g.add_argument("--test-pct", type=float, default=10.0,
                    help="without official lists: percent of speakers for test (default 10)")
+    g.add_argument("--data-seed", type=int, default=None, metavar="SEED",
+                   help="seed of the recipe's _unknown_ and _silence_ draws, separate from the "
+                        "training seed so every run sees the same clips (default 0; eval: the "
+                        "model's own)")
     g.add_argument("--noise-dir", default=None, metavar="DIR",
                    help="background-noise WAVs (default: the dataset's _background_noise_/, "
                         "else synthetic white/pink/brown noise)")
@@ -81,52 +86,57 @@ def data_config(args: argparse.Namespace):
         path=args.data, keywords=args.keywords, silence_fraction=args.silence_fraction,
         unknown_fraction=args.unknown_fraction, label_regex=args.label_regex,
         validation_pct=args.validation_pct, test_pct=args.test_pct, noise_dir=args.noise_dir,
-        seed=getattr(args, "seed", None) or 0,
+        seed=args.data_seed or 0,
         train_unknown_fraction=args.train_unknown_fraction, negatives=tuple(args.negatives),
     )
 
 
 def add_train_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("train", help="train a model (the TC-ResNet paper's recipe by default)",
-                       description="Train a keyword classifier. Defaults are the TC-ResNet "
-                       "paper's recipe: SGD momentum 0.9, batch 100, lr 0.1/0.01/0.001 at "
-                       "10k/20k of 30k steps, weight decay 1e-3, dropout 0.5. Validation runs "
-                       "every --eval-every steps; the best checkpoint is kept as best.pt.")
+    p = sub.add_parser("train", help="train a model with its published recipe",
+                       description="Train a keyword classifier. --model picks the "
+                       "architecture and its published recipe (features, optimizer, schedule, "
+                       "dropout, SpecAugment; see `kwspot.recipes`), its length in epochs of "
+                       "the data; every option below overrides one part of it. TC-ResNet's: "
+                       "SGD momentum 0.9, batch 100, lr 0.1/0.01/0.001 at 1/3 and 2/3, weight "
+                       "decay 1e-3, dropout 0.5, 40 MFCCs (the paper ran 30000 steps: "
+                       "--steps 30000). Validation runs every --eval-every steps; the best "
+                       "checkpoint is kept as best.pt.")
     add_data_args(p, required=False)
     p.add_argument("--run-dir", default=DEFAULT_RUN_DIR,
                    help=f"where checkpoints, logs and TensorBoard go (default {DEFAULT_RUN_DIR})")
     p.add_argument("--resume", action="store_true",
                    help="continue the run in --run-dir from its last.pt, with its saved config")
     p.add_argument("--model", default="tc-resnet8",
-                   help="architecture (default tc-resnet8; an unknown name lists the choices)")
-    p.add_argument("--dropout", type=float, default=0.5, help="dropout before the classifier")
+                   help="architecture and recipe (default tc-resnet8; an unknown name lists "
+                        "the choices)")
+    p.add_argument("--dropout", type=float, default=None, help="dropout (default: the recipe's)")
     p.add_argument("--init", default=None, metavar="CHECKPOINT",
                    help="start from this checkpoint's weights (fine-tuning, e.g. after "
                         "`kwspot mine`); same model and labels")
-    f = p.add_argument_group("features")
-    f.add_argument("--features", choices=("mfcc", "logmel"), default="mfcc",
-                   help="front end (default mfcc)")
-    f.add_argument("--n-mfcc", type=int, default=40, help="MFCC coefficients (default 40)")
-    f.add_argument("--n-mels", type=int, default=40, help="mel bins (default 40)")
-    f.add_argument("--window-ms", type=float, default=30.0, help="window length (default 30)")
-    f.add_argument("--hop-ms", type=float, default=10.0, help="hop length (default 10)")
-    f.add_argument("--f-min", type=float, default=20.0, help="lowest mel edge, Hz (default 20)")
-    f.add_argument("--f-max", type=float, default=4000.0,
-                   help="highest mel edge, Hz (default 4000)")
-    f.add_argument("--clip-ms", type=float, default=1000.0, help="input length (default 1000)")
-    o = p.add_argument_group("optimisation")
-    o.add_argument("--steps", type=int, default=30_000, help="training steps (default 30000)")
-    o.add_argument("--batch-size", type=int, default=100, help="batch size (default 100)")
-    o.add_argument("--lr-values", type=_floats, default=(0.1, 0.01, 0.001), metavar="A,B,C",
-                   help="piecewise-constant learning rates (default 0.1,0.01,0.001)")
+    f = p.add_argument_group("features (default: the recipe's)")
+    f.add_argument("--features", choices=("mfcc", "logmel"), default=None, help="front end")
+    f.add_argument("--n-mfcc", type=int, default=None, help="MFCC coefficients")
+    f.add_argument("--n-mels", type=int, default=None, help="mel bins")
+    f.add_argument("--window-ms", type=float, default=None, help="window length")
+    f.add_argument("--hop-ms", type=float, default=None, help="hop length")
+    f.add_argument("--f-min", type=float, default=None, help="lowest mel edge, Hz")
+    f.add_argument("--f-max", type=float, default=None, help="highest mel edge, Hz")
+    f.add_argument("--clip-ms", type=float, default=None, help="input length")
+    o = p.add_argument_group("optimisation (default: the recipe's)")
+    o.add_argument("--epochs", type=float, default=None,
+                   help="passes over the training split (default: the recipe's)")
+    o.add_argument("--steps", type=int, default=None, help="training steps (instead of --epochs)")
+    o.add_argument("--batch-size", type=int, default=None, help="batch size")
+    o.add_argument("--lr-values", type=_floats, default=None, metavar="A,B,C",
+                   help="piecewise-constant learning rates")
     o.add_argument("--lr-boundaries", type=_ints, default=None, metavar="S1,S2",
-                   help="steps where the rate drops (default: 1/3 and 2/3 of --steps, "
-                        "i.e. 10000,20000 for 30000 steps)")
-    o.add_argument("--momentum", type=float, default=0.9, help="SGD momentum (default 0.9)")
-    o.add_argument("--weight-decay", type=float, default=1e-3,
-                   help="L2 on conv/linear weights, not BN (default 1e-3)")
-    o.add_argument("--eval-every", type=int, default=1000,
-                   help="validate and checkpoint every N steps (default 1000)")
+                   help="steps where the rate drops (default: the recipe's fractions of the "
+                        "run, e.g. 1/3 and 2/3)")
+    o.add_argument("--momentum", type=float, default=None, help="SGD momentum")
+    o.add_argument("--weight-decay", type=float, default=None,
+                   help="L2 on conv/linear weights, not BN")
+    o.add_argument("--eval-every", type=int, default=None,
+                   help="validate and checkpoint every N steps (default: every 5 epochs)")
     o.add_argument("--seed", type=int, default=0, help="seed; the same seed repeats a run")
     o.add_argument("--threads", type=int, default=0, help="torch threads (default: all cores)")
     a = p.add_argument_group("augmentation")
@@ -144,10 +154,53 @@ def add_train_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_train)
 
 
-def cmd_train(args: argparse.Namespace) -> None:
+def _given(args: argparse.Namespace, names: dict[str, str]) -> dict:
+    """The options the user set: {config field: value} for the non-None ones."""
+    return {field: getattr(args, arg) for arg, field in names.items()
+            if getattr(args, arg) is not None}
+
+
+def train_config_from_args(args: argparse.Namespace):
+    """The model's recipe for this data, with every option the user gave put over it."""
+    import dataclasses
+
     from kwspot.augment import AugmentConfig
-    from kwspot.config import OptimConfig, TrainConfig
-    from kwspot.features import FeatureConfig
+    from kwspot.datasets import open_dataset
+    from kwspot.recipes import recipe_config
+
+    data = data_config(args)
+    if args.steps is not None and args.steps < 1:
+        raise KwspotError(f"--steps must be at least 1, got {args.steps}")
+    train_clips = len(open_dataset(data).split("train"))
+    cfg = recipe_config(args.model, data, max(train_clips, 1), args.seed, args.epochs,
+                        args.eval_every, args.threads)
+    features = dataclasses.replace(cfg.features, **_given(args, {
+        "features": "kind", "n_mfcc": "n_mfcc", "n_mels": "n_mels", "window_ms": "window_ms",
+        "hop_ms": "hop_ms", "f_min": "f_min", "f_max": "f_max", "clip_ms": "clip_ms"}))
+    optim = cfg.optim
+    if args.batch_size is not None and args.steps is None:  # same epochs, other batches
+        optim = optim.scaled_to(max(1, round(optim.steps * optim.batch_size / args.batch_size)))
+    if args.steps is not None:
+        optim = optim.scaled_to(args.steps)
+    optim = dataclasses.replace(optim, **_given(args, {
+        "batch_size": "batch_size", "momentum": "momentum", "weight_decay": "weight_decay"}))
+    if args.lr_values is not None:
+        n = len(args.lr_values)
+        bounds = args.lr_boundaries or tuple(round(optim.steps * (i + 1) / n)
+                                             for i in range(n - 1))
+        optim = dataclasses.replace(optim, lr_values=args.lr_values, lr_boundaries=bounds)
+    elif args.lr_boundaries is not None:
+        optim = dataclasses.replace(optim, lr_boundaries=args.lr_boundaries)
+    optim = dataclasses.replace(optim)  # re-validate the combination
+    augment = AugmentConfig(background_prob=args.background_prob,
+                            background_volume=args.background_volume,
+                            time_shift_ms=args.time_shift_ms, noise_rms=args.noise_rms)
+    return dataclasses.replace(
+        cfg, features=features, optim=optim, augment=augment, init=args.init,
+        dropout=cfg.dropout if args.dropout is None else args.dropout)
+
+
+def cmd_train(args: argparse.Namespace) -> None:
     from kwspot.train import train
 
     if args.resume:
@@ -163,27 +216,7 @@ def cmd_train(args: argparse.Namespace) -> None:
         if args.model not in MODELS:
             raise KwspotError(f"unknown model {args.model!r}; available: "
                               f"{', '.join(sorted(MODELS))}")
-        if args.steps < 1:
-            raise KwspotError(f"--steps must be at least 1, got {args.steps}")
-        n_rates = len(args.lr_values)
-        bounds = args.lr_boundaries if args.lr_boundaries is not None else tuple(
-            round(args.steps * (i + 1) / n_rates) for i in range(n_rates - 1))
-        optim = OptimConfig(steps=args.steps, batch_size=args.batch_size,
-                            lr_values=args.lr_values, lr_boundaries=bounds,
-                            momentum=args.momentum, weight_decay=args.weight_decay)
-        cfg = TrainConfig(
-            data=data_config(args), model=args.model, dropout=args.dropout,
-            features=FeatureConfig(kind=args.features, n_mfcc=args.n_mfcc, n_mels=args.n_mels,
-                                   window_ms=args.window_ms, hop_ms=args.hop_ms,
-                                   f_min=args.f_min, f_max=args.f_max, clip_ms=args.clip_ms),
-            augment=AugmentConfig(background_prob=args.background_prob,
-                                  background_volume=args.background_volume,
-                                  time_shift_ms=args.time_shift_ms,
-                                  noise_rms=args.noise_rms),
-            optim=optim, eval_every=args.eval_every, seed=args.seed, threads=args.threads,
-            init=args.init,
-        )
-        summary = train(cfg, args.run_dir, quiet=args.quiet)
+        summary = train(train_config_from_args(args), args.run_dir, quiet=args.quiet)
     _print_summary(summary)
 
 
@@ -197,6 +230,97 @@ def _print_summary(summary: dict) -> None:
     print(f"checkpoint: {Path(summary['run_dir']) / 'best.pt'}")
 
 
+def add_prepare_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("prepare", help="fix a dataset's recipe once: labels, draws, splits",
+                       description="Resolve a dataset's recipe (class labels in order, the "
+                       "_unknown_ and _silence_ draws, the noise files, the splits, speakers) "
+                       "into OUT/manifest.jsonl + OUT/prepared.json with a checksum. Train, "
+                       "eval and table read --data OUT: every model and seed then sees the "
+                       "same test clips, and every report names the checksum.")
+    add_data_args(p)
+    p.add_argument("--out", required=True, metavar="DIR", help="the prepared-data folder")
+    p.add_argument("--force", action="store_true",
+                   help="replace other prepared data already in --out")
+    p.set_defaults(func=cmd_prepare)
+
+
+def cmd_prepare(args: argparse.Namespace) -> None:
+    from kwspot.datasets.prepare import prepare_dataset
+
+    info = prepare_dataset(data_config(args), args.out, force=args.force)
+    for split, counts in info["counts"].items():
+        print(f"{split}: {sum(counts.values())} clips, "
+              f"{info['speakers']['per_split'][split]} speakers")
+    print(f"labels: {', '.join(info['labels'])}")
+    print(f"noise files: {len(info['noise'])}")
+    if info["speakers"]["one_per_file"]:
+        print("warning: the data names no speakers (each file counts as one), so held-out "
+              "splits may share voices; give speakers (a CSV column, --label-regex "
+              "(?P<speaker>..), or <speaker>_nohash_<n> file names)", file=sys.stderr)
+    if info["speakers"]["crossing_splits"]:
+        print(f"warning: {info['speakers']['crossing_splits']} speakers are in more than one "
+              "split (the data's own lists put them there)", file=sys.stderr)
+    print(f"checksum {info['checksum']}\nprepared: {args.out}")
+
+
+def add_table_parser(sub: argparse._SubParsersAction) -> None:
+    from kwspot.experiments.table import TableConfig
+
+    defaults = TableConfig(prepared="")
+    p = sub.add_parser("table", help="the paper's comparison: every model, several seeds, "
+                       "one prepared data set", description="Train (or reuse finished runs "
+                       "of) every model on one prepared manifest with several seeds, evaluate "
+                       "on its test split, time each network on this machine (ONNX Runtime, "
+                       "one thread), and write table.md, table.csv and table.png. Each "
+                       "(model, seed) writes a small result file and is skipped when it "
+                       "exists, so the table is built in pieces and resumes.")
+    p.add_argument("--data", required=True, metavar="PREPARED",
+                   help="prepared data (`kwspot prepare`)")
+    p.add_argument("--models", type=_words, default=defaults.models, metavar="M1,M2,..",
+                   help="models to run (default: the paper's table, its ablation and "
+                        "BC-ResNet)")
+    p.add_argument("--seeds", type=_ints, default=defaults.seeds, metavar="S1,S2,..",
+                   help="training seeds (default 0,1,2)")
+    p.add_argument("--epochs", action="append", default=[], metavar="MODEL=EPOCHS",
+                   help="override a model's recipe length; repeatable")
+    p.add_argument("--results", default=defaults.results_dir, metavar="DIR",
+                   help=f"result files and the table (default {defaults.results_dir})")
+    p.add_argument("--runs-dir", default=defaults.runs_dir, metavar="DIR",
+                   help=f"checkpoints (default {defaults.runs_dir}; keep out of git)")
+    p.add_argument("--threads", type=int, default=defaults.threads,
+                   help="torch threads per job (default 1; jobs run side by side on Ray)")
+    p.add_argument("--latency-runs", type=int, default=defaults.latency_runs,
+                   help="timed runs per model (default 1000)")
+    p.add_argument("--ray", action="store_true",
+                   help="run jobs as Ray tasks on a local Ray (kwspot[scale])")
+    p.add_argument("--ray-address", default=None, metavar="ADDR",
+                   help="run jobs on this Ray cluster (e.g. ray://head:10001); workers "
+                        "must see the same data and result paths")
+    p.add_argument("--no-train", action="store_true",
+                   help="only tabulate the result files present (and time the models)")
+    p.set_defaults(func=cmd_table)
+
+
+def cmd_table(args: argparse.Namespace) -> None:
+    from kwspot.experiments.table import TableConfig, build_table, parse_epochs
+
+    if args.latency_runs < 1 or args.threads < 1:
+        raise KwspotError("--latency-runs and --threads must be at least 1")
+    cfg = TableConfig(prepared=args.data, results_dir=args.results, runs_dir=args.runs_dir,
+                      models=args.models, seeds=args.seeds, epochs=parse_epochs(args.epochs),
+                      threads=args.threads, latency_runs=args.latency_runs, ray=args.ray,
+                      ray_address=args.ray_address)
+
+    def report(result) -> None:
+        r = result.record
+        print(f"{result.job.name}: test {r['test_accuracy']:.2%} ({r['train_seconds']:.0f} s "
+              f"training) -> {result.path}", flush=True)
+
+    rows = build_table(cfg, report, train=not args.no_train)
+    print(Path(args.results, "table.md").read_text())
+    print(f"{len(rows)} models; table: {Path(args.results) / 'table.md'}")
+
+
 def add_eval_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("eval", help="accuracy, per-class precision/recall and confusion matrix",
                        description="Evaluate a checkpoint (.pt or run dir) or an exported .onnx "
@@ -205,13 +329,11 @@ def add_eval_parser(sub: argparse._SubParsersAction) -> None:
     add_data_args(p)
     p.add_argument("--split", default="auto",
                    choices=("auto", "train", "validation", "test", "all"),
-                   help="which clips (default auto: 'test' for Speech Commands and CSV "
-                        "manifests, 'all' for a plain label folder such as a prepared test set)")
+                   help="which clips (default auto: 'test' for data with splits -- Speech "
+                        "Commands, CSV, prepared data, a run, a --label-regex folder -- and "
+                        "'all' for a plain label folder such as Google's prepared test set)")
     p.add_argument("--out", default=None, metavar="DIR",
                    help="report folder (default: <run dir>/eval-<data name>)")
-    p.add_argument("--seed", type=int, default=None,
-                   help="seed drawing the recipe's _unknown_/_silence_ test clips (default: the "
-                        "seed the model was trained with, so its own test figure repeats)")
     p.set_defaults(func=cmd_eval)
 
 
@@ -220,14 +342,17 @@ def cmd_eval(args: argparse.Namespace) -> None:
     from rich.table import Table
 
     from kwspot.checkpoint import run_dir_of
-    from kwspot.datasets.speech_commands import is_speech_commands
+    from kwspot.datasets import default_eval_split
     from kwspot.evaluate import run_evaluation
     from kwspot.runtime.model import is_exported
 
     data = Path(args.data)
     split = args.split
     if split == "auto":
-        split = "test" if (data.suffix == ".csv" or is_speech_commands(data)) else "all"
+        split = default_eval_split(data_config(args))
+        if split == "all":
+            print(f"scoring every clip of {data} (a label folder has no split lists; "
+                  "--split test scores its held-out speakers only)", file=sys.stderr)
     model = Path(args.model)
     # reports of a run go into the run; of an exported model, under the current folder (never
     # into an installed package's folder)
@@ -235,7 +360,7 @@ def cmd_eval(args: argparse.Namespace) -> None:
     out = Path(args.out) if args.out else (
         Path("reports") / f"{model.stem}-{name}" if is_exported(model)
         else run_dir_of(model) / name)
-    report, bad, mapping = run_evaluation(model, data_config(args), split, out, args.seed)
+    report, bad, mapping = run_evaluation(model, data_config(args), split, out, args.data_seed)
     console = Console()
     table = Table(title=f"{model} on {data} [{split}]")
     for col in ("class", "precision", "recall", "f1", "support"):
@@ -351,9 +476,6 @@ def add_verify_export_parser(sub: argparse._SubParsersAction) -> None:
                    help="the checkpoint it was exported from (run dir, .pt, or shipped), "
                         "for comparison")
     p.add_argument("--runs", type=int, default=1000, help="latency runs (default 1000)")
-    p.add_argument("--seed", type=int, default=None,
-                   help="seed of the recipe's _unknown_/_silence_ test draws (default: the "
-                        "model's training seed)")
     p.add_argument("--json", default=None, metavar="FILE", help="also write the result here")
     p.set_defaults(func=cmd_verify_export)
 
@@ -367,7 +489,7 @@ def cmd_verify_export(args: argparse.Namespace) -> None:
     if args.runs < 1:
         raise KwspotError(f"--runs must be at least 1, got {args.runs}")
     result = verify_export(args.model, data_config(args), args.split, args.checkpoint,
-                           args.runs, args.seed)
+                           args.runs, args.data_seed)
     print(f"{result['model']} on {result['data']} [{result['split']}], {result['clips']} clips")
     print(f"  accuracy: {result['accuracy']:.2%}")
     if "checkpoint" in result:
@@ -965,8 +1087,9 @@ def cmd_demo(args: argparse.Namespace) -> None:
 
 
 SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
-    add_train_parser, add_eval_parser, add_export_parser, add_verify_export_parser,
-    add_detect_parser, add_listen_parser, add_serve_parser, add_bench_parser,
+    add_prepare_parser, add_train_parser, add_table_parser, add_eval_parser, add_export_parser,
+    add_verify_export_parser, add_detect_parser, add_listen_parser, add_serve_parser,
+    add_bench_parser,
     add_synth_parser, add_negatives_parser, add_streams_parser, add_eval_stream_parser,
     add_calibrate_parser, add_mine_parser, add_review_parser, add_review_export_parser,
     add_demo_parser,

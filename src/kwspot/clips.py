@@ -7,6 +7,7 @@ model instead of on file I/O. Bad files are reported and skipped, never fatal.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -14,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from kwspot.audio import fit_length, load_audio
-from kwspot.data import Utterance
+from kwspot.data import SILENCE, Utterance
 from kwspot.errors import AudioError
 
 
@@ -32,10 +33,28 @@ def decode_clips(
     workers: int = 4,
     progress: Callable[[int], None] | None = None,
 ) -> ClipTable:
+    recordings: dict[str, np.ndarray] = {}
+    lock = threading.Lock()
+
+    def segment(u: Utterance) -> np.ndarray:
+        """A resolved silence row: ``clip_samples`` of a noise recording from ``start_s``,
+        times ``gain`` (the recording is tiled if the window runs past its end)."""
+        with lock:
+            if u.path not in recordings:
+                recordings[u.path] = load_audio(u.path, sample_rate)
+            audio = recordings[u.path]
+        start = min(round(u.start_s * sample_rate), len(audio) - 1)
+        piece = audio[start : start + clip_samples]
+        if len(piece) < clip_samples:
+            piece = np.resize(np.concatenate([piece, audio]), clip_samples)
+        return np.clip(piece * np.float32(u.gain), -1.0, 1.0).astype(np.float32)
+
     def decode(u: Utterance) -> np.ndarray | str:
         if u.path is None:
             return np.zeros(clip_samples, np.float32)
         try:
+            if u.label == SILENCE:
+                return segment(u)
             return fit_length(load_audio(u.path, sample_rate), clip_samples)
         except AudioError as exc:
             return str(exc)
@@ -64,6 +83,7 @@ class LabelledAudio:
     targets: np.ndarray  # (N,) class indices
     is_silence: np.ndarray  # (N,) bool: rows to be filled from background noise
     bad_files: list[str]
+    data_checksum: str | None = None  # the dataset's (kwspot.datasets.prepare), for reports
 
     def __len__(self) -> int:
         return len(self.targets)

@@ -5,20 +5,26 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kwspot.augment import AugmentConfig
+from kwspot.augment import AugmentConfig, SpecAugmentConfig
 from kwspot.datasets import DataConfig
 from kwspot.errors import KwspotError
 from kwspot.features import FeatureConfig
 
+OPTIMIZERS = ("sgd", "adam")
+SCHEDULES = ("piecewise", "cosine")
+
 
 @dataclass(frozen=True)
 class OptimConfig:
-    """The TC-ResNet paper's recipe: SGD+momentum, lr 0.1 -> 0.01 -> 0.001 at 10k/20k of 30k."""
+    """The TC-ResNet paper's recipe by default: SGD+momentum, lr 0.1 -> 0.01 -> 0.001 at
+    10k/20k of 30k. ``schedule="cosine"`` (BC-ResNet's): a linear warm-up to ``lr_values[0]``
+    over ``warmup_steps``, then a cosine decay to zero; ``lr_boundaries`` are then unused."""
 
     steps: int = 30_000
     batch_size: int = 100
@@ -26,8 +32,20 @@ class OptimConfig:
     lr_boundaries: tuple[int, ...] = (10_000, 20_000)
     momentum: float = 0.9
     weight_decay: float = 1e-3
+    optimizer: str = "sgd"
+    schedule: str = "piecewise"
+    warmup_steps: int = 0
 
     def __post_init__(self) -> None:
+        if self.optimizer not in OPTIMIZERS:
+            raise KwspotError(f"unknown optimizer {self.optimizer!r}; choose from {OPTIMIZERS}")
+        if self.schedule not in SCHEDULES:
+            raise KwspotError(f"unknown schedule {self.schedule!r}; choose from {SCHEDULES}")
+        if not 0 <= self.warmup_steps < self.steps:
+            raise KwspotError(f"warm-up must be 0 or more and shorter than the run, got "
+                              f"{self.warmup_steps} of {self.steps} steps")
+        if self.schedule == "cosine":
+            return
         if len(self.lr_values) != len(self.lr_boundaries) + 1:
             raise KwspotError("need exactly one more learning rate than boundaries")
         if list(self.lr_boundaries) != sorted(self.lr_boundaries):
@@ -37,6 +55,12 @@ class OptimConfig:
                               f"and {self.batch_size}")
 
     def lr_at(self, step: int) -> float:
+        if self.schedule == "cosine":
+            peak = self.lr_values[0]
+            if step < self.warmup_steps:
+                return peak * (step + 1) / self.warmup_steps
+            done = (step - self.warmup_steps) / (self.steps - self.warmup_steps)
+            return 0.5 * peak * (1.0 + math.cos(math.pi * min(done, 1.0)))
         for boundary, value in zip(self.lr_boundaries, self.lr_values, strict=False):
             if step < boundary:
                 return value
@@ -46,7 +70,8 @@ class OptimConfig:
         """Same schedule shape over a different number of steps."""
         ratio = steps / self.steps
         bounds = tuple(max(1, round(b * ratio)) for b in self.lr_boundaries)
-        return dataclasses.replace(self, steps=steps, lr_boundaries=bounds)
+        warmup = min(round(self.warmup_steps * ratio), steps - 1)
+        return dataclasses.replace(self, steps=steps, lr_boundaries=bounds, warmup_steps=warmup)
 
 
 @dataclass(frozen=True)
@@ -61,6 +86,7 @@ class TrainConfig:
     seed: int = 0
     threads: int = 0  # 0: all cores
     init: str | None = None  # start from this checkpoint's weights (fine-tuning), not random
+    spec_augment: SpecAugmentConfig = field(default_factory=SpecAugmentConfig)
 
     def __post_init__(self) -> None:
         if self.eval_every < 1:

@@ -25,10 +25,15 @@ SPEECH_COMMANDS_KEYWORDS = ("yes", "no", "up", "down", "left", "right", "on", "o
 
 @dataclass(frozen=True)
 class Utterance:
+    """One clip. A resolved ``_silence_`` example is a segment of a noise recording:
+    ``start_s`` seconds in, scaled by ``gain``; ``path=None`` leaves it to be drawn later."""
+
     path: str | None
     label: str
     split: str
     speaker: str = ""
+    start_s: float = 0.0
+    gain: float = 1.0
 
 
 @dataclass
@@ -38,6 +43,8 @@ class Dataset:
     utterances: list[Utterance]
     labels: list[str]
     noise_paths: list[str] = field(default_factory=list)
+    checksum: str | None = None  # of the resolved rows (kwspot.datasets.prepare)
+    root: str | None = None  # the folder the rows' paths are taken relative to for that
 
     def split(self, name: str) -> list[Utterance]:
         return [u for u in self.utterances if u.split == name]
@@ -99,18 +106,20 @@ def apply_keyword_recipe(
     Per split: every keyword clip; ``_unknown_`` drawn from the other words, and ``_silence_``
     placeholders, each ``fraction`` x the number of keyword clips.
     Labels: silence, unknown, then the keywords. ``train_unknown_fraction`` (``math.inf``: all
-    of them) sets the training split's own share; the draws of validation and test do not
-    depend on it, so their clips stay the same whatever training uses.
+    of them) sets the training split's own share. Each split is drawn on its own, so the
+    validation and test clips stay the same whatever training uses or adds.
     """
     present = {u.label for u in utterances}
     missing = [k for k in keywords if k not in present]
     if missing:
         raise KwspotError(f"keywords not found in the data: {', '.join(missing)}")
     keyword_set = set(keywords)
-    rng = np.random.default_rng(seed)
     out: list[Utterance] = []
-    for split in SPLITS:
-        rows = [u for u in utterances if u.split == split]
+    for split_index, split in enumerate(SPLITS):
+        # one generator per split, over clips in path order: a split's draw depends only on
+        # that split's clips and the seed, so adding training clips never moves the test set
+        rng = np.random.default_rng([seed, split_index])
+        rows = sorted((u for u in utterances if u.split == split), key=lambda u: u.path or "")
         kept = [u for u in rows if u.label in keyword_set]
         if not kept:
             continue

@@ -1,13 +1,15 @@
 """The training loop, top to bottom: data -> augment -> features -> model -> SGD, with
 validation every ``eval_every`` steps, the best checkpoint kept, and exact resume.
 
-Run directory: config.json, manifest.jsonl (every clip and label of every split), last.pt
+Run directory: config.json, manifest.jsonl + prepared.json (every clip and label of every
+split, as ``kwspot prepare`` writes them, so the run directory is itself prepared data), last.pt
 (resume state), best.pt (best validation), metrics.jsonl, tb/ (TensorBoard), summary.json.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import signal
@@ -23,13 +25,14 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from torch import nn
 
-from kwspot.augment import augment_batch, fill_silence, noise_bank
+from kwspot.augment import augment_batch, fill_silence, noise_bank, spec_augment
 from kwspot.checkpoint import load_record, model_record, save_record
 from kwspot.classifier import KeywordClassifier
 from kwspot.clips import LabelledAudio, load_labelled
 from kwspot.config import TrainConfig
-from kwspot.data import Dataset, write_manifest
+from kwspot.data import SILENCE, Dataset
 from kwspot.datasets import open_dataset
+from kwspot.datasets.prepare import write_prepared
 from kwspot.errors import KwspotError
 from kwspot.evaluate import classification_report, predict_proba, run_evaluation
 from kwspot.fileio import atomic_write_text
@@ -71,14 +74,18 @@ def init_from(model: KeywordClassifier, path: str) -> None:
     model.load_state_dict(record["state_dict"])
 
 
-def optimizer_for(model: nn.Module, cfg: TrainConfig) -> torch.optim.SGD:
-    """Weight decay on conv/linear weights only, never on BN scales/shifts or biases."""
+def optimizer_for(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """SGD with momentum or Adam (L2 added to the gradient, as the reference recipes' loss
+    term does); weight decay on conv/linear weights only, never on BN scales/shifts or
+    biases."""
     decay = [p for p in model.parameters() if p.ndim > 1]
     no_decay = [p for p in model.parameters() if p.ndim <= 1]
     groups = [
         {"params": decay, "weight_decay": cfg.optim.weight_decay},
         {"params": no_decay, "weight_decay": 0.0},
     ]
+    if cfg.optim.optimizer == "adam":
+        return torch.optim.Adam(groups, lr=cfg.optim.lr_at(0))
     return torch.optim.SGD(groups, lr=cfg.optim.lr_at(0), momentum=cfg.optim.momentum)
 
 
@@ -215,14 +222,19 @@ def _train(cfg: TrainConfig | None, run_dir: Path, resume: bool, quiet: bool) ->
     torch.set_num_threads(cfg.threads or os.cpu_count() or 1)
     torch.manual_seed(cfg.seed)
     dataset = open_dataset(cfg.data)
-    write_manifest(run_dir / "manifest.jsonl", dataset.utterances)  # the exact clips used
+    # the exact clips used, readable as prepared data (`--data RUN_DIR`)
+    write_prepared(dataset, run_dir, dataclasses.asdict(cfg.data))
     for split, counts in dataset.summary().items():
         console.print(f"{split}: {sum(counts.values())} clips " + ", ".join(
             f"{k}={v}" for k, v in counts.items()))
     train_set = load_split(dataset, "train", cfg, quiet)
     val_set = load_split(dataset, "validation", cfg, quiet)
     if len(train_set) == 0 or len(val_set) == 0:
-        raise KwspotError("need both training and validation clips")
+        speakers = {u.speaker for u in dataset.utterances if u.path and u.label != SILENCE}
+        raise KwspotError(
+            f"need both training and validation clips; got {len(train_set)} and "
+            f"{len(val_set)} from {len(speakers)} speaker(s). Splits hold out whole speakers: "
+            "give more speakers, a CSV with a split column, or other --validation-pct")
     # evaluation silence is the recipe's (noise as recorded) whatever the training options, so
     # validation and test numbers of different runs are measured on the same clips
     eval_noise = noise_bank(dataset.noise_paths, cfg.data.seed)
@@ -301,7 +313,8 @@ def _train(cfg: TrainConfig | None, run_dir: Path, resume: bool, quiet: bool) ->
                     audio_all[idx], silence_all[idx], noise, cfg.augment,
                     cfg.features.sample_rate, generator,
                 )
-                logits = model(batch)
+                features = spec_augment(model.frontend(batch), cfg.spec_augment, generator)
+                logits = model.network(features)
                 loss = loss_fn(logits, targets_all[idx])
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
@@ -349,7 +362,7 @@ def _train(cfg: TrainConfig | None, run_dir: Path, resume: bool, quiet: bool) ->
     total_time = elapsed + time.perf_counter() - started
     summary = {"model": cfg.model, "steps": step, "train_seconds": round(total_time, 1),
                "best_step": best_step, "val_accuracy": best_acc, "labels": dataset.labels,
-               "run_dir": str(run_dir)}
+               "data_checksum": dataset.checksum, "run_dir": str(run_dir)}
     if dataset.split("test"):  # the same computation as `kwspot eval <run_dir> --split test`
         report, _bad, _mapping = run_evaluation(run_dir / "best.pt", cfg.data, "test", None)
         summary["test_accuracy"] = report.accuracy

@@ -53,9 +53,33 @@ class DataConfig:
 
 
 def open_dataset(cfg: DataConfig) -> Dataset:
+    """The dataset ``cfg`` names, with the recipe applied and its checksum set.
+
+    Prepared data (``kwspot prepare``, or a run directory) is read as it was fixed; its
+    recipe options cannot be changed here.
+    """
+    from kwspot.datasets.prepare import data_root, dataset_checksum, is_prepared, load_prepared
+
     root = Path(cfg.path)
     if not root.exists():
         raise KwspotError(f"{root}: dataset not found")
+    prepared = root if root.is_dir() else root.parent
+    if (root.is_dir() or root.suffix.lower() == ".jsonl") and is_prepared(prepared):
+        dataset = load_prepared(prepared)
+        if cfg.keywords and tuple(cfg.keywords) != tuple(
+                k for k in dataset.labels if k not in (SILENCE, UNKNOWN)):
+            raise KwspotError(f"{prepared} is prepared data with labels {dataset.labels}; "
+                              "prepare again for other keywords")
+        return dataset
+    dataset = _open_raw(cfg, root)
+    dataset.root = str(data_root(root))
+    dataset.checksum = dataset_checksum(dataset, dataset.root)
+    return dataset
+
+
+def _open_raw(cfg: DataConfig, root: Path) -> Dataset:
+    from kwspot.datasets.silence import resolve_silence
+
     noise: list[str] = []
     if root.is_file() and root.suffix.lower() == ".csv":
         rows = read_csv_manifest(root, cfg.validation_pct, cfg.test_pct)
@@ -94,7 +118,20 @@ def open_dataset(cfg: DataConfig) -> Dataset:
         if UNKNOWN not in labels:
             raise KwspotError("--negatives needs an _unknown_ class (give --keywords)")
         rows = rows + negative_rows(cfg.negatives)
-    return Dataset(rows, labels, noise)
+    return Dataset(resolve_silence(rows, noise, cfg.seed), labels, noise)
+
+
+def default_eval_split(cfg: DataConfig) -> str:
+    """What ``--split auto`` scores: the test split of data that defines splits (official
+    lists, a CSV, prepared data or a run, a flat folder split by speaker), and every clip of
+    a plain label folder (typically a prepared test set, such as Google's)."""
+    from kwspot.datasets.prepare import is_prepared
+
+    root = Path(cfg.path)
+    if root.is_dir() and not is_prepared(root) and not is_speech_commands(root) \
+            and not cfg.label_regex:
+        return "all"
+    return "test"
 
 
 def negative_rows(folders: tuple[str, ...]) -> list[Utterance]:

@@ -1,5 +1,6 @@
 """CSV manifests: ``path,label[,split,speaker]`` with a header row; relative paths are resolved
-against the CSV's folder. Rows without a split get the stable speaker hash split."""
+against the CSV's folder. Rows without a split get their speaker's split
+(``folder.split_speakers``)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import csv
 from pathlib import Path
 
 from kwspot.data import SPLITS, Utterance
-from kwspot.datasets.folder import split_for_speaker
+from kwspot.datasets.folder import assign_splits
 from kwspot.errors import KwspotError
 
 
@@ -36,8 +37,7 @@ def read_csv_manifest(
                 split = "validation"
             if split and split not in SPLITS:
                 raise KwspotError(f"{path}:{line_no}: split {split!r} is not one of {SPLITS}")
-            split = split or split_for_speaker(speaker, validation_pct, test_pct)
             rows.append(Utterance(str(audio), label, split, speaker))
     if not rows:
         raise KwspotError(f"{path}: manifest has no rows")
-    return rows
+    return assign_splits(rows, validation_pct, test_pct)

@@ -42,6 +42,7 @@ __all__ = [
     "random_style",
     "render_utterance",
     "speak",
+    "speaker_of_style",
     "speech_span",
     "synthesize_dataset",
 ]
@@ -479,6 +480,7 @@ def make_clip(
     clip_seconds: float = 1.0,
     noise_prob: float = 0.8,
     snr_db: tuple[float, float] = (5.0, 30.0),
+    style: VoiceStyle | None = None,
 ) -> np.ndarray:
     """One training clip: ``word`` in a random style and gain, at a random offset, maybe noisy.
 
@@ -491,7 +493,7 @@ def make_clip(
         raise ValueError(f"clip_seconds must be positive, got {clip_seconds}")
     if not 0.0 <= noise_prob <= 1.0:
         raise ValueError(f"noise_prob must be in [0, 1], got {noise_prob}")
-    style = random_style(rng)
+    style = style or random_style(rng)
     speech = speak(word, style)
     fit = int(n * 0.9)  # leave a little room so the word is not glued to the clip edge
     for _ in range(2):
@@ -518,6 +520,14 @@ def make_clip(
     return np.clip(clip, -1.0, 1.0).astype(np.float32)
 
 
+def speaker_of_style(style: VoiceStyle) -> str:
+    """A synthetic speaker: the voice and variant, pitch in bands of 20 and speed in bands of
+    40 wpm. Datasets split by speaker, so one such voice never lands in two splits. No "_" in
+    it, so file names ``<speaker>_nohash_<k>.wav`` parse as Speech Commands names do."""
+    voice = style.voice.replace("_", "-")
+    return f"{voice}-p{style.pitch // 20}-s{style.speed_wpm // 40}"
+
+
 def _folder_name(word: str) -> str:
     name = word.strip().replace(" ", "_")
     if not name or name in {".", ".."} or "/" in name or "\\" in name:
@@ -532,7 +542,8 @@ def synthesize_dataset(
     seed: int = 0,
     progress: Callable[[int, int], None] | None = None,
 ) -> dict[str, int]:
-    """Write ``out_dir/<word>/<word>_<k:04d>.wav`` (16 kHz, PCM_16, 1 s) for every word.
+    """Write ``out_dir/<word>/<speaker>_nohash_<k:04d>.wav`` (16 kHz, PCM_16, 1 s) for every
+    word; the speaker is :func:`speaker_of_style` of the clip's voice.
 
     Spaces in a word become "_" in folder and file names. Each clip has its own generator seeded
     from (seed, word index, k), so the same seed gives byte-identical files whatever order or
@@ -554,8 +565,13 @@ def synthesize_dataset(
         folder.mkdir(parents=True, exist_ok=True)
         for k in range(clips_per_word):
             rng = np.random.default_rng([seed, word_index, k])
-            clip = make_clip(word.strip(), rng)
-            save_audio(folder / f"{name}_{k:04d}.wav", clip, SAMPLE_RATE)
+            style = random_style(rng)
+            clip = make_clip(word.strip(), rng, style=style)
+            target = folder / f"{speaker_of_style(style)}_nohash_{k:04d}.wav"
+            for old in folder.glob(f"*_nohash_{k:04d}.wav"):  # clip k of an earlier seed
+                if old != target:
+                    old.unlink()
+            save_audio(target, clip, SAMPLE_RATE)
             done += 1
             if progress is not None:
                 progress(done, total)

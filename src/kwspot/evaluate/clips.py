@@ -243,6 +243,7 @@ def evaluation_clips(labels: Sequence[str], window_samples: int, sample_rate: in
         clips.audio = fill_silence(clips.audio, clips.is_silence, noise, 1.0, data.seed + 2)
     if len(clips) == 0:
         raise KwspotError("no clip could be decoded")
+    clips.data_checksum = dataset.checksum
     return clips, mapping
 
 
@@ -272,7 +273,7 @@ def run_evaluation(
         curves = {k: roc_curve(clips.targets == i, proba[:, i])
                   for i, k in enumerate(labels) if k not in (SILENCE, UNKNOWN)}
         write_report(report, out / "report.json", model=str(model_path), data=str(data.path),
-                     split=split, bad_files=clips.bad_files,
+                     data_checksum=clips.data_checksum, split=split, bad_files=clips.bad_files,
                      label_mapping={k: v for k, v in mapping.items() if k != v},
                      roc_auc={k: c["auc"] for k, c in curves.items()},
                      roc={k: thin_curve(c) for k, c in curves.items()})

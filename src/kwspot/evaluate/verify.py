@@ -53,6 +53,7 @@ def verify_export(model_path: str | Path, data: DataConfig, split: str = "test",
     got = exported.score(clips.audio)
     result: dict[str, Any] = {
         "model": str(model_path), "data": str(data.path), "split": split, "seed": seed,
+        "data_checksum": clips.data_checksum,
         "clips": len(clips), "bad_files": len(clips.bad_files),
         "accuracy": float((got.argmax(1) == clips.targets).mean()),
         "size_bytes": {f.name: f.stat().st_size for f in model_files(model_path)},

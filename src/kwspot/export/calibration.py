@@ -16,18 +16,13 @@ from kwspot.errors import KwspotError
 
 def calibration_clips(manifest: str | Path, count: int = 300, seed: int = 0,
                       clip_samples: int = 16000) -> tuple[np.ndarray, list[str]]:
-    """``count`` training clips drawn with ``seed`` from a run's manifest (train split, real
-    files only), decoded to (count, clip_samples), and their paths for the log. ``manifest``
-    may also be a dataset (folder or CSV), read with its default recipe."""
+    """``count`` training clips drawn with ``seed`` from a run's manifest or prepared data
+    (train split, real files only), decoded to (count, clip_samples), and their paths for the
+    log. ``manifest`` may also be a dataset (folder or CSV), read with its default recipe."""
     from kwspot.audio import fit_length, load_audio
-    from kwspot.data import read_manifest
+    from kwspot.datasets import DataConfig, open_dataset
 
-    if Path(manifest).suffix == ".jsonl":
-        utterances = read_manifest(manifest)
-    else:
-        from kwspot.datasets import DataConfig, open_dataset
-
-        utterances = open_dataset(DataConfig(path=str(manifest))).utterances
+    utterances = open_dataset(DataConfig(path=str(manifest))).utterances
     rows = [u for u in utterances if u.split == "train" and u.path]
     if not rows:
         raise KwspotError(f"{manifest}: no training clips to calibrate int8 quantization on")

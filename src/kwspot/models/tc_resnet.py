@@ -129,29 +129,35 @@ class TCResNet(nn.Module):
         return self.classifier(self.dropout(x[..., -positions:].mean(dim=-1)))
 
 
-def tc_resnet8(in_channels: int, num_classes: int, dropout: float = 0.5) -> TCResNet:
+def tc_resnet8(in_channels: int, num_classes: int, dropout: float = 0.5,
+                frames: int = 98) -> TCResNet:
     return TCResNet(in_channels, num_classes, TCResNetConfig(dropout=dropout))
 
 
-def tc_resnet8_15(in_channels: int, num_classes: int, dropout: float = 0.5) -> TCResNet:
+def tc_resnet8_15(in_channels: int, num_classes: int, dropout: float = 0.5,
+                frames: int = 98) -> TCResNet:
     return TCResNet(in_channels, num_classes, TCResNetConfig(width_multiplier=1.5, dropout=dropout))
 
 
-def tc_resnet14(in_channels: int, num_classes: int, dropout: float = 0.5) -> TCResNet:
+def tc_resnet14(in_channels: int, num_classes: int, dropout: float = 0.5,
+                frames: int = 98) -> TCResNet:
     cfg = TCResNetConfig(block_widths=TC_RESNET14_WIDTHS, dropout=dropout)
     return TCResNet(in_channels, num_classes, cfg)
 
 
-def tc_resnet14_15(in_channels: int, num_classes: int, dropout: float = 0.5) -> TCResNet:
+def tc_resnet14_15(in_channels: int, num_classes: int, dropout: float = 0.5,
+                frames: int = 98) -> TCResNet:
     cfg = TCResNetConfig(block_widths=TC_RESNET14_WIDTHS, width_multiplier=1.5, dropout=dropout)
     return TCResNet(in_channels, num_classes, cfg)
 
 
-def tc_resnet8_causal(in_channels: int, num_classes: int, dropout: float = 0.5) -> TCResNet:
+def tc_resnet8_causal(in_channels: int, num_classes: int, dropout: float = 0.5,
+                frames: int = 98) -> TCResNet:
     cfg = TCResNetConfig(dropout=dropout, time_padding="causal")
     return TCResNet(in_channels, num_classes, cfg)
 
 
-def tc_resnet14_causal(in_channels: int, num_classes: int, dropout: float = 0.5) -> TCResNet:
+def tc_resnet14_causal(in_channels: int, num_classes: int, dropout: float = 0.5,
+                frames: int = 98) -> TCResNet:
     cfg = TCResNetConfig(block_widths=TC_RESNET14_WIDTHS, dropout=dropout, time_padding="causal")
     return TCResNet(in_channels, num_classes, cfg)

@@ -1,0 +1,98 @@
+"""One table job: a model trained with its recipe and one seed on prepared data, then scored
+on the test split. A job is independent and idempotent: its small result file (committed
+under ``docs/results/``) says it is done; an interrupted job resumes from its run directory."""
+
+from __future__ import annotations
+
+import json
+import platform
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from kwspot.errors import KwspotError
+from kwspot.fileio import atomic_write_text
+
+
+@dataclass(frozen=True)
+class Job:
+    model: str
+    seed: int
+    epochs: float | None = None  # None: the recipe's
+
+    @property
+    def name(self) -> str:
+        return f"{self.model}-seed{self.seed}"
+
+
+@dataclass(frozen=True)
+class JobResult:
+    job: Job
+    path: Path
+    record: dict[str, Any]
+
+
+def result_path(results_dir: str | Path, job: Job) -> Path:
+    return Path(results_dir) / f"{job.name}.json"
+
+
+def _validation_curve(run_dir: Path) -> list[list[float]]:
+    rows = []
+    for line in (run_dir / "metrics.jsonl").read_text().splitlines():
+        row = json.loads(line)
+        rows.append([row["step"], round(row["val_accuracy"], 5), round(row["val_loss"], 5)])
+    return rows
+
+
+def run_job(job: Job, prepared: str | Path, results_dir: str | Path, runs_dir: str | Path,
+            threads: int = 1, quiet: bool = True) -> JobResult:
+    """Train (or resume, or skip when its result exists), evaluate on test, write the result."""
+    import torch
+
+    from kwspot.datasets import DataConfig, open_dataset
+    from kwspot.datasets.prepare import is_prepared
+    from kwspot.evaluate import run_evaluation
+    from kwspot.profile import count_flops, count_parameters
+    from kwspot.recipes import recipe_config
+    from kwspot.train import train
+
+    out = result_path(results_dir, job)
+    if out.is_file():
+        return JobResult(job, out, json.loads(out.read_text()))
+    if not is_prepared(prepared):
+        raise KwspotError(f"{prepared}: not prepared data; run `kwspot prepare` first")
+    data = DataConfig(path=str(prepared))
+    dataset = open_dataset(data)
+    cfg = recipe_config(job.model, data, len(dataset.split("train")), job.seed, job.epochs,
+                        threads=threads)
+    run_dir = Path(runs_dir) / dataset.checksum[:12] / job.name
+    if (run_dir / "summary.json").is_file():
+        summary = json.loads((run_dir / "summary.json").read_text())
+    else:
+        summary = train(cfg if not (run_dir / "last.pt").is_file() else None, run_dir,
+                        resume=(run_dir / "last.pt").is_file(), quiet=quiet)
+    report, _bad, _ = run_evaluation(run_dir / "best.pt", data, "test", None)
+    from kwspot.checkpoint import load_classifier
+
+    model, _ = load_classifier(run_dir / "best.pt")
+    features = model.features
+    record = {
+        "model": job.model, "seed": job.seed, "data": str(prepared),
+        "data_checksum": dataset.checksum,
+        "test_accuracy": report.accuracy, "test_clips": report.total,
+        "val_accuracy": summary["val_accuracy"], "best_step": summary["best_step"],
+        "steps": summary["steps"], "epochs": cfg.optim.steps * cfg.optim.batch_size
+        / max(1, len(dataset.split("train"))),
+        "train_seconds": summary["train_seconds"], "threads": threads,
+        "params": count_parameters(model.network),
+        "flops": count_flops(model.network, (features.num_channels, features.num_frames)),
+        "features": {"kind": features.kind, "channels": features.num_channels,
+                     "frames": features.num_frames, "window_ms": features.window_ms,
+                     "hop_ms": features.hop_ms},
+        "validation_curve": _validation_curve(run_dir),
+        "device": f"cpu ({platform.processor() or platform.machine()}, "
+                  f"torch {torch.__version__})",
+    }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out, json.dumps(record, indent=1) + "\n")
+    return JobResult(job, out, record)

@@ -1,0 +1,257 @@
+"""``kwspot table``: the TC-ResNet paper's comparison, run here. Every (model, seed) job trains
+on one prepared manifest and writes a small result file; the table is computed from those
+files, so it can be built in pieces, resumed, limited to some models, and spread over a Ray
+cluster (``kwspot[scale]``) without changing anything else."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from kwspot.errors import KwspotError
+from kwspot.experiments.jobs import Job, JobResult, result_path, run_job
+from kwspot.experiments.latency import measure_latency
+from kwspot.fileio import atomic_write_text
+
+# The TC-ResNet paper's Table 1 (Speech Commands v0.01, full data; Pixel 1, TFLite) and Table
+# 2 (ablation), and BC-ResNet's paper: (accuracy %, ms, FLOPs, params). None: not reported.
+PAPER: dict[str, tuple[float | None, float | None, float | None, float | None]] = {
+    "cnn-trad-fpool3": (90.7, 32, 76.1e6, 524e3),
+    "cnn-one-fstride4": (84.6, 1.2, 1.5e6, 148e3),
+    "ds-cnn-s": (94.4, 1.6, 5.4e6, 24e3),
+    "ds-cnn-m": (94.9, 5.2, 19.8e6, 140e3),
+    "ds-cnn-l": (95.4, 16.8, 56.9e6, 420e3),
+    "res8-narrow": (90.1, 47, 143.2e6, 20e3),
+    "res8": (94.1, 174, 795.3e6, 111e3),
+    "res15-narrow": (94.0, 107, 348.7e6, 43e3),
+    "res15": (95.8, 424, 1950.0e6, 239e3),
+    "tc-resnet8": (96.1, 1.1, 3.0e6, 66e3),
+    "tc-resnet8-1.5": (96.2, 2.8, 6.6e6, 145e3),
+    "tc-resnet14": (96.2, 2.5, 6.1e6, 137e3),
+    "tc-resnet14-1.5": (96.6, 5.7, 13.4e6, 305e3),
+    "tc-resnet8-2d": (None, None, 35.8e6, 66e3),
+    "tc-resnet8-2d-pool": (None, None, 4.0e6, 66e3),
+    "bc-resnet-1": (96.6, None, None, 9.2e3),
+    "bc-resnet-3": (97.6, None, None, 54e3),
+    "bc-resnet-8": (98.0, None, None, 321e3),
+}
+TABLE_MODELS = tuple(PAPER)
+FAMILIES = ["tc", "cnn", "ds", "res8", "res15", "bc"]
+
+
+@dataclass(frozen=True)
+class TableConfig:
+    prepared: str
+    results_dir: str = "docs/results/table"
+    runs_dir: str = "runs/table"
+    models: tuple[str, ...] = TABLE_MODELS
+    seeds: tuple[int, ...] = (0, 1, 2)
+    epochs: dict[str, float] = field(default_factory=dict)  # per-model override
+    threads: int = 1  # per job
+    latency_runs: int = 1000
+    ray: bool = False
+    ray_address: str | None = None
+
+
+def _jobs(cfg: TableConfig) -> list[Job]:
+    from kwspot.models import MODELS
+
+    unknown = [m for m in cfg.models if m not in MODELS]
+    if unknown:
+        raise KwspotError(f"unknown models {unknown}; available: {', '.join(sorted(MODELS))}")
+    return [Job(m, s, cfg.epochs.get(m)) for m in cfg.models for s in cfg.seeds]
+
+
+def run_jobs(cfg: TableConfig, jobs: Sequence[Job],
+             report: Callable[[JobResult], None] = lambda r: None) -> list[JobResult]:
+    """Each job in this process, or as Ray tasks (local Ray, or ``ray_address``)."""
+    if not (cfg.ray or cfg.ray_address):
+        out = []
+        for job in jobs:
+            out.append(run_job(job, cfg.prepared, cfg.results_dir, cfg.runs_dir, cfg.threads))
+            report(out[-1])
+        return out
+    try:
+        import ray
+    except ImportError:
+        raise KwspotError("--ray needs the scale extra: pip install 'kwspot[scale]'") from None
+    if not ray.is_initialized():
+        ray.init(address=cfg.ray_address, include_dashboard=False, log_to_driver=False,
+                 configure_logging=False)
+    remote = ray.remote(num_cpus=cfg.threads)(run_job)
+    pending = {remote.remote(job, cfg.prepared, cfg.results_dir, cfg.runs_dir, cfg.threads): job
+               for job in jobs}
+    out = []
+    while pending:
+        done, _ = ray.wait(list(pending), num_returns=1)
+        pending.pop(done[0])
+        out.append(ray.get(done[0]))
+        report(out[-1])
+    return out
+
+
+def _mean_std(values: list[float]) -> tuple[float, float]:
+    arr = np.asarray(values, dtype=float)
+    return float(arr.mean()), float(arr.std(ddof=1)) if len(arr) > 1 else 0.0
+
+
+def summarize(cfg: TableConfig, latency: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """One row per model from the result files present (a model with none is left out)."""
+    rows = []
+    checksums = set()
+    for model in cfg.models:
+        records = [json.loads(p.read_text()) for s in cfg.seeds
+                   if (p := result_path(cfg.results_dir, Job(model, s))).is_file()]
+        if not records:
+            continue
+        checksums |= {r["data_checksum"] for r in records}
+        acc_mean, acc_std = _mean_std([100 * r["test_accuracy"] for r in records])
+        timing = (latency or {}).get("models", {}).get(model, {})
+        paper = PAPER.get(model, (None,) * 4)
+        rows.append({
+            "model": model, "seeds": len(records),
+            "accuracy_mean": round(acc_mean, 2), "accuracy_std": round(acc_std, 2),
+            "latency_ms": round(timing["median_ms"], 4) if timing else None,
+            "flops": records[0]["flops"], "params": records[0]["params"],
+            "epochs": round(records[0]["epochs"], 1),
+            "train_minutes": round(float(np.mean([r["train_seconds"] for r in records])) / 60,
+                                   1),
+            "paper_accuracy": paper[0], "paper_ms": paper[1], "paper_flops": paper[2],
+            "paper_params": paper[3],
+        })
+    if len(checksums) > 1:
+        raise KwspotError(f"{cfg.results_dir} mixes results of different data "
+                          f"({', '.join(c[:12] for c in sorted(checksums))}); give each data "
+                          "set its own --results")
+    return rows
+
+
+def spearman(a: Sequence[float], b: Sequence[float]) -> float:
+    """Rank correlation (ties get their mean rank)."""
+    def ranks(x: Sequence[float]) -> np.ndarray:
+        order = np.argsort(x, kind="stable")
+        r = np.empty(len(x))
+        r[order] = np.arange(len(x))
+        values = np.asarray(x)
+        for v in np.unique(values):
+            r[values == v] = r[values == v].mean()
+        return r
+
+    ra, rb = ranks(a), ranks(b)
+    return float(np.corrcoef(ra, rb)[0, 1])
+
+
+def _fmt_count(n: float | None) -> str:
+    if n is None:
+        return "–"
+    return f"{n / 1e6:.1f}M" if n >= 1e6 else f"{n / 1e3:.1f}K"
+
+
+def markdown(rows: list[dict[str, Any]], checksum: str | None) -> str:
+    head = ("| model | seeds | test acc % (mean ± std) | ms (here) | FLOPs | params | epochs | "
+            "paper acc % | paper ms (Pixel 1) |\n|---|---|---|---|---|---|---|---|---|\n")
+    lines = []
+    for r in rows:
+        ms = f"{r['latency_ms']:.3f}" if r["latency_ms"] is not None else "–"
+        lines.append(
+            f"| {r['model']} | {r['seeds']} | {r['accuracy_mean']:.2f} ± {r['accuracy_std']:.2f}"
+            f" | {ms} | {_fmt_count(r['flops'])} | {_fmt_count(r['params'])} | {r['epochs']} "
+            f"| {r['paper_accuracy'] if r['paper_accuracy'] is not None else '–'} "
+            f"| {r['paper_ms'] if r['paper_ms'] is not None else '–'} |")
+    text = head + "\n".join(lines) + "\n"
+    timed = [r for r in rows if r["latency_ms"] is not None]
+    if len(timed) >= 3:
+        rho = spearman([r["flops"] for r in timed], [r["latency_ms"] for r in timed])
+        text += (f"\nRank correlation of measured latency with FLOPs over {len(timed)} models: "
+                 f"Spearman rho = {rho:.2f}.\n")
+        pairs = [(a["model"], b["model"]) for a in timed for b in timed
+                 if a["flops"] < b["flops"] and a["latency_ms"] > b["latency_ms"]]
+        if pairs:
+            text += ("Fewer FLOPs yet slower: " + ", ".join(f"{a} vs {b}" for a, b in pairs)
+                     + ".\n")
+    if checksum:
+        text += f"\nData: prepared manifest checksum `{checksum}`.\n"
+    return text
+
+
+def write_csv(rows: list[dict[str, Any]]) -> str:
+    buf = io.StringIO()
+    if rows:
+        writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return buf.getvalue()
+
+
+def plot(rows: list[dict[str, Any]], path: Path) -> None:
+    """Accuracy against measured latency and against FLOPs, both log scale (the paper's
+    Figure 1 style), error bars = std over seeds."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.8))
+    for ax, key, label in ((axes[0], "latency_ms", "latency on this CPU, ms (one thread, ORT)"),
+                           (axes[1], "flops", "FLOPs")):
+        for r in rows:
+            if r[key] is None:
+                continue
+            family = r["model"].split("-")[0]
+            ax.errorbar(r[key], r["accuracy_mean"], yerr=r["accuracy_std"], fmt="o",
+                        capsize=3, color=f"C{FAMILIES.index(family) % 10}"
+                        if family in FAMILIES else "k")
+            ax.annotate(r["model"], (r[key], r["accuracy_mean"]), fontsize=7,
+                        xytext=(3, 3), textcoords="offset points")
+        ax.set_xscale("log")
+        ax.set_xlabel(label)
+        ax.set_ylabel("test accuracy %")
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def build_table(cfg: TableConfig, report: Callable[[JobResult], None] = lambda r: None,
+                train: bool = True) -> list[dict[str, Any]]:
+    """Run the missing jobs (unless ``train=False``), time the models, write table.md,
+    table.csv and table.png into ``results_dir``; returns the rows."""
+    jobs = _jobs(cfg)
+    if train:
+        todo = [j for j in jobs if not result_path(cfg.results_dir, j).is_file()]
+        run_jobs(cfg, todo, report)
+    present = [r["model"] for r in summarize(cfg, None)]
+    latency = measure_latency(present, cfg.results_dir, cfg.latency_runs) if present else None
+    rows = summarize(cfg, latency)
+    checksums = {json.loads(p.read_text())["data_checksum"]
+                 for p in Path(cfg.results_dir).glob("*-seed*.json")}
+    out = Path(cfg.results_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / "table.md", markdown(rows, next(iter(checksums), None)))
+    atomic_write_text(out / "table.csv", write_csv(rows))
+    if rows:
+        plot(rows, out / "table.png")
+    return rows
+
+
+def parse_epochs(items: Sequence[str]) -> dict[str, float]:
+    """``["res15=20", "res8=30"]`` -> {"res15": 20.0, "res8": 30.0}."""
+    out = {}
+    for item in items:
+        name, _, value = item.partition("=")
+        try:
+            out[name.strip()] = float(value)
+        except ValueError:
+            raise KwspotError(f"--epochs takes MODEL=EPOCHS, got {item!r}") from None
+        if not math.isfinite(out[name.strip()]) or out[name.strip()] <= 0:
+            raise KwspotError(f"--epochs for {name} must be positive, got {value}")
+    return out

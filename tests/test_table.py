@@ -1,0 +1,84 @@
+"""Named recipes and `kwspot table`: jobs on one prepared manifest, resumable, on local Ray."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from kwspot.cli import build_parser, train_config_from_args
+from kwspot.datasets import DataConfig
+from kwspot.datasets.prepare import prepare_dataset
+from kwspot.errors import KwspotError
+from kwspot.experiments.table import TableConfig, build_table, parse_epochs, spearman
+from kwspot.models import build_model
+from kwspot.profile import count_flops, count_parameters
+
+
+def test_model_name_picks_its_published_recipe(tiny_dataset: Path) -> None:
+    parse = build_parser().parse_args
+    ds = train_config_from_args(parse(["train", "--data", str(tiny_dataset), "--keywords",
+                                       "yes,no", "--model", "ds-cnn-s"]))
+    assert (ds.features.n_mfcc, ds.features.window_ms, ds.features.hop_ms) == (10, 40, 20)
+    assert ds.optim.optimizer == "adam" and ds.optim.lr_values == (5e-4, 1e-4, 2e-5)
+    bc = train_config_from_args(parse(["train", "--data", str(tiny_dataset), "--model",
+                                       "bc-resnet-3", "--epochs", "10"]))
+    assert bc.features.kind == "logmel" and bc.optim.schedule == "cosine"
+    assert bc.spec_augment.freq_width == 5 and bc.optim.warmup_steps > 0
+    assert bc.optim.lr_at(bc.optim.steps - 1) < 0.01 * bc.optim.lr_values[0]
+    # the TC-ResNet paper's literal run, and explicit options over the recipe
+    tc = train_config_from_args(parse(["train", "--data", str(tiny_dataset), "--steps",
+                                       "30000", "--n-mfcc", "20", "--dropout", "0.2"]))
+    assert tc.optim.lr_boundaries == (10_000, 20_000) and tc.optim.optimizer == "sgd"
+    assert tc.features.n_mfcc == 20 and tc.dropout == 0.2
+
+
+def test_table_runs_two_tiny_jobs_on_local_ray_and_resumes(tiny_dataset: Path,
+                                                          tmp_path: Path) -> None:
+    pytest.importorskip("ray")
+    prepared = tmp_path / "prepared"
+    info = prepare_dataset(DataConfig(str(tiny_dataset), keywords=("yes", "no", "stop")),
+                           prepared)
+    cfg = TableConfig(prepared=str(prepared), results_dir=str(tmp_path / "results"),
+                      runs_dir=str(tmp_path / "runs"), models=("tc-resnet8", "ds-cnn-s"),
+                      seeds=(0,), epochs={"tc-resnet8": 3, "ds-cnn-s": 3}, threads=1,
+                      latency_runs=20, ray=True)
+    done: list[str] = []
+    rows = build_table(cfg, lambda r: done.append(r.job.name))
+    assert sorted(done) == ["ds-cnn-s-seed0", "tc-resnet8-seed0"]
+    assert [r["model"] for r in rows] == ["tc-resnet8", "ds-cnn-s"]
+    results = tmp_path / "results"
+    record = json.loads((results / "tc-resnet8-seed0.json").read_text())
+    assert record["data_checksum"] == info["checksum"]
+    assert record["test_clips"] > 0 and 0 <= record["test_accuracy"] <= 1
+    assert record["validation_curve"]
+    tiny_net = build_model("tc-resnet8", 40, len(info["labels"]))
+    assert (record["params"], record["flops"]) == (count_parameters(tiny_net),
+                                                   count_flops(tiny_net, (40, 98)))
+    latency = json.loads((results / "latency.json").read_text())
+    assert set(latency["models"]) == {"tc-resnet8", "ds-cnn-s"} and latency["runs"] == 20
+    table = (results / "table.md").read_text()
+    assert "tc-resnet8" in table and "ds-cnn-s" in table and info["checksum"] in table
+    assert (results / "table.csv").read_text().count("\n") == 3
+    assert (results / "table.png").stat().st_size > 0
+    # done jobs are skipped: nothing retrains, the result files stay as they were
+    before = {p.name: p.read_text() for p in results.glob("*-seed*.json")}
+    again: list[str] = []
+    build_table(TableConfig(**{**cfg.__dict__, "ray": False}), lambda r: again.append(1))
+    assert again == [] and before == {p.name: p.read_text()
+                                          for p in results.glob("*-seed*.json")}
+
+
+def test_table_helpers_and_bad_input(tmp_path: Path) -> None:
+    assert parse_epochs(["res15=20", "ds-cnn-s=7.5"]) == {"res15": 20.0, "ds-cnn-s": 7.5}
+    for bad in (["res15"], ["res15=-1"], ["res15=x"]):
+        with pytest.raises(KwspotError, match="--epochs"):
+            parse_epochs(bad)
+    assert spearman([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1.0)
+    assert spearman([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
+    with pytest.raises(KwspotError, match="unknown models"):
+        build_table(TableConfig(prepared=str(tmp_path), models=("nope",)))
+    with pytest.raises(KwspotError, match="not prepared"):
+        build_table(TableConfig(prepared=str(tmp_path), results_dir=str(tmp_path / "r"),
+                                models=("tc-resnet8",), seeds=(0,)))
