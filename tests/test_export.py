@@ -91,6 +91,21 @@ def test_a_failed_re_export_leaves_the_earlier_onnx_export_as_it_was(
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
 
 
+def test_an_export_beside_another_formats_export_of_that_name_is_refused(
+        tiny_run: tuple[Path, dict], tiny_onnx: Path, tmp_path: Path) -> None:
+    import shutil
+
+    for f in tiny_onnx.parent.glob(tiny_onnx.stem + ".*"):
+        shutil.copy(f, tmp_path / f.name)
+    # a TFLite export of the same name would overwrite this export's card (<name>.json)
+    (tmp_path / tiny_onnx.with_suffix(".tflite").name).write_bytes(b"tflite model")
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    model, record = load_classifier(tiny_run[0] / "best.pt")
+    with pytest.raises(KwspotError, match="another name"):
+        export_onnx(model, tmp_path / tiny_onnx.name, np.zeros((2, 16000), np.float32), record)
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+
+
 def test_int8_export_is_smaller_logs_its_calibration_and_agrees(
         tiny_run: tuple[Path, dict], tiny_dataset: Path, tmp_path: Path) -> None:
     from kwspot.export import parity_clips

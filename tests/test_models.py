@@ -42,6 +42,7 @@ BASELINES = {
     # (see docs/results.md); the convolutions themselves are 4.6 % fewer
     "res15-narrow": (43e3, 348.7e6, (40, 98)),
     "res15": (239e3, 1950.0e6, (40, 98)),
+    "tc-resnet8-ref": (66e3, 3.0e6, (40, 98)),
     "tc-resnet8-2d": (66e3, 35.8e6, (40, 98)),
     "tc-resnet8-2d-pool": (66e3, 4.0e6, (40, 98)),
     "bc-resnet-1": (9.2e3, None, (40, 98)),
@@ -84,6 +85,15 @@ def test_baselines_match_their_papers_on_their_own_inputs(name: str) -> None:
         logits = model(x)
         torch.testing.assert_close(model(x[1:2])[0], logits[1], atol=1e-4, rtol=1e-4)
         assert not torch.allclose(logits[0], logits[1])
+
+
+def test_reference_tc_resnet8_differs_only_where_the_authors_code_does() -> None:
+    ours, ref = build_model("tc-resnet8", 40, 12), build_model("tc-resnet8-ref", 40, 12)
+    assert ours.classifier.bias is not None and ref.classifier.bias is None
+    assert [type(m) for m in ref.stem] == [torch.nn.Conv1d, torch.nn.BatchNorm1d,
+                                           torch.nn.ReLU]
+    # 16 BN scales and shifts more, 12 classifier biases fewer
+    assert count_parameters(ref) == count_parameters(ours) + 2 * 16 - 12 == 65_168
 
 
 def test_bc_resnet_parameter_counts_are_exact() -> None:

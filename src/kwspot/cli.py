@@ -298,6 +298,8 @@ def add_table_parser(sub: argparse._SubParsersAction) -> None:
                         "must see the same data and result paths")
     p.add_argument("--no-train", action="store_true",
                    help="only tabulate the result files present (and time the models)")
+    p.add_argument("--remeasure-latency", action="store_true",
+                   help="time every model again, side by side (e.g. on a quiet machine)")
     p.set_defaults(func=cmd_table)
 
 
@@ -309,7 +311,7 @@ def cmd_table(args: argparse.Namespace) -> None:
     cfg = TableConfig(prepared=args.data, results_dir=args.results, runs_dir=args.runs_dir,
                       models=args.models, seeds=args.seeds, epochs=parse_epochs(args.epochs),
                       threads=args.threads, latency_runs=args.latency_runs, ray=args.ray,
-                      ray_address=args.ray_address)
+                      ray_address=args.ray_address, remeasure_latency=args.remeasure_latency)
 
     def report(result) -> None:
         r = result.record

@@ -28,10 +28,12 @@ __all__ = ["FeatureConfig", "FeatureKind", "Frontend", "MatmulFrontend", "dct_ma
 class Frontend(nn.Module):
     """Audio (B, S) -> features (B, C, T); no learned parameters, exportable to ONNX.
 
-    Frames as TensorFlow's MFCC op does (the paper's): ``win_length`` samples every
+    Frames as the TC-ResNet reference's ``tf.signal.stft`` does: ``win_length`` samples every
     ``hop_length``, no centring, Hann window, zero-padded to ``n_fft`` at the end. That is
     ``torch.stft`` with the window padded to ``n_fft`` and the signal padded by the same amount;
     stft is ~3x faster than unfold + rfft inside the training loop and exports to ONNX.
+    The rest (mel bins, band edges, filter shape, DCT scaling) differs from the reference;
+    docs/results.md lists each difference.
     """
 
     def __init__(self, cfg: FeatureConfig) -> None:

@@ -81,7 +81,8 @@ def _bc_resnet(freq_width: int) -> Recipe:
 
 
 RECIPES: dict[str, Recipe] = {
-    **{name: TC_RESNET for name in ("tc-resnet8", "tc-resnet8-1.5", "tc-resnet14",
+    **{name: TC_RESNET for name in ("tc-resnet8", "tc-resnet8-ref", "tc-resnet8-1.5",
+                                     "tc-resnet14",
                                      "tc-resnet14-1.5", "tc-resnet8-causal",
                                      "tc-resnet14-causal", "tc-resnet8-2d",
                                      "tc-resnet8-2d-pool")},

@@ -41,12 +41,12 @@ def _time_one(model_name: str, runs: int, warmup: int, labels: int) -> dict[str,
 
 
 def measure_latency(models: list[str], results_dir: str | Path, runs: int = 1000,
-                    warmup: int = 100, labels: int = 12) -> dict[str, Any]:
+                    warmup: int = 100, labels: int = 12, again: bool = False) -> dict[str, Any]:
     """Every model of ``models`` timed side by side in this one process. Kept in
     ``latency.json``; measured again (all of them, so the figures stay comparable) when a
-    model is missing or ``runs`` changed."""
+    model is missing, ``runs`` changed, or ``again``."""
     out = Path(results_dir) / LATENCY_FILE
-    if out.is_file():
+    if out.is_file() and not again:
         old = json.loads(out.read_text())
         if set(models) <= set(old["models"]) and old["runs"] == runs:
             return old

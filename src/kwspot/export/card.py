@@ -16,7 +16,7 @@ from typing import Any
 from kwspot import __version__
 from kwspot.classifier import KeywordClassifier
 from kwspot.errors import KwspotError
-from kwspot.runtime.model import network_path
+from kwspot.runtime.model import EXPORT_SUFFIXES, card_path, network_path
 
 INPUT_NAME = "audio"
 OUTPUT_NAME = "posteriors"
@@ -28,7 +28,15 @@ def staged_export(out_path: Path) -> Iterator[tuple[Path, Path]]:
     """Temporary paths for an export's two graphs (``<name>.partial.<ext>`` and its network
     graph). They replace ``out_path`` and its network graph only when the block succeeds; on
     any failure (a check, the converter, Ctrl-C, a full disk) they are removed, so no half
-    export is left and an earlier export stays as it was."""
+    export is left and an earlier export stays as it was. An export beside another format's
+    export of the same name is refused: the two would share one card (``<name>.json``)."""
+    for other in EXPORT_SUFFIXES:
+        sibling = out_path.with_suffix(other)
+        if other != out_path.suffix and sibling.exists():
+            raise KwspotError(f"{out_path}: {sibling} is there and its card is "
+                              f"{card_path(out_path)}; export to another name, e.g. "
+                              f"{out_path.with_name(out_path.stem + '-' + out_path.suffix[1:])}"
+                              f"{out_path.suffix}")
     partial = out_path.with_name(f"{out_path.stem}.partial{out_path.suffix}")
     staged = (partial, network_path(partial))
     try:

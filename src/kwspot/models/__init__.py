@@ -18,6 +18,7 @@ MODELS: dict[str, ModelBuilder] = {
     "tc-resnet8-1.5": tc_resnet.tc_resnet8_15,
     "tc-resnet14": tc_resnet.tc_resnet14,
     "tc-resnet14-1.5": tc_resnet.tc_resnet14_15,
+    "tc-resnet8-ref": tc_resnet.tc_resnet8_ref,
     "tc-resnet8-causal": tc_resnet.tc_resnet8_causal,
     "tc-resnet14-causal": tc_resnet.tc_resnet14_causal,
     "tc-resnet8-2d": tc_resnet_2d.tc_resnet8_2d,

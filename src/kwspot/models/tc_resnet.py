@@ -33,6 +33,10 @@ class TCResNetConfig:
     block_kernel: int = 9
     dropout: float = 0.5
     time_padding: str = "same"  # "same" (centred, the paper) or "causal" (left only, streamable)
+    # the authors' code (hyperconnect/TC-ResNet): BN + ReLU after the stem conv, and a
+    # classifier without bias; kwspot's default has neither, ``tc-resnet8-ref`` has both
+    stem_norm: bool = False
+    classifier_bias: bool = True
 
     def __post_init__(self) -> None:
         if self.time_padding not in ("same", "causal"):
@@ -101,14 +105,16 @@ class TCResNet(nn.Module):
         causal = cfg.time_padding == "causal"
         k = cfg.width_multiplier
         widths = [int(w * k) for w in (cfg.stem_width, *cfg.block_widths)]
-        self.stem = temporal_conv(in_channels, widths[0], cfg.stem_kernel, 1, causal)
+        self.stem: nn.Module = temporal_conv(in_channels, widths[0], cfg.stem_kernel, 1, causal)
+        if cfg.stem_norm:
+            self.stem = nn.Sequential(self.stem, nn.BatchNorm1d(widths[0]), nn.ReLU())
         self.blocks = nn.Sequential(
             *(ResidualBlock(a, b, cfg.block_kernel, causal) for a, b in itertools.pairwise(widths))
         )
         self.total_stride = math.prod(block.stride for block in self.blocks)
         self.pool = nn.AdaptiveAvgPool1d(1)
         self.dropout = nn.Dropout(cfg.dropout)
-        self.classifier = nn.Linear(widths[-1], num_classes)
+        self.classifier = nn.Linear(widths[-1], num_classes, bias=cfg.classifier_bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.blocks(self.stem(x))
@@ -160,4 +166,11 @@ def tc_resnet8_causal(in_channels: int, num_classes: int, dropout: float = 0.5,
 def tc_resnet14_causal(in_channels: int, num_classes: int, dropout: float = 0.5,
                 frames: int = 98) -> TCResNet:
     cfg = TCResNetConfig(block_widths=TC_RESNET14_WIDTHS, dropout=dropout, time_padding="causal")
+    return TCResNet(in_channels, num_classes, cfg)
+
+
+def tc_resnet8_ref(in_channels: int, num_classes: int, dropout: float = 0.5,
+                   frames: int = 98) -> TCResNet:
+    """TC-ResNet8 as the authors' code builds it (stem BN + ReLU, no classifier bias)."""
+    cfg = TCResNetConfig(dropout=dropout, stem_norm=True, classifier_bias=False)
     return TCResNet(in_channels, num_classes, cfg)
