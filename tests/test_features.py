@@ -170,6 +170,51 @@ def test_dct_matrix_is_scipy_orthonormal_dct2() -> None:
     np.testing.assert_allclose(basis.T @ basis, np.eye(40), atol=1e-6)
 
 
+REFERENCE = FeatureConfig(n_mels=64, f_min=80.0, f_max=7600.0, mel_filters="mel",
+                          dct_norm="tf")  # the TC-ResNet authors' training front end
+
+
+def tf_linear_to_mel_weight_matrix(num_mel_bins: int, num_spectrogram_bins: int,
+                                   sample_rate: float, lower_hz: float,
+                                   upper_hz: float) -> np.ndarray:
+    """An independent port of tf.signal.linear_to_mel_weight_matrix (TensorFlow's documented
+    algorithm: HTK mel 1127 ln(1 + f/700), bins from 0 to Nyquist with the DC bin dropped and
+    zero-padded back, triangles whose slopes are taken on the mel scale)."""
+    nyquist = sample_rate / 2.0
+    linear_hz = np.linspace(0.0, nyquist, num_spectrogram_bins)[1:]
+    spec_mel = 1127.0 * np.log1p(linear_hz / 700.0)
+    edges = np.linspace(1127.0 * np.log1p(lower_hz / 700.0),
+                        1127.0 * np.log1p(upper_hz / 700.0), num_mel_bins + 2)
+    out = np.zeros((num_spectrogram_bins, num_mel_bins))
+    for m in range(num_mel_bins):
+        lower, centre, upper = edges[m], edges[m + 1], edges[m + 2]
+        for i, mel in enumerate(spec_mel):
+            lower_slope = (mel - lower) / (centre - lower)
+            upper_slope = (upper - mel) / (upper - centre)
+            out[i + 1, m] = max(0.0, min(lower_slope, upper_slope))
+    return out
+
+
+def test_reference_mel_filters_match_tensorflows_algorithm() -> None:
+    ours = mel_filterbank(REFERENCE)
+    theirs = tf_linear_to_mel_weight_matrix(64, 257, 16000, 80.0, 7600.0)
+    assert ours.shape == (257, 64) and not ours[0].any()
+    np.testing.assert_allclose(ours, theirs, atol=1e-5)
+    # and kwspot's default (Hz-domain triangles) is measurably not that
+    default = mel_filterbank(FeatureConfig(n_mels=64, f_min=80.0, f_max=7600.0))
+    assert np.abs(default - theirs).max() > 1e-3  # small (0.0045) but not rounding
+
+
+def test_reference_dct_is_tensorflows_mfcc_scaling() -> None:
+    # tf.signal.mfccs_from_log_mel_spectrograms: unnormalised DCT-II * rsqrt(2 N)
+    x = np.random.default_rng(0).standard_normal((5, 64))
+    theirs = scipy.fft.dct(x, type=2, norm=None, axis=1)[:, :40] / np.sqrt(2 * 64)
+    np.testing.assert_allclose(x @ dct_matrix(64, 40, "tf"), theirs, atol=1e-5)
+    ortho = x @ dct_matrix(64, 40)
+    np.testing.assert_allclose(ortho[:, 1:], theirs[:, 1:], atol=1e-5)  # only c0 differs
+    np.testing.assert_allclose(ortho[:, 0] * np.sqrt(2), theirs[:, 0], atol=1e-5)
+
+
 # --- whole frontend against the reference ------------------------------------------------------
 
 
@@ -238,7 +283,8 @@ def test_batch_rows_equal_single_clips_synthetic() -> None:
     FeatureConfig(window_ms=40, hop_ms=20, n_mfcc=10),                      # DS-CNN: n_fft 1024
     FeatureConfig(window_ms=25, hop_ms=10, n_mels=80, n_mfcc=13, f_max=8000),
     FeatureConfig(clip_ms=1500, hop_ms=12.5),
-], ids=["tc-resnet", "logmel", "ds-cnn", "80-mel", "hop-200"])
+    REFERENCE,                                                              # TC-ResNet authors'
+], ids=["tc-resnet", "logmel", "ds-cnn", "80-mel", "hop-200", "reference"])
 @pytest.mark.parametrize("level", [0.5, 1e-4, 0.0])
 def test_matmul_frontend_equals_the_training_frontend(cfg: FeatureConfig, level: float) -> None:
     """The exported front end (two-stage FFT as matrix products) is the training one."""

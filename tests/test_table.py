@@ -11,7 +11,13 @@ from kwspot.cli import build_parser, train_config_from_args
 from kwspot.datasets import DataConfig
 from kwspot.datasets.prepare import prepare_dataset
 from kwspot.errors import KwspotError
-from kwspot.experiments.table import TableConfig, build_table, parse_epochs, spearman
+from kwspot.experiments.table import (
+    TableConfig,
+    build_table,
+    late_change,
+    parse_epochs,
+    spearman,
+)
 from kwspot.models import build_model
 from kwspot.profile import count_flops, count_parameters
 
@@ -50,7 +56,10 @@ def test_table_runs_two_tiny_jobs_on_local_ray_and_resumes(tiny_dataset: Path,
     assert [r["model"] for r in rows] == ["tc-resnet8", "ds-cnn-s"]
     results = tmp_path / "results"
     record = json.loads((results / "tc-resnet8-seed0.json").read_text())
-    assert record["data_checksum"] == info["checksum"]
+    other = json.loads((results / "ds-cnn-s-seed0.json").read_text())
+    # both models scored on the very same prepared test clips
+    assert record["data_checksum"] == other["data_checksum"] == info["checksum"]
+    assert record["test_clips"] == other["test_clips"]
     assert record["test_clips"] > 0 and 0 <= record["test_accuracy"] <= 1
     assert record["validation_curve"]
     tiny_net = build_model("tc-resnet8", 40, len(info["labels"]))
@@ -75,6 +84,9 @@ def test_table_helpers_and_bad_input(tmp_path: Path) -> None:
     for bad in (["res15"], ["res15=-1"], ["res15=x"]):
         with pytest.raises(KwspotError, match="--epochs"):
             parse_epochs(bad)
+    assert late_change([[s, 0.9, 0.1] for s in range(8)]) == pytest.approx(0.0)
+    assert late_change([[s, s / 10, 0.1] for s in range(8)]) == pytest.approx(20.0)
+    assert late_change([[0, 0.5, 1.0]]) is None
     assert spearman([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1.0)
     assert spearman([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
     with pytest.raises(KwspotError, match="unknown models"):

@@ -32,8 +32,9 @@ class Frontend(nn.Module):
     ``hop_length``, no centring, Hann window, zero-padded to ``n_fft`` at the end. That is
     ``torch.stft`` with the window padded to ``n_fft`` and the signal padded by the same amount;
     stft is ~3x faster than unfold + rfft inside the training loop and exports to ONNX.
-    The rest (mel bins, band edges, filter shape, DCT scaling) differs from the reference;
-    docs/results.md lists each difference.
+    The defaults (40 Hz-domain filters over 20-4000 Hz, orthonormal DCT) differ from the
+    reference's; ``mel_filters="mel"``, ``dct_norm="tf"`` with 64 filters over 80-7600 Hz
+    reproduce it (docs/results.md lists each difference).
     """
 
     def __init__(self, cfg: FeatureConfig) -> None:
@@ -44,7 +45,8 @@ class Frontend(nn.Module):
         self.register_buffer("window", window, persistent=False)
         mel_t = torch.from_numpy(mel_filterbank(cfg).T.copy())  # (n_mels, F)
         self.register_buffer("mel_t", mel_t, persistent=False)
-        dct = dct_matrix(cfg.n_mels, cfg.n_mfcc) if cfg.kind == "mfcc" else np.zeros((0, 0))
+        dct = dct_matrix(cfg.n_mels, cfg.n_mfcc, cfg.dct_norm) if cfg.kind == "mfcc" \
+            else np.zeros((0, 0))
         self.register_buffer("dct_t", torch.from_numpy(dct.T.astype(np.float32)),
                              persistent=False)  # (n_mfcc, n_mels)
 
@@ -102,7 +104,8 @@ class MatmulFrontend(nn.Module):
         bins = (np.arange(n1)[:, None] + n1 * np.arange(k2_count)[None]).reshape(-1)  # k1-major
         weights = np.where((bins < mel.shape[0])[:, None], mel[np.minimum(bins, len(mel) - 1)], 0)
         self.register_buffer("mel", _f32(weights), persistent=False)  # (n1 * k2, n_mels)
-        dct = dct_matrix(cfg.n_mels, cfg.n_mfcc) if cfg.kind == "mfcc" else np.eye(cfg.n_mels)
+        dct = dct_matrix(cfg.n_mels, cfg.n_mfcc, cfg.dct_norm) if cfg.kind == "mfcc" \
+            else np.eye(cfg.n_mels)
         self.register_buffer("dct", _f32(dct), persistent=False)  # (n_mels, channels)
 
     def forward(self, audio: torch.Tensor) -> torch.Tensor:

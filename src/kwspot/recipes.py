@@ -52,6 +52,10 @@ MFCC_40 = FeatureConfig()  # 40 MFCCs, 30 ms every 10 ms: TC-ResNet, Res
 MFCC_40_LONG = FeatureConfig(window_ms=40.0, hop_ms=20.0)  # CNN-1/CNN-2
 MFCC_10_LONG = FeatureConfig(n_mfcc=10, window_ms=40.0, hop_ms=20.0)  # DS-CNN
 LOGMEL_40 = FeatureConfig(kind="logmel", f_min=0.0, f_max=8000.0)  # BC-ResNet
+# the TC-ResNet authors' training front end: 64 mel filters (mel-domain triangles) over
+# 80-7600 Hz, TensorFlow's DCT scaling, the first 40 coefficients
+MFCC_40_REFERENCE = FeatureConfig(n_mels=64, f_min=80.0, f_max=7600.0, mel_filters="mel",
+                                  dct_norm="tf")
 
 
 def _piecewise(values: tuple[float, ...], fractions: tuple[float, ...], batch: int,
@@ -64,6 +68,8 @@ def _piecewise(values: tuple[float, ...], fractions: tuple[float, ...], batch: i
 
 TC_RESNET = Recipe(MFCC_40, _piecewise((0.1, 0.01, 0.001), (1 / 3, 2 / 3), 100, 1e-3),
                    epochs=200, source="Choi et al. 2019")
+TC_RESNET_REFERENCE = dataclasses.replace(TC_RESNET, features=MFCC_40_REFERENCE,
+                                          source="hyperconnect/TC-ResNet")
 RES = Recipe(MFCC_40, _piecewise((0.1, 0.01, 0.001), (1 / 3, 2 / 3), 64, 1e-5),
              epochs=30, dropout=0.0, source="Tang & Lin 2018")
 DS_CNN = Recipe(MFCC_10_LONG, _piecewise((5e-4, 1e-4, 2e-5), (1 / 3, 2 / 3), 100, 0.0, "adam"),
@@ -81,8 +87,8 @@ def _bc_resnet(freq_width: int) -> Recipe:
 
 
 RECIPES: dict[str, Recipe] = {
-    **{name: TC_RESNET for name in ("tc-resnet8", "tc-resnet8-ref", "tc-resnet8-1.5",
-                                     "tc-resnet14",
+    "tc-resnet8-ref": TC_RESNET_REFERENCE,
+    **{name: TC_RESNET for name in ("tc-resnet8", "tc-resnet8-1.5", "tc-resnet14",
                                      "tc-resnet14-1.5", "tc-resnet8-causal",
                                      "tc-resnet14-causal", "tc-resnet8-2d",
                                      "tc-resnet8-2d-pool")},

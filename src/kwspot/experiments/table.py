@@ -105,6 +105,16 @@ def _mean_std(values: list[float]) -> tuple[float, float]:
     return float(arr.mean()), float(arr.std(ddof=1)) if len(arr) > 1 else 0.0
 
 
+def late_change(curve: list[list[float]]) -> float | None:
+    """Converged? Mean validation accuracy (pp) of the last quarter of the evaluations minus
+    that of the quarter before: near zero when the curve has gone flat."""
+    acc = [row[1] for row in curve]
+    quarter = len(acc) // 4
+    if quarter < 1:
+        return None
+    return 100 * (float(np.mean(acc[-quarter:])) - float(np.mean(acc[-2 * quarter:-quarter])))
+
+
 def summarize(cfg: TableConfig, latency: dict[str, Any] | None) -> list[dict[str, Any]]:
     """One row per model from the result files present (a model with none is left out)."""
     rows = []
@@ -124,6 +134,8 @@ def summarize(cfg: TableConfig, latency: dict[str, Any] | None) -> list[dict[str
             "latency_ms": round(timing["median_ms"], 4) if timing else None,
             "flops": records[0]["flops"], "params": records[0]["params"],
             "epochs": round(records[0]["epochs"], 1),
+            "val_late_change_pp": _round(np.mean([c for r in records if (
+                c := late_change(r["validation_curve"])) is not None] or [np.nan]), 2),
             "train_minutes": round(float(np.mean([r["train_seconds"] for r in records])) / 60,
                                    1),
             "paper_accuracy": paper[0], "paper_ms": paper[1], "paper_flops": paper[2],
@@ -134,6 +146,10 @@ def summarize(cfg: TableConfig, latency: dict[str, Any] | None) -> list[dict[str
                           f"({', '.join(c[:12] for c in sorted(checksums))}); give each data "
                           "set its own --results")
     return rows
+
+
+def _round(value: float, digits: int) -> float | None:
+    return None if not math.isfinite(value) else round(float(value), digits)
 
 
 def spearman(a: Sequence[float], b: Sequence[float]) -> float:
@@ -159,13 +175,15 @@ def _fmt_count(n: float | None) -> str:
 
 def markdown(rows: list[dict[str, Any]], checksum: str | None) -> str:
     head = ("| model | seeds | test acc % (mean ± std) | ms (here) | FLOPs | params | epochs | "
-            "paper acc % | paper ms (Pixel 1) |\n|---|---|---|---|---|---|---|---|---|\n")
+            "late Δval pp | paper acc % | paper ms (Pixel 1) |\n"
+            "|---|---|---|---|---|---|---|---|---|---|\n")
     lines = []
     for r in rows:
         ms = f"{r['latency_ms']:.3f}" if r["latency_ms"] is not None else "–"
         lines.append(
             f"| {r['model']} | {r['seeds']} | {r['accuracy_mean']:.2f} ± {r['accuracy_std']:.2f}"
             f" | {ms} | {_fmt_count(r['flops'])} | {_fmt_count(r['params'])} | {r['epochs']} "
+            f"| {r['val_late_change_pp'] if r['val_late_change_pp'] is not None else '–'} "
             f"| {r['paper_accuracy'] if r['paper_accuracy'] is not None else '–'} "
             f"| {r['paper_ms'] if r['paper_ms'] is not None else '–'} |")
     text = head + "\n".join(lines) + "\n"
@@ -179,6 +197,8 @@ def markdown(rows: list[dict[str, Any]], checksum: str | None) -> str:
         if pairs:
             text += ("Fewer FLOPs yet slower: " + ", ".join(f"{a} vs {b}" for a, b in pairs)
                      + ".\n")
+    text += ("\nlate Δval: mean validation accuracy of the last quarter of the run's evaluations "
+             "minus the quarter before (near 0: converged).\n")
     if checksum:
         text += f"\nData: prepared manifest checksum `{checksum}`.\n"
     return text

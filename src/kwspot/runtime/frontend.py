@@ -34,6 +34,13 @@ class FeatureConfig:
     f_min: float = 20.0
     f_max: float = 4000.0
     log_offset: float = 1e-6
+    # "hz": triangles linear in Hz between mel-spaced edges (kwspot's default); "mel":
+    # triangles linear on the mel scale with the DC bin zeroed, as TensorFlow's
+    # linear_to_mel_weight_matrix builds them (the TC-ResNet reference's front end)
+    mel_filters: str = "hz"
+    # "ortho": orthonormal DCT-II; "tf": sqrt(2/N) on every coefficient, as TensorFlow's
+    # mfccs_from_log_mel_spectrograms (c0 differs by sqrt(2))
+    dct_norm: str = "ortho"
 
     def __post_init__(self) -> None:
         if self.kind not in ("mfcc", "logmel"):
@@ -51,6 +58,9 @@ class FeatureConfig:
                               f"sample at {self.sample_rate} Hz")
         if self.n_mels < 1 or (self.kind == "mfcc" and self.n_mfcc < 1):
             raise KwspotError("n_mels and n_mfcc must be at least 1")
+        if self.mel_filters not in ("hz", "mel") or self.dct_norm not in ("ortho", "tf"):
+            raise KwspotError(f"mel_filters must be 'hz' or 'mel' and dct_norm 'ortho' or "
+                              f"'tf', got {self.mel_filters!r} and {self.dct_norm!r}")
 
     @property
     def win_length(self) -> int:
@@ -87,21 +97,31 @@ def mel_to_hz(mel: np.ndarray) -> np.ndarray:
 
 
 def mel_filterbank(cfg: FeatureConfig) -> np.ndarray:
-    """Triangular filters, unnormalised, shape (n_fft // 2 + 1, n_mels)."""
+    """Triangular filters, unnormalised, shape (n_fft // 2 + 1, n_mels); linear in Hz or, with
+    ``mel_filters="mel"``, linear in mel with the DC bin zeroed (TensorFlow's)."""
     fft_freqs = np.linspace(0.0, cfg.sample_rate / 2, cfg.n_fft // 2 + 1)
-    edges = mel_to_hz(np.linspace(hz_to_mel(cfg.f_min), hz_to_mel(cfg.f_max), cfg.n_mels + 2))
+    edges_mel = np.linspace(hz_to_mel(cfg.f_min), hz_to_mel(cfg.f_max), cfg.n_mels + 2)
+    if cfg.mel_filters == "mel":
+        axis, edges = hz_to_mel(fft_freqs), edges_mel
+    else:
+        axis, edges = fft_freqs, mel_to_hz(edges_mel)
     lower, centre, upper = edges[:-2, None], edges[1:-1, None], edges[2:, None]
-    rising = (fft_freqs[None] - lower) / (centre - lower)
-    falling = (upper - fft_freqs[None]) / (upper - centre)
-    return np.maximum(0.0, np.minimum(rising, falling)).T.astype(np.float32)
+    rising = (axis[None] - lower) / (centre - lower)
+    falling = (upper - axis[None]) / (upper - centre)
+    weights = np.maximum(0.0, np.minimum(rising, falling)).T
+    if cfg.mel_filters == "mel":
+        weights[0] = 0.0
+    return weights.astype(np.float32)
 
 
-def dct_matrix(n_input: int, n_output: int) -> np.ndarray:
-    """Orthonormal DCT-II, shape (n_input, n_output), so MFCC = log_mel @ matrix."""
+def dct_matrix(n_input: int, n_output: int, norm: str = "ortho") -> np.ndarray:
+    """DCT-II, shape (n_input, n_output), so MFCC = log_mel @ matrix: orthonormal, or
+    (``norm="tf"``) sqrt(2/N) on every coefficient as TensorFlow's MFCC function scales it."""
     n = np.arange(n_input)[:, None]
     k = np.arange(n_output)[None]
     basis = np.cos(np.pi / n_input * (n + 0.5) * k) * math.sqrt(2.0 / n_input)
-    basis[:, 0] /= math.sqrt(2.0)
+    if norm == "ortho":
+        basis[:, 0] /= math.sqrt(2.0)
     return basis.astype(np.float32)
 
 
@@ -122,7 +142,8 @@ class NumpyFrontend:
         used = np.flatnonzero(mel.any(axis=1))  # only the bins the filters touch
         self.bins = slice(int(used[0]), int(used[-1]) + 1) if len(used) else slice(0, 1)
         self.mel = np.ascontiguousarray(mel[self.bins])
-        self.dct = dct_matrix(cfg.n_mels, cfg.n_mfcc) if cfg.kind == "mfcc" else None
+        self.dct = dct_matrix(cfg.n_mels, cfg.n_mfcc, cfg.dct_norm) if cfg.kind == "mfcc" \
+            else None
         self.reset()
 
     @classmethod
