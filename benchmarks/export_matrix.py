@@ -42,7 +42,7 @@ def measure(name: str, fmt: str, precision: str, folder: Path, runs: int) -> dic
     audio = parity_clips(None, 8, 16000, seed=1)
     calibration = (parity_clips(None, 64, 16000, seed=2),
                    calibration_log(["noise bursts"], 2, "benchmarks/export_matrix.py"))
-    out = folder / f"{name}.{precision}.{fmt}"
+    out = folder / fmt / f"{name}.{precision}.{fmt}"  # one folder per format: one card each
     export = export_onnx if fmt == "onnx" else export_tflite
     row: dict = {"model": name, "format": fmt, "precision": precision}
     start = time.perf_counter()

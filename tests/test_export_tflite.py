@@ -244,10 +244,11 @@ def test_every_model_exports_to_onnx_and_tflite(name: str, tmp_path: Path) -> No
     audio = parity_clips(None, 4, 16000, seed=1)
     calibration = (parity_clips(None, 16, 16000, seed=2), calibration_log(["noise"], 2, "test"))
     for fmt, export in (("onnx", export_onnx), ("tflite", export_tflite)):
-        card = export(model, tmp_path / f"{name}.{fmt}", audio, precision="float32")
+        out = tmp_path / fmt  # one folder per format: same-named exports would share a card
+        card = export(model, out / f"{name}.{fmt}", audio, precision="float32")
         assert card["parity"]["max_abs_diff"] <= 1e-4, (fmt, card["parity"])
         if name == "tc-resnet14":
-            card = export(model, tmp_path / f"{name}.int8.{fmt}", audio, precision="int8",
+            card = export(model, out / f"{name}.int8.{fmt}", audio, precision="int8",
                           calibration=calibration)
             assert card["quantization"]["max_abs_diff_from_float"] <= 0.1, fmt
 
