@@ -100,6 +100,18 @@ def test_bc_resnet_parameter_counts_are_exact() -> None:
     # the official implementation's counts for tau = 1, 3, 8
     for tau, count in ((1, 9232), (3, 54168), (8, 321068)):
         assert count_parameters(build_model(f"bc-resnet-{tau}", 40, 12)) == count
+    # frequency halves in stages 1 and 2 (40 -> 20 -> 20 -> 10 -> 5 -> 5): parameters do not
+    # show where, multiply-adds do (a stride in stages 2 and 3 gave 5.84M here)
+    model = build_model("bc-resnet-1", 40, 12).eval()
+    sizes = []
+    hooks = [b.register_forward_hook(lambda _m, _i, out: sizes.append(out.shape[2]))
+             for b in model.blocks]
+    with torch.no_grad():
+        model(torch.zeros(1, 40, 98))
+    for h in hooks:
+        h.remove()
+    assert sizes == [20, 20, 10, 10, 5, 5, 5, 5, 5, 5, 5, 5]
+    assert count_flops(model, (40, 98)) == 4_816_880
 
 
 def test_spec_augment_masks_bands_and_spans_reproducibly() -> None:

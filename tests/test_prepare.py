@@ -7,6 +7,7 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 from test_datasets import make_speech_commands, speaker_names, write_clip
 
@@ -82,6 +83,39 @@ def test_edited_or_orphaned_prepared_data_is_refused(sc: Path, tmp_path: Path) -
     assert len(load_prepared(prep, root=tmp_path / "gone").utterances) == len(lines)
     with pytest.raises(KwspotError, match="already prepared"):
         prepare_dataset(DataConfig(str(prep)), tmp_path / "again")
+
+
+def test_prepared_data_refuses_recipe_options_and_follows_moved_data(sc: Path,
+                                                                     tmp_path: Path) -> None:
+    prep = tmp_path / "prep"
+    prepare_dataset(DataConfig(str(sc)), prep)
+    with pytest.raises(KwspotError, match="--unknown-fraction"):
+        open_dataset(DataConfig(str(prep), unknown_fraction=0.5))
+    with pytest.raises(KwspotError, match="--negatives"):
+        open_dataset(DataConfig(str(prep), negatives=(str(sc / "cat"),)))
+    moved = tmp_path / "moved"
+    shutil.move(sc, moved)
+    info = prepare_dataset(DataConfig(str(moved)), prep)  # the same data: only the root moves
+    assert info["root"] == str(moved.resolve())
+    assert len(load_prepared(prep).utterances) > 0
+
+
+def test_silence_without_noise_files_is_fixed_by_the_prepared_seed(tmp_path: Path) -> None:
+    from kwspot.evaluate.clips import evaluation_clips
+
+    for word in ("yes", "no", "cat"):
+        for n in range(6):
+            write_clip(tmp_path / "data" / word / f"s{n}x_nohash_0.wav", seconds=0.05)
+    cfg = DataConfig(str(tmp_path / "data"), keywords=("yes", "no"), validation_pct=30,
+                     test_pct=30)
+    info = prepare_dataset(cfg, tmp_path / "prep")
+    labels = info["labels"]
+    prepared = DataConfig(str(tmp_path / "prep"))
+    a, _ = evaluation_clips(labels, 16000, 16000, prepared, "test", seed=0)
+    b, _ = evaluation_clips(labels, 16000, 16000, prepared, "test", seed=1)
+    assert a.is_silence.any() and np.array_equal(a.audio, b.audio)
+    other = prepare_dataset(DataConfig(**{**cfg.__dict__, "seed": 1}), tmp_path / "prep1")
+    assert other["checksum"] != info["checksum"]  # the seed fills those rows: it counts
 
 
 def test_small_speaker_sets_still_get_three_speaker_disjoint_splits(tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ from kwspot.cli import build_parser, train_config_from_args
 from kwspot.datasets import DataConfig
 from kwspot.datasets.prepare import prepare_dataset
 from kwspot.errors import KwspotError
+from kwspot.experiments.jobs import Job
 from kwspot.experiments.table import (
     TableConfig,
     build_table,
@@ -52,11 +53,11 @@ def test_table_runs_two_tiny_jobs_on_local_ray_and_resumes(tiny_dataset: Path,
                       latency_runs=20, ray=True)
     done: list[str] = []
     rows = build_table(cfg, lambda r: done.append(r.job.name))
-    assert sorted(done) == ["ds-cnn-s-seed0", "tc-resnet8-seed0"]
+    assert sorted(done) == ["ds-cnn-s-e3-seed0", "tc-resnet8-e3-seed0"]
     assert [r["model"] for r in rows] == ["tc-resnet8", "ds-cnn-s"]
     results = tmp_path / "results"
-    record = json.loads((results / "tc-resnet8-seed0.json").read_text())
-    other = json.loads((results / "ds-cnn-s-seed0.json").read_text())
+    record = json.loads((results / "tc-resnet8-e3-seed0.json").read_text())
+    other = json.loads((results / "ds-cnn-s-e3-seed0.json").read_text())
     # both models scored on the very same prepared test clips
     assert record["data_checksum"] == other["data_checksum"] == info["checksum"]
     assert record["test_clips"] == other["test_clips"]
@@ -71,6 +72,11 @@ def test_table_runs_two_tiny_jobs_on_local_ray_and_resumes(tiny_dataset: Path,
     assert "tc-resnet8" in table and "ds-cnn-s" in table and info["checksum"] in table
     assert (results / "table.csv").read_text().count("\n") == 3
     assert (results / "table.png").stat().st_size > 0
+    # results of other data are refused before anything trains
+    other = tmp_path / "other"
+    prepare_dataset(DataConfig(str(tiny_dataset), keywords=("yes", "no")), other)
+    with pytest.raises(KwspotError, match="other data"):
+        build_table(TableConfig(**{**cfg.__dict__, "prepared": str(other), "ray": False}))
     # done jobs are skipped: nothing retrains, the result files stay as they were
     before = {p.name: p.read_text() for p in results.glob("*-seed*.json")}
     again: list[str] = []
@@ -84,11 +90,20 @@ def test_table_helpers_and_bad_input(tmp_path: Path) -> None:
     for bad in (["res15"], ["res15=-1"], ["res15=x"]):
         with pytest.raises(KwspotError, match="--epochs"):
             parse_epochs(bad)
+    from kwspot.config import OptimConfig
+
+    for bad in ({"batch_size": -5}, {"steps": 0}, {"lr_values": ()}):
+        with pytest.raises(KwspotError):
+            OptimConfig(schedule="cosine", **bad)
     assert late_change([[s, 0.9, 0.1] for s in range(8)]) == pytest.approx(0.0)
     assert late_change([[s, s / 10, 0.1] for s in range(8)]) == pytest.approx(20.0)
     assert late_change([[0, 0.5, 1.0]]) is None
     assert spearman([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1.0)
     assert spearman([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
+    assert Job("res15", 1).name == "res15-seed1" and Job("res15", 1, 20).name == "res15-e20-seed1"
+    with pytest.raises(KwspotError, match="not in the table"):
+        build_table(TableConfig(prepared=str(tmp_path), models=("res8",),
+                                epochs={"res-8": 20}))
     with pytest.raises(KwspotError, match="unknown models"):
         build_table(TableConfig(prepared=str(tmp_path), models=("nope",)))
     with pytest.raises(KwspotError, match="not prepared"):

@@ -30,8 +30,9 @@ class AugmentConfig:
 @dataclass(frozen=True)
 class SpecAugmentConfig:
     """SpecAugment (Park et al. 2019) without time warping, on the features in training:
-    ``freq_masks`` bands of U{0..freq_width} channels and ``time_masks`` spans of
-    U{0..time_width} frames set to zero. All zero (the default): off."""
+    ``freq_masks`` bands of U{0..freq_width-1} channels and ``time_masks`` spans of
+    U{0..time_width-1} frames set to zero (BC-ResNet's code: int(U[0, F))). All zero (the
+    default): off."""
 
     freq_masks: int = 0
     freq_width: int = 0
@@ -55,7 +56,7 @@ def spec_augment(features: torch.Tensor, cfg: SpecAugmentConfig,
                                      (cfg.time_masks, cfg.time_width, frames, 2)):
         if not count or not width:
             continue
-        widths = (torch.rand(batch, count, generator=generator) * (width + 1)).long()
+        widths = (torch.rand(batch, count, generator=generator) * width).long()
         widths = widths.clamp(max=size)
         starts = (torch.rand(batch, count, generator=generator)
                   * (size - widths + 1)).long()

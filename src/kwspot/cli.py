@@ -166,11 +166,13 @@ def train_config_from_args(args: argparse.Namespace):
 
     from kwspot.augment import AugmentConfig
     from kwspot.datasets import open_dataset
-    from kwspot.recipes import recipe_config
+    from kwspot.recipes import eval_interval, recipe_config
 
     data = data_config(args)
     if args.steps is not None and args.steps < 1:
         raise KwspotError(f"--steps must be at least 1, got {args.steps}")
+    if args.batch_size is not None and args.batch_size < 1:
+        raise KwspotError(f"--batch-size must be at least 1, got {args.batch_size}")
     train_clips = len(open_dataset(data).split("train"))
     cfg = recipe_config(args.model, data, max(train_clips, 1), args.seed, args.epochs,
                         args.eval_every, args.threads)
@@ -192,6 +194,9 @@ def train_config_from_args(args: argparse.Namespace):
     elif args.lr_boundaries is not None:
         optim = dataclasses.replace(optim, lr_boundaries=args.lr_boundaries)
     optim = dataclasses.replace(optim)  # re-validate the combination
+    if args.eval_every is None:  # every 5 epochs of the final batch size
+        cfg = dataclasses.replace(cfg, eval_every=eval_interval(max(train_clips, 1),
+                                                                optim.batch_size))
     augment = AugmentConfig(background_prob=args.background_prob,
                             background_volume=args.background_volume,
                             time_shift_ms=args.time_shift_ms, noise_rms=args.noise_rms)
@@ -282,7 +287,8 @@ def add_table_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seeds", type=_ints, default=defaults.seeds, metavar="S1,S2,..",
                    help="training seeds (default 0,1,2)")
     p.add_argument("--epochs", action="append", default=[], metavar="MODEL=EPOCHS",
-                   help="override a model's recipe length; repeatable")
+                   help="override a model's recipe length (a job of its own: "
+                        "MODEL-eEPOCHS-seedK); repeatable")
     p.add_argument("--results", default=defaults.results_dir, metavar="DIR",
                    help=f"result files and the table (default {defaults.results_dir})")
     p.add_argument("--runs-dir", default=defaults.runs_dir, metavar="DIR",

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from kwspot.audio import fit_length, load_audio
-from kwspot.data import SILENCE, Utterance
+from kwspot.data import NOISE_SPEAKER, Utterance
 from kwspot.errors import AudioError
 
 
@@ -53,7 +53,7 @@ def decode_clips(
         if u.path is None:
             return np.zeros(clip_samples, np.float32)
         try:
-            if u.label == SILENCE:
+            if u.speaker.startswith(NOISE_SPEAKER):  # a resolved silence segment
                 return segment(u)
             return fit_length(load_audio(u.path, sample_rate), clip_samples)
         except AudioError as exc:

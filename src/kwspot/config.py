@@ -37,6 +37,11 @@ class OptimConfig:
     warmup_steps: int = 0
 
     def __post_init__(self) -> None:
+        if self.steps <= 0 or self.batch_size <= 0:
+            raise KwspotError(f"--steps and --batch-size must be positive, got {self.steps} "
+                              f"and {self.batch_size}")
+        if not self.lr_values:
+            raise KwspotError("need at least one learning rate")
         if self.optimizer not in OPTIMIZERS:
             raise KwspotError(f"unknown optimizer {self.optimizer!r}; choose from {OPTIMIZERS}")
         if self.schedule not in SCHEDULES:

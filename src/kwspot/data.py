@@ -20,6 +20,7 @@ from kwspot.errors import KwspotError
 SILENCE = "_silence_"
 UNKNOWN = "_unknown_"
 SPLITS = ("train", "validation", "test")
+NOISE_SPEAKER = "noise:"  # the speaker of a resolved silence segment: "noise:<file index>"
 SPEECH_COMMANDS_KEYWORDS = ("yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go")
 
 
@@ -45,6 +46,9 @@ class Dataset:
     noise_paths: list[str] = field(default_factory=list)
     checksum: str | None = None  # of the resolved rows (kwspot.datasets.prepare)
     root: str | None = None  # the folder the rows' paths are taken relative to for that
+    # the seed that fills validation/test silence left as placeholders (data without noise
+    # files: drawn from synthetic noise); part of the checksum then
+    silence_seed: int | None = None
 
     def split(self, name: str) -> list[Utterance]:
         return [u for u in self.utterances if u.split == name]

@@ -13,8 +13,9 @@ sit at the same fractions of the run as in the source. Sources:
   decay 1e-5, batch 64; 40 MFCCs over 30/10 ms.
 - DS-CNN (Zhang et al. 2017, ARM ML-KWS-for-MCU): Adam, lr 5e-4/1e-4/2e-5 in thirds, batch
   100, no weight decay; 10 MFCCs over 40 ms windows every 20 ms.
-- CNN-1/CNN-2 (Sainath & Parada 2015, as trained in hyperconnect/TC-ResNet): Adam, lr
-  5e-4/1e-4 at 2/3, batch 100, dropout 0.5; 40 MFCCs over 40/20 ms.
+- CNN-1/CNN-2 (Sainath & Parada 2015, as trained in hyperconnect/TC-ResNet's scripts): Adam,
+  batch 100, dropout 0.5; CNN-1 lr 5e-4/1e-4 at 1/2, CNN-2 5e-4/1e-4/2e-5 in thirds; 40 MFCCs
+  over 40/20 ms.
 - BC-ResNet (Kim et al. 2021): SGD momentum 0.9, lr 0.1 with 5 warm-up epochs then cosine
   to zero, weight decay 1e-3, batch 100, dropout 0.1, SpecAugment (2 frequency masks of up
   to 5 (tau=3) or 7 (tau=8) bins, 2 time masks of up to 20 frames; none for tau=1); 40
@@ -74,8 +75,10 @@ RES = Recipe(MFCC_40, _piecewise((0.1, 0.01, 0.001), (1 / 3, 2 / 3), 64, 1e-5),
              epochs=30, dropout=0.0, source="Tang & Lin 2018")
 DS_CNN = Recipe(MFCC_10_LONG, _piecewise((5e-4, 1e-4, 2e-5), (1 / 3, 2 / 3), 100, 0.0, "adam"),
                 epochs=100, dropout=0.0, source="Zhang et al. 2017")
-CNN = Recipe(MFCC_40_LONG, _piecewise((5e-4, 1e-4), (2 / 3,), 100, 0.0, "adam"),
-             epochs=100, source="Sainath & Parada 2015")
+CNN_1 = Recipe(MFCC_40_LONG, _piecewise((5e-4, 1e-4), (1 / 2,), 100, 0.0, "adam"),
+               epochs=100, source="Sainath & Parada 2015")
+CNN_2 = Recipe(MFCC_40_LONG, _piecewise((5e-4, 1e-4, 2e-5), (1 / 3, 2 / 3), 100, 0.0, "adam"),
+               epochs=100, source="Sainath & Parada 2015")
 
 
 def _bc_resnet(freq_width: int) -> Recipe:
@@ -94,11 +97,17 @@ RECIPES: dict[str, Recipe] = {
                                      "tc-resnet8-2d-pool")},
     **{name: RES for name in ("res8-narrow", "res8", "res15-narrow", "res15")},
     **{name: DS_CNN for name in ("ds-cnn-s", "ds-cnn-m", "ds-cnn-l")},
-    **{name: CNN for name in ("cnn-trad-fpool3", "cnn-one-fstride4")},
+    "cnn-trad-fpool3": CNN_1,
+    "cnn-one-fstride4": CNN_2,
     "bc-resnet-1": _bc_resnet(0),
     "bc-resnet-3": _bc_resnet(5),
     "bc-resnet-8": _bc_resnet(7),
 }
+
+
+def eval_interval(train_clips: int, batch_size: int) -> int:
+    """Validate every 5 epochs (of whole batches: ceil(clips / batch) steps an epoch)."""
+    return 5 * max(1, math.ceil(train_clips / batch_size))
 
 
 def recipe_for(model: str) -> Recipe:
@@ -124,9 +133,9 @@ def recipe_config(model: str, data: DataConfig, train_clips: int, seed: int = 0,
     if recipe.warmup_epochs:
         warmup = math.ceil(recipe.warmup_epochs * train_clips / optim.batch_size)
         optim = dataclasses.replace(optim, warmup_steps=min(warmup, steps - 1))
-    per_epoch = max(1, math.ceil(train_clips / optim.batch_size))
     return TrainConfig(
         data=data, model=model, dropout=recipe.dropout, features=recipe.features,
-        augment=AugmentConfig(), optim=optim, eval_every=eval_every or per_epoch * 5,
+        augment=AugmentConfig(), optim=optim,
+        eval_every=eval_every or eval_interval(train_clips, optim.batch_size),
         seed=seed, threads=threads, spec_augment=recipe.spec_augment,
     )

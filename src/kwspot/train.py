@@ -237,11 +237,12 @@ def _train(cfg: TrainConfig | None, run_dir: Path, resume: bool, quiet: bool) ->
             "give more speakers, a CSV with a split column, or other --validation-pct")
     # evaluation silence is the recipe's (noise as recorded) whatever the training options, so
     # validation and test numbers of different runs are measured on the same clips
-    eval_noise = noise_bank(dataset.noise_paths, cfg.data.seed)
+    silence_seed = cfg.data.seed if dataset.silence_seed is None else dataset.silence_seed
+    eval_noise = noise_bank(dataset.noise_paths, silence_seed)
     noise = eval_noise if cfg.augment.noise_rms is None else noise_bank(
         dataset.noise_paths, cfg.seed, cfg.augment.noise_rms)
     val_set.audio = fill_silence(
-        val_set.audio, val_set.is_silence, eval_noise, 1.0, cfg.data.seed + 1
+        val_set.audio, val_set.is_silence, eval_noise, 1.0, silence_seed + 1
     )
 
     model = KeywordClassifier(cfg.model, dataset.labels, cfg.features, cfg.dropout)

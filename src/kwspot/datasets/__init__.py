@@ -6,6 +6,7 @@ label folder) and applies the keyword recipe when keywords are given.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -70,9 +71,19 @@ def open_dataset(cfg: DataConfig) -> Dataset:
                 k for k in dataset.labels if k not in (SILENCE, UNKNOWN)):
             raise KwspotError(f"{prepared} is prepared data with labels {dataset.labels}; "
                               "prepare again for other keywords")
+        defaults = DataConfig(path=cfg.path)
+        changed = [f.name for f in dataclasses.fields(cfg)
+                   if f.name not in ("path", "keywords", "seed", "label_regex", "validation_pct",
+                                     "test_pct")
+                   and getattr(cfg, f.name) != getattr(defaults, f.name)]
+        if changed:
+            raise KwspotError(f"{prepared} is prepared data: its recipe is fixed, so "
+                              f"{', '.join('--' + c.replace('_', '-') for c in changed)} would "
+                              "be ignored; prepare again from the original data with them")
         return dataset
     dataset = _open_raw(cfg, root)
     dataset.root = str(data_root(root))
+    dataset.silence_seed = cfg.seed
     dataset.checksum = dataset_checksum(dataset, dataset.root)
     return dataset
 

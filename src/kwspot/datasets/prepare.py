@@ -41,9 +41,11 @@ def dataset_checksum(dataset: Dataset, root: str | Path) -> str:
     """sha256 over the labels, noise files and every row (paths relative to ``root``, the
     dataset's own folder)."""
     root = Path(root).resolve()
-    body = {"labels": dataset.labels,
-            "noise": [_relative(p, root) for p in dataset.noise_paths],
-            "rows": [_row_key(u, root) for u in dataset.utterances]}
+    body: dict = {"labels": dataset.labels,
+                  "noise": [_relative(p, root) for p in dataset.noise_paths],
+                  "rows": [_row_key(u, root) for u in dataset.utterances]}
+    if any(u.path is None and u.split != "train" for u in dataset.utterances):
+        body["silence_seed"] = dataset.silence_seed  # it fills those rows
     text = json.dumps(body, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()
 
@@ -119,7 +121,8 @@ def load_prepared(path: str | Path, root: str | Path | None = None) -> Dataset:
     rows = [dataclasses.replace(u, path=None if u.path is None else str(root / u.path))
             for u in read_manifest(path / MANIFEST)]
     noise = [str(root / p) for p in info["noise"]]
-    dataset = Dataset(rows, list(info["labels"]), noise, root=str(root.resolve()))
+    dataset = Dataset(rows, list(info["labels"]), noise, root=str(root.resolve()),
+                      silence_seed=int(info.get("recipe", {}).get("seed", 0)))
     checksum = dataset_checksum(dataset, root)
     if checksum != info["checksum"]:
         raise KwspotError(f"{path}: manifest does not match its checksum (edited by hand?); "
@@ -142,8 +145,10 @@ def prepare_dataset(cfg, out_dir: str | Path, force: bool = False) -> dict:
     dataset = open_dataset(cfg)
     if is_prepared(out_dir):
         old = read_prepared_info(out_dir)
-        if old.get("checksum") == dataset.checksum:
+        if old.get("checksum") == dataset.checksum and old.get("root") == dataset.root:
             return old
+        if old.get("checksum") == dataset.checksum:  # the same data, moved: a new root
+            return write_prepared(dataset, out_dir, dataclasses.asdict(cfg))
         if not force:
             raise KwspotError(f"{out_dir} holds other prepared data (checksum "
                               f"{old.get('checksum', '?')[:12]}); choose another --out or "

@@ -13,7 +13,7 @@ from dataclasses import replace
 import numpy as np
 import soundfile as sf
 
-from kwspot.data import SILENCE, SPLITS, Utterance
+from kwspot.data import NOISE_SPEAKER, SILENCE, SPLITS, Utterance
 from kwspot.errors import KwspotError
 
 # The longest window a silence segment is cut for; longer windows tile the recording.
@@ -50,5 +50,5 @@ def resolve_silence(rows: Sequence[Utterance], noise_paths: Sequence[str],
             start = round(float(rng.uniform(0.0, room)), 4)
             gain = round(float(rng.uniform(0.0, 1.0)), 4)
             out[i] = replace(out[i], path=noise_paths[pick], start_s=start, gain=gain,
-                             speaker=f"noise:{pick}")
+                             speaker=f"{NOISE_SPEAKER}{pick}")
     return out

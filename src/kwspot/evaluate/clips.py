@@ -239,8 +239,9 @@ def evaluation_clips(labels: Sequence[str], window_samples: int, sample_rate: in
     rows = [dataclasses.replace(u, label=mapping[u.label]) for u in rows]
     clips = load_labelled(rows, labels, window_samples, sample_rate)
     if clips.is_silence.any():  # the recipe's silence: noise as recorded, at U[0, 1]
-        noise = noise_bank(dataset.noise_paths, data.seed)
-        clips.audio = fill_silence(clips.audio, clips.is_silence, noise, 1.0, data.seed + 2)
+        seed = data.seed if dataset.silence_seed is None else dataset.silence_seed
+        noise = noise_bank(dataset.noise_paths, seed)
+        clips.audio = fill_silence(clips.audio, clips.is_silence, noise, 1.0, seed + 2)
     if len(clips) == 0:
         raise KwspotError("no clip could be decoded")
     clips.data_checksum = dataset.checksum

@@ -22,7 +22,10 @@ class Job:
 
     @property
     def name(self) -> str:
-        return f"{self.model}-seed{self.seed}"
+        """``<model>-seed<k>``, or ``<model>-e<epochs>-seed<k>`` with a length override (a
+        different job: its own result file and run directory)."""
+        length = f"-e{self.epochs:g}" if self.epochs is not None else ""
+        return f"{self.model}{length}-seed{self.seed}"
 
 
 @dataclass(frozen=True)
@@ -63,6 +66,8 @@ def run_job(job: Job, prepared: str | Path, results_dir: str | Path, runs_dir: s
         raise KwspotError(f"{prepared}: not prepared data; run `kwspot prepare` first")
     data = DataConfig(path=str(prepared))
     dataset = open_dataset(data)
+    if not dataset.split("test"):
+        raise KwspotError(f"{prepared}: no test split to score the table on")
     cfg = recipe_config(job.model, data, len(dataset.split("train")), job.seed, job.epochs,
                         threads=threads)
     run_dir = Path(runs_dir) / dataset.checksum[:12] / job.name
@@ -72,6 +77,9 @@ def run_job(job: Job, prepared: str | Path, results_dir: str | Path, runs_dir: s
         summary = train(cfg if not (run_dir / "last.pt").is_file() else None, run_dir,
                         resume=(run_dir / "last.pt").is_file(), quiet=quiet)
     report, _bad, _ = run_evaluation(run_dir / "best.pt", data, "test", None)
+    from kwspot.config import TrainConfig
+
+    trained = TrainConfig.load(run_dir / "config.json")  # what the run really used
     from kwspot.checkpoint import load_classifier
 
     model, _ = load_classifier(run_dir / "best.pt")
@@ -81,7 +89,7 @@ def run_job(job: Job, prepared: str | Path, results_dir: str | Path, runs_dir: s
         "data_checksum": dataset.checksum,
         "test_accuracy": report.accuracy, "test_clips": report.total,
         "val_accuracy": summary["val_accuracy"], "best_step": summary["best_step"],
-        "steps": summary["steps"], "epochs": cfg.optim.steps * cfg.optim.batch_size
+        "steps": summary["steps"], "epochs": summary["steps"] * trained.optim.batch_size
         / max(1, len(dataset.split("train"))),
         "train_seconds": summary["train_seconds"], "threads": threads,
         "params": count_parameters(model.network),

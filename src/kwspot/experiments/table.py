@@ -69,18 +69,25 @@ def _jobs(cfg: TableConfig) -> list[Job]:
     unknown = [m for m in cfg.models if m not in MODELS]
     if unknown:
         raise KwspotError(f"unknown models {unknown}; available: {', '.join(sorted(MODELS))}")
+    stray = [m for m in cfg.epochs if m not in cfg.models]
+    if stray:
+        raise KwspotError(f"--epochs names models not in the table: {', '.join(stray)}")
     return [Job(m, s, cfg.epochs.get(m)) for m in cfg.models for s in cfg.seeds]
 
 
 def run_jobs(cfg: TableConfig, jobs: Sequence[Job],
-             report: Callable[[JobResult], None] = lambda r: None) -> list[JobResult]:
-    """Each job in this process, or as Ray tasks (local Ray, or ``ray_address``)."""
+             report: Callable[[JobResult], None] = lambda r: None) -> list[str]:
+    """Each job in this process, or as Ray tasks (local Ray, or ``ray_address``). A failing
+    job does not stop the others; returns "job: error" for each failure."""
+    args = [str(Path(p).resolve()) for p in (cfg.prepared, cfg.results_dir, cfg.runs_dir)]
+    failures: list[str] = []
     if not (cfg.ray or cfg.ray_address):
-        out = []
         for job in jobs:
-            out.append(run_job(job, cfg.prepared, cfg.results_dir, cfg.runs_dir, cfg.threads))
-            report(out[-1])
-        return out
+            try:
+                report(run_job(job, *args, cfg.threads))
+            except KwspotError as exc:
+                failures.append(f"{job.name}: {exc}")
+        return failures
     try:
         import ray
     except ImportError:
@@ -89,15 +96,22 @@ def run_jobs(cfg: TableConfig, jobs: Sequence[Job],
         ray.init(address=cfg.ray_address, include_dashboard=False, log_to_driver=False,
                  configure_logging=False)
     remote = ray.remote(num_cpus=cfg.threads)(run_job)
-    pending = {remote.remote(job, cfg.prepared, cfg.results_dir, cfg.runs_dir, cfg.threads): job
-               for job in jobs}
-    out = []
+    pending = {remote.remote(job, *args, cfg.threads): job for job in jobs}
     while pending:
         done, _ = ray.wait(list(pending), num_returns=1)
-        pending.pop(done[0])
-        out.append(ray.get(done[0]))
-        report(out[-1])
-    return out
+        job = pending.pop(done[0])
+        try:
+            result = ray.get(done[0])
+        except Exception as exc:  # a task's error, whatever it was, is that job's failure
+            failures.append(f"{job.name}: {str(exc).strip().splitlines()[-1]}")
+            continue
+        # the driver writes the record too: on a cluster the worker's disk is not ours
+        path = result_path(cfg.results_dir, job)
+        if not path.is_file():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(path, json.dumps(result.record, indent=1) + "\n")
+        report(result)
+    return failures
 
 
 def _mean_std(values: list[float]) -> tuple[float, float]:
@@ -121,7 +135,8 @@ def summarize(cfg: TableConfig, latency: dict[str, Any] | None) -> list[dict[str
     checksums = set()
     for model in cfg.models:
         records = [json.loads(p.read_text()) for s in cfg.seeds
-                   if (p := result_path(cfg.results_dir, Job(model, s))).is_file()]
+                   if (p := result_path(cfg.results_dir,
+                                        Job(model, s, cfg.epochs.get(model)))).is_file()]
         if not records:
             continue
         checksums |= {r["data_checksum"] for r in records}
@@ -249,8 +264,20 @@ def build_table(cfg: TableConfig, report: Callable[[JobResult], None] = lambda r
     table.csv and table.png into ``results_dir``; returns the rows."""
     jobs = _jobs(cfg)
     if train:
+        from kwspot.datasets.prepare import is_prepared, read_prepared_info
+
+        if not is_prepared(cfg.prepared):
+            raise KwspotError(f"{cfg.prepared}: not prepared data; run `kwspot prepare` first")
+        checksum = read_prepared_info(cfg.prepared)["checksum"]
+        for path in Path(cfg.results_dir).glob("*-seed*.json"):
+            if json.loads(path.read_text()).get("data_checksum") != checksum:
+                raise KwspotError(f"{path} was measured on other data than {cfg.prepared} "
+                                  f"(checksum {checksum[:12]}); give this data its own "
+                                  "--results folder")
         todo = [j for j in jobs if not result_path(cfg.results_dir, j).is_file()]
-        run_jobs(cfg, todo, report)
+        failures = run_jobs(cfg, todo, report)
+    else:
+        failures = []
     present = [r["model"] for r in summarize(cfg, None)]
     latency = measure_latency(present, cfg.results_dir, cfg.latency_runs,
                               again=cfg.remeasure_latency) if present else None
@@ -263,6 +290,9 @@ def build_table(cfg: TableConfig, report: Callable[[JobResult], None] = lambda r
     atomic_write_text(out / "table.csv", write_csv(rows))
     if rows:
         plot(rows, out / "table.png")
+    if failures:
+        raise KwspotError(f"{len(failures)} job(s) failed (the table holds the others): "
+                          + "; ".join(failures))
     return rows
 
 

@@ -18,7 +18,7 @@ from kwspot.errors import KwspotError
 from kwspot.models.layers import AddChannel
 
 STAGE_BLOCKS = (2, 2, 4, 4)
-FREQ_STRIDE = (1, 1, 2, 2)  # per stage: the two middle stages halve the frequency axis
+FREQ_STRIDE = (1, 2, 2, 1)  # per stage: the two middle stages halve the frequency axis
 SUB_BANDS = 5
 
 
