@@ -16,39 +16,14 @@ from kwspot.augment import (
     time_shift,
 )
 from kwspot.errors import KwspotError
+from kwspot.experiments.table import PAPER
 from kwspot.models import MODELS, build_model
 from kwspot.profile import count_flops, count_parameters
 
-# Choi et al., "Temporal Convolution for Real-time Keyword Spotting on Mobile Devices", Table 1
-PAPER = {
-    "tc-resnet8": (66e3, 3.0e6),
-    "tc-resnet8-1.5": (145e3, 6.6e6),
-    "tc-resnet14": (137e3, 6.1e6),
-    "tc-resnet14-1.5": (305e3, 13.4e6),
-}
-INPUT = (40, 98)
-# The rest of the paper's Table 1 and its Table 2 ablation: (params, FLOPs, input C x T), and
-# BC-ResNet's parameter counts (Kim et al. 2021, Table 3). Checked with each model's own
-# recipe input (kwspot.recipes), within 5 %.
-BASELINES = {
-    "cnn-trad-fpool3": (524e3, 76.1e6, (40, 49)),
-    "cnn-one-fstride4": (148e3, 1.5e6, (40, 49)),
-    "ds-cnn-s": (24e3, 5.4e6, (10, 49)),
-    "ds-cnn-m": (140e3, 19.8e6, (10, 49)),
-    "ds-cnn-l": (420e3, 56.9e6, (10, 49)),
-    "res8-narrow": (20e3, 143.2e6, (40, 98)),
-    "res8": (111e3, 795.3e6, (40, 98)),
-    # the published Res15 FLOPs count TensorFlow's space-to-batch padding of dilated convs
-    # (see docs/results.md); the convolutions themselves are 4.6 % fewer
-    "res15-narrow": (43e3, 348.7e6, (40, 98)),
-    "res15": (239e3, 1950.0e6, (40, 98)),
-    "tc-resnet8-ref": (66e3, 3.0e6, (40, 98)),
-    "tc-resnet8-2d": (66e3, 35.8e6, (40, 98)),
-    "tc-resnet8-2d-pool": (66e3, 4.0e6, (40, 98)),
-    "bc-resnet-1": (9.2e3, None, (40, 98)),
-    "bc-resnet-3": (54e3, None, (40, 98)),
-    "bc-resnet-8": (321e3, None, (40, 98)),
-}
+# The published counts (Choi et al. 2019 Tables 1-2, Kim et al. 2021) live in one place, the
+# table that `kwspot table` prints them in; each model is checked on its own recipe's input.
+PUBLISHED = {name: (paper[3], paper[2]) for name, paper in PAPER.items()}  # (params, FLOPs)
+TC_RESNETS = ("tc-resnet8", "tc-resnet8-1.5", "tc-resnet14", "tc-resnet14-1.5")
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -60,29 +35,43 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 def test_model_table_is_the_paper_set() -> None:
     from kwspot.recipes import RECIPES
 
-    assert set(MODELS) == set(PAPER) | set(BASELINES) | {"tc-resnet8-causal",
-                                                           "tc-resnet14-causal"}
+    assert set(MODELS) == set(PUBLISHED) | {"tc-resnet8-causal", "tc-resnet14-causal"}
     assert set(RECIPES) == set(MODELS)  # every model has its published recipe
 
 
-@pytest.mark.parametrize("name", sorted(BASELINES))
-def test_baselines_match_their_papers_on_their_own_inputs(name: str) -> None:
+def recipe_input(name: str) -> tuple[int, int]:
     from kwspot.recipes import recipe_for
 
-    params, flops, (channels, frames) = BASELINES[name]
     features = recipe_for(name).features
-    assert (features.num_channels, features.num_frames) == (channels, frames)
-    torch.manual_seed(0)
-    model = build_model(name, channels, 12, frames=frames)
+    return features.num_channels, features.num_frames
+
+
+@pytest.mark.parametrize("name", sorted(PUBLISHED))
+def test_params_and_flops_match_the_published_counts(name: str) -> None:
+    """Within 5 % (Res15's published FLOPs count TensorFlow's space-to-batch padding of
+    dilated convs, docs/results.md; its convolutions themselves are 4.6 % fewer)."""
+    params, flops = PUBLISHED[name]
+    shape = recipe_input(name)
+    model = build_model(name, shape[0], 12, frames=shape[1])
     assert count_parameters(model) == pytest.approx(params, rel=0.05)
     if flops is not None:
-        assert count_flops(model, (channels, frames)) == pytest.approx(flops, rel=0.05)
+        assert count_flops(model, shape) == pytest.approx(flops, rel=0.05)
+    assert model.training  # count_flops restores the mode it found
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_output_shape_and_independent_rows(name: str) -> None:
+    channels, frames = recipe_input(name)
+    torch.manual_seed(0)
+    model = build_model(name, channels, 12, frames=frames)
     x = torch.randn(3, channels, frames)
     model.train()
     assert model(x).shape == (3, 12)
     model.eval()
     with torch.no_grad():
         logits = model(x)
+        assert logits.shape == (3, 12) and torch.isfinite(logits).all()
+        # rows are independent in eval mode: one example alone gives its row of the batch
         torch.testing.assert_close(model(x[1:2])[0], logits[1], atol=1e-4, rtol=1e-4)
         assert not torch.allclose(logits[0], logits[1])
 
@@ -130,35 +119,8 @@ def test_spec_augment_masks_bands_and_spans_reproducibly() -> None:
     assert spec_augment(x, off, torch.Generator()) is x
 
 
-@pytest.mark.parametrize("name", sorted(PAPER))
-def test_output_shape(name: str) -> None:
-    torch.manual_seed(0)
-    model = build_model(name, 40, 12)
-    x = torch.randn(3, *INPUT)
-    model.train()
-    assert model(x).shape == (3, 12)
-    model.eval()
-    with torch.no_grad():
-        logits = model(x)
-        assert logits.shape == (3, 12) and torch.isfinite(logits).all()
-        # rows are independent in eval mode: one example alone gives its row of the batch
-        torch.testing.assert_close(model(x[1:2])[0], logits[1], atol=1e-5, rtol=1e-5)
-        assert not torch.allclose(logits[0], logits[1])
-
-
-@pytest.mark.parametrize("name", sorted(PAPER))
-def test_params_and_flops_match_paper(name: str) -> None:
-    paper_params, paper_flops = PAPER[name]
-    model = build_model(name, 40, 12)
-    params = count_parameters(model)
-    flops = count_flops(model, INPUT)
-    assert params == pytest.approx(paper_params, rel=0.03), params
-    assert flops == pytest.approx(paper_flops, rel=0.03), flops
-    assert model.training  # count_flops restores the mode it found
-
-
 def test_wider_and_deeper_models_are_bigger() -> None:
-    params = {n: count_parameters(build_model(n, 40, 12)) for n in PAPER}
+    params = {n: count_parameters(build_model(n, 40, 12)) for n in TC_RESNETS}
     assert params["tc-resnet8"] < params["tc-resnet14"] < params["tc-resnet14-1.5"]
     assert params["tc-resnet8"] < params["tc-resnet8-1.5"]
 

@@ -52,6 +52,14 @@ def _ort_session(path: Path, threads: int) -> ort.InferenceSession:
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
+def time_onnx(path: Path, x: np.ndarray, runs: int, warmup: int,
+              threads: int = 1) -> tuple[float, float]:
+    """Median and p90 ms of one ONNX Runtime call on ``x`` (the graph's only input)."""
+    session = _ort_session(path, threads)
+    feed = {session.get_inputs()[0].name: x}
+    return time_calls(lambda: session.run(None, feed), runs, warmup)
+
+
 def tflite_available() -> bool:
     import importlib.util
 
@@ -130,11 +138,8 @@ def benchmark(model: KeywordClassifier, runs: int = 1000, warmup: int = 100,
             for engine, (full_path, net_path) in graphs.items():
                 for inputs, path, x in (("audio", full_path, audio),
                                         ("features", net_path, feats)):
-                    session = _ort_session(path, threads)
-                    name = session.get_inputs()[0].name
-                    median, p90 = time_calls(lambda s=session, n=name, v=x: s.run(None, {n: v}),
-                                             runs, warmup)
-                    timings.append(Timing(engine, inputs, median, p90, runs))
+                    timings.append(Timing(engine, inputs, *time_onnx(path, x, runs, warmup,
+                                                                     threads), runs))
             if tflite:
                 timings += _tflite_timings(model, audio_t, feats_t, Path(tmp), runs, warmup,
                                            threads, torch.from_numpy(calib) if int8 else None)

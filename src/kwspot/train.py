@@ -25,7 +25,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from torch import nn
 
-from kwspot.augment import augment_batch, fill_silence, noise_bank, spec_augment
+from kwspot.augment import NoiseBank, augment_batch, fill_silence, noise_bank, spec_augment
 from kwspot.checkpoint import load_record, model_record, save_record
 from kwspot.classifier import KeywordClassifier
 from kwspot.clips import LabelledAudio, load_labelled
@@ -94,6 +94,23 @@ def validate(model: KeywordClassifier, data: LabelledAudio) -> tuple[float, floa
     loss = float(-np.log(proba[np.arange(len(data)), data.targets] + 1e-9).mean())
     report = classification_report(data.targets, proba.argmax(1), model.labels)
     return report.accuracy, loss
+
+
+def training_step(model: KeywordClassifier, optimizer: torch.optim.Optimizer,
+                  audio: torch.Tensor, is_silence: torch.Tensor, targets: torch.Tensor,
+                  noise: NoiseBank, cfg: TrainConfig,
+                  generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """One SGD/Adam step on a batch of raw clips: augment (shift, noise), features,
+    SpecAugment, network, cross-entropy, update. Returns the loss and the logits."""
+    batch = augment_batch(audio, is_silence, noise, cfg.augment, cfg.features.sample_rate,
+                          generator)
+    features = spec_augment(model.frontend(batch), cfg.spec_augment, generator)
+    logits = model.network(features)
+    loss = nn.functional.cross_entropy(logits, targets)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return loss, logits
 
 
 class BatchSampler:
@@ -265,7 +282,6 @@ def _train(cfg: TrainConfig | None, run_dir: Path, resume: bool, quiet: bool) ->
     audio_all = torch.from_numpy(train_set.audio)
     targets_all = torch.from_numpy(train_set.targets)
     silence_all = torch.from_numpy(train_set.is_silence)
-    loss_fn = nn.CrossEntropyLoss()
 
     from torch.utils.tensorboard import SummaryWriter
 
@@ -310,16 +326,8 @@ def _train(cfg: TrainConfig | None, run_dir: Path, resume: bool, quiet: bool) ->
                 for group in optimizer.param_groups:
                     group["lr"] = lr
                 idx = sampler.next()
-                batch = augment_batch(
-                    audio_all[idx], silence_all[idx], noise, cfg.augment,
-                    cfg.features.sample_rate, generator,
-                )
-                features = spec_augment(model.frontend(batch), cfg.spec_augment, generator)
-                logits = model.network(features)
-                loss = loss_fn(logits, targets_all[idx])
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
+                loss, logits = training_step(model, optimizer, audio_all[idx], silence_all[idx],
+                                             targets_all[idx], noise, cfg, generator)
                 step += 1
                 running_loss += loss.item() * len(idx)
                 running_correct += int((logits.argmax(1) == targets_all[idx]).sum())

@@ -84,7 +84,7 @@ def open_dataset(cfg: DataConfig) -> Dataset:
     dataset = _open_raw(cfg, root)
     dataset.root = str(data_root(root))
     dataset.silence_seed = cfg.seed
-    dataset.checksum = dataset_checksum(dataset, dataset.root)
+    dataset.checksum = dataset_checksum(dataset)
     return dataset
 
 

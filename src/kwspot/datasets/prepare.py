@@ -17,7 +17,7 @@ import os
 from collections import Counter
 from pathlib import Path
 
-from kwspot.data import SILENCE, SPLITS, Dataset, Utterance, read_manifest
+from kwspot.data import SILENCE, SPLITS, Dataset, Utterance, read_manifest, write_manifest
 from kwspot.errors import KwspotError
 
 PREPARED_INFO = "prepared.json"
@@ -37,10 +37,12 @@ def _row_key(u: Utterance, root: Path) -> list:
     return [_relative(u.path, root), u.label, u.split, u.speaker, u.start_s, u.gain]
 
 
-def dataset_checksum(dataset: Dataset, root: str | Path) -> str:
-    """sha256 over the labels, noise files and every row (paths relative to ``root``, the
-    dataset's own folder)."""
-    root = Path(root).resolve()
+def dataset_checksum(dataset: Dataset) -> str:
+    """sha256 over the labels, noise files and every row (paths relative to the dataset's
+    root folder)."""
+    if dataset.root is None:
+        raise KwspotError("a checksum needs the dataset's root folder")
+    root = Path(dataset.root).resolve()
     body: dict = {"labels": dataset.labels,
                   "noise": [_relative(p, root) for p in dataset.noise_paths],
                   "rows": [_row_key(u, root) for u in dataset.utterances]}
@@ -81,11 +83,10 @@ def write_prepared(dataset: Dataset, out_dir: str | Path, source: dict) -> dict:
     out_dir, root = Path(out_dir), Path(dataset.root)
     out_dir.mkdir(parents=True, exist_ok=True)
     rows = [dataclasses.replace(u, path=_relative(u.path, root)) for u in dataset.utterances]
-    atomic_write_text(out_dir / MANIFEST,
-                      "".join(json.dumps(dataclasses.asdict(u)) + "\n" for u in rows))
+    write_manifest(out_dir / MANIFEST, rows)
     info = {
         "format": FORMAT,
-        "checksum": dataset_checksum(dataset, root),
+        "checksum": dataset.checksum or dataset_checksum(dataset),
         "root": str(root),
         "labels": dataset.labels,
         "noise": [_relative(p, root) for p in dataset.noise_paths],
@@ -123,7 +124,7 @@ def load_prepared(path: str | Path, root: str | Path | None = None) -> Dataset:
     noise = [str(root / p) for p in info["noise"]]
     dataset = Dataset(rows, list(info["labels"]), noise, root=str(root.resolve()),
                       silence_seed=int(info.get("recipe", {}).get("seed", 0)))
-    checksum = dataset_checksum(dataset, root)
+    checksum = dataset_checksum(dataset)
     if checksum != info["checksum"]:
         raise KwspotError(f"{path}: manifest does not match its checksum (edited by hand?); "
                           "prepare the data again")

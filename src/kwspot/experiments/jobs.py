@@ -47,14 +47,22 @@ def _validation_curve(run_dir: Path) -> list[list[float]]:
     return rows
 
 
+def write_result(path: Path, record: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, json.dumps(record, indent=1) + "\n")
+
+
 def run_job(job: Job, prepared: str | Path, results_dir: str | Path, runs_dir: str | Path,
             threads: int = 1, quiet: bool = True) -> JobResult:
-    """Train (or resume, or skip when its result exists), evaluate on test, write the result."""
+    """Train (or resume, or skip when its result exists) and write the result. The test score
+    is the one training computes at its end (``kwspot eval RUN --split test``), not a second
+    decode and scoring of the test split."""
     import torch
 
+    from kwspot.checkpoint import load_classifier
+    from kwspot.config import TrainConfig
     from kwspot.datasets import DataConfig, open_dataset
     from kwspot.datasets.prepare import is_prepared
-    from kwspot.evaluate import run_evaluation
     from kwspot.profile import count_flops, count_parameters
     from kwspot.recipes import recipe_config
     from kwspot.train import train
@@ -68,29 +76,25 @@ def run_job(job: Job, prepared: str | Path, results_dir: str | Path, runs_dir: s
     dataset = open_dataset(data)
     if not dataset.split("test"):
         raise KwspotError(f"{prepared}: no test split to score the table on")
-    cfg = recipe_config(job.model, data, len(dataset.split("train")), job.seed, job.epochs,
-                        threads=threads)
+    train_clips = len(dataset.split("train"))
     run_dir = Path(runs_dir) / dataset.checksum[:12] / job.name
     if (run_dir / "summary.json").is_file():
         summary = json.loads((run_dir / "summary.json").read_text())
+    elif (run_dir / "last.pt").is_file():
+        summary = train(None, run_dir, resume=True, quiet=quiet)
     else:
-        summary = train(cfg if not (run_dir / "last.pt").is_file() else None, run_dir,
-                        resume=(run_dir / "last.pt").is_file(), quiet=quiet)
-    report, _bad, _ = run_evaluation(run_dir / "best.pt", data, "test", None)
-    from kwspot.config import TrainConfig
-
+        cfg = recipe_config(job.model, data, train_clips, job.seed, job.epochs, threads=threads)
+        summary = train(cfg, run_dir, quiet=quiet)
     trained = TrainConfig.load(run_dir / "config.json")  # what the run really used
-    from kwspot.checkpoint import load_classifier
-
     model, _ = load_classifier(run_dir / "best.pt")
     features = model.features
     record = {
         "model": job.model, "seed": job.seed, "data": str(prepared),
         "data_checksum": dataset.checksum,
-        "test_accuracy": report.accuracy, "test_clips": report.total,
+        "test_accuracy": summary["test_accuracy"], "test_clips": summary["test_clips"],
         "val_accuracy": summary["val_accuracy"], "best_step": summary["best_step"],
-        "steps": summary["steps"], "epochs": summary["steps"] * trained.optim.batch_size
-        / max(1, len(dataset.split("train"))),
+        "steps": summary["steps"],
+        "epochs": summary["steps"] * trained.optim.batch_size / max(1, train_clips),
         "train_seconds": summary["train_seconds"], "threads": threads,
         "params": count_parameters(model.network),
         "flops": count_flops(model.network, (features.num_channels, features.num_frames)),
@@ -101,6 +105,5 @@ def run_job(job: Job, prepared: str | Path, results_dir: str | Path, runs_dir: s
         "device": f"cpu ({platform.processor() or platform.machine()}, "
                   f"torch {torch.__version__})",
     }
-    out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out, json.dumps(record, indent=1) + "\n")
+    write_result(out, record)
     return JobResult(job, out, record)

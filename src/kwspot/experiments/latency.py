@@ -18,10 +18,9 @@ LATENCY_FILE = "latency.json"
 
 
 def _time_one(model_name: str, runs: int, warmup: int, labels: int) -> dict[str, Any]:
-    import numpy as np
     import torch
 
-    from kwspot.bench import _ort_session, time_calls
+    from kwspot.bench import time_onnx
     from kwspot.export import export_module
     from kwspot.models import build_model
     from kwspot.recipes import recipe_for
@@ -34,9 +33,7 @@ def _time_one(model_name: str, runs: int, warmup: int, labels: int) -> dict[str,
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "net.onnx"
         export_module(network, example, path, "features", "logits")
-        session = _ort_session(path, threads=1)
-        feed = {"features": example.numpy().astype(np.float32)}
-        median, p90 = time_calls(lambda: session.run(None, feed), runs, warmup)
+        median, p90 = time_onnx(path, example.numpy(), runs, warmup, threads=1)
     return {"median_ms": median, "p90_ms": p90, "input": list(shape)}
 
 

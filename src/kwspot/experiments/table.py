@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from kwspot.errors import KwspotError
-from kwspot.experiments.jobs import Job, JobResult, result_path, run_job
+from kwspot.experiments.jobs import Job, JobResult, result_path, run_job, write_result
 from kwspot.experiments.latency import measure_latency
 from kwspot.fileio import atomic_write_text
 
@@ -108,8 +108,7 @@ def run_jobs(cfg: TableConfig, jobs: Sequence[Job],
         # the driver writes the record too: on a cluster the worker's disk is not ours
         path = result_path(cfg.results_dir, job)
         if not path.is_file():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write_text(path, json.dumps(result.record, indent=1) + "\n")
+            write_result(path, result.record)
         report(result)
     return failures
 
@@ -129,17 +128,15 @@ def late_change(curve: list[list[float]]) -> float | None:
     return 100 * (float(np.mean(acc[-quarter:])) - float(np.mean(acc[-2 * quarter:-quarter])))
 
 
-def summarize(cfg: TableConfig, latency: dict[str, Any] | None) -> list[dict[str, Any]]:
+def summarize(cfg: TableConfig, latency: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     """One row per model from the result files present (a model with none is left out)."""
     rows = []
-    checksums = set()
     for model in cfg.models:
         records = [json.loads(p.read_text()) for s in cfg.seeds
                    if (p := result_path(cfg.results_dir,
                                         Job(model, s, cfg.epochs.get(model)))).is_file()]
         if not records:
             continue
-        checksums |= {r["data_checksum"] for r in records}
         acc_mean, acc_std = _mean_std([100 * r["test_accuracy"] for r in records])
         timing = (latency or {}).get("models", {}).get(model, {})
         paper = PAPER.get(model, (None,) * 4)
@@ -156,10 +153,6 @@ def summarize(cfg: TableConfig, latency: dict[str, Any] | None) -> list[dict[str
             "paper_accuracy": paper[0], "paper_ms": paper[1], "paper_flops": paper[2],
             "paper_params": paper[3],
         })
-    if len(checksums) > 1:
-        raise KwspotError(f"{cfg.results_dir} mixes results of different data "
-                          f"({', '.join(c[:12] for c in sorted(checksums))}); give each data "
-                          "set its own --results")
     return rows
 
 
@@ -168,18 +161,10 @@ def _round(value: float, digits: int) -> float | None:
 
 
 def spearman(a: Sequence[float], b: Sequence[float]) -> float:
-    """Rank correlation (ties get their mean rank)."""
-    def ranks(x: Sequence[float]) -> np.ndarray:
-        order = np.argsort(x, kind="stable")
-        r = np.empty(len(x))
-        r[order] = np.arange(len(x))
-        values = np.asarray(x)
-        for v in np.unique(values):
-            r[values == v] = r[values == v].mean()
-        return r
+    """Rank correlation (scipy's Spearman rho)."""
+    from scipy.stats import spearmanr
 
-    ra, rb = ranks(a), ranks(b)
-    return float(np.corrcoef(ra, rb)[0, 1])
+    return float(spearmanr(a, b).statistic)
 
 
 def _fmt_count(n: float | None) -> str:
@@ -258,35 +243,42 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
     plt.close(fig)
 
 
+def _data_checksum(cfg: TableConfig) -> str:
+    """The prepared data's checksum; every result file present must carry it (results of
+    other data are refused before anything trains)."""
+    from kwspot.datasets.prepare import is_prepared, read_prepared_info
+
+    if not is_prepared(cfg.prepared):
+        raise KwspotError(f"{cfg.prepared}: not prepared data; run `kwspot prepare` first")
+    checksum = read_prepared_info(cfg.prepared)["checksum"]
+    for path in Path(cfg.results_dir).glob("*-seed*.json"):
+        if json.loads(path.read_text()).get("data_checksum") != checksum:
+            raise KwspotError(f"{path} was measured on other data than {cfg.prepared} "
+                              f"(checksum {checksum[:12]}); give this data its own "
+                              "--results folder")
+    return checksum
+
+
 def build_table(cfg: TableConfig, report: Callable[[JobResult], None] = lambda r: None,
                 train: bool = True) -> list[dict[str, Any]]:
     """Run the missing jobs (unless ``train=False``), time the models, write table.md,
     table.csv and table.png into ``results_dir``; returns the rows."""
     jobs = _jobs(cfg)
+    checksum = _data_checksum(cfg)
     if train:
-        from kwspot.datasets.prepare import is_prepared, read_prepared_info
-
-        if not is_prepared(cfg.prepared):
-            raise KwspotError(f"{cfg.prepared}: not prepared data; run `kwspot prepare` first")
-        checksum = read_prepared_info(cfg.prepared)["checksum"]
-        for path in Path(cfg.results_dir).glob("*-seed*.json"):
-            if json.loads(path.read_text()).get("data_checksum") != checksum:
-                raise KwspotError(f"{path} was measured on other data than {cfg.prepared} "
-                                  f"(checksum {checksum[:12]}); give this data its own "
-                                  "--results folder")
         todo = [j for j in jobs if not result_path(cfg.results_dir, j).is_file()]
         failures = run_jobs(cfg, todo, report)
     else:
         failures = []
-    present = [r["model"] for r in summarize(cfg, None)]
-    latency = measure_latency(present, cfg.results_dir, cfg.latency_runs,
-                              again=cfg.remeasure_latency) if present else None
-    rows = summarize(cfg, latency)
-    checksums = {json.loads(p.read_text())["data_checksum"]
-                 for p in Path(cfg.results_dir).glob("*-seed*.json")}
+    rows = summarize(cfg)
+    if rows:
+        latency = measure_latency([r["model"] for r in rows], cfg.results_dir,
+                                  cfg.latency_runs, again=cfg.remeasure_latency)
+        for r in rows:
+            r["latency_ms"] = round(latency["models"][r["model"]]["median_ms"], 4)
     out = Path(cfg.results_dir)
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out / "table.md", markdown(rows, next(iter(checksums), None)))
+    atomic_write_text(out / "table.md", markdown(rows, checksum))
     atomic_write_text(out / "table.csv", write_csv(rows))
     if rows:
         plot(rows, out / "table.png")

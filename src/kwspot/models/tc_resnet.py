@@ -9,8 +9,10 @@ run incrementally on a stream (``kwspot.models.streaming``) with the same weight
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -61,23 +63,30 @@ def temporal_conv(in_ch: int, out_ch: int, kernel: int, stride: int, causal: boo
     return nn.Conv1d(in_ch, out_ch, kernel, stride=stride, padding=kernel // 2, bias=False)
 
 
+ConvFactory = Callable[[int, int, int, int], nn.Module]  # (in, out, kernel, stride) -> conv
+
+
 class ResidualBlock(nn.Module):
-    def __init__(self, in_ch: int, out_ch: int, kernel: int, causal: bool = False) -> None:
+    """Two convs with BN (ReLU between and after the sum); a widening block strides 2 and
+    its shortcut is a 1x1 conv + BN + ReLU. ``conv`` builds the convolutions (default: the
+    temporal 1-D ones, causal or centred); the 2-D ablation passes 2-D ones and BatchNorm2d."""
+
+    def __init__(self, in_ch: int, out_ch: int, kernel: int, causal: bool = False,
+                 conv: ConvFactory | None = None,
+                 norm: Callable[[int], nn.Module] = nn.BatchNorm1d) -> None:
         super().__init__()
+        if conv is None:
+            conv = functools.partial(temporal_conv, causal=causal)
         stride = 1 if in_ch == out_ch else 2
         self.stride = stride
-        self.conv1 = temporal_conv(in_ch, out_ch, kernel, stride, causal)
-        self.bn1 = nn.BatchNorm1d(out_ch)
-        self.conv2 = temporal_conv(out_ch, out_ch, kernel, 1, causal)
-        self.bn2 = nn.BatchNorm1d(out_ch)
+        self.conv1 = conv(in_ch, out_ch, kernel, stride)
+        self.bn1 = norm(out_ch)
+        self.conv2 = conv(out_ch, out_ch, kernel, 1)
+        self.bn2 = norm(out_ch)
         self.relu = nn.ReLU()
         self.shortcut: nn.Module = nn.Identity()
         if stride != 1:
-            self.shortcut = nn.Sequential(
-                nn.Conv1d(in_ch, out_ch, 1, stride=stride, bias=False),
-                nn.BatchNorm1d(out_ch),
-                nn.ReLU(),
-            )
+            self.shortcut = nn.Sequential(conv(in_ch, out_ch, 1, stride), norm(out_ch), nn.ReLU())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.relu(self.bn1(self.conv1(x)))

@@ -5,7 +5,8 @@ same parameter budget but ~12x the FLOPs (the pooled one trades accuracy for spe
 
 As in the reference (``ResNet2D8``), the stem width is chosen so the parameter count stays
 close to TC-ResNet8's: int((3*f*c1 + 10*c1*c2) / (9 + 10*c2)) = 23 for 40 MFCCs. Blocks mirror
-:class:`kwspot.models.tc_resnet.ResidualBlock` in 2-D, with stride 2 in both axes.
+:class:`kwspot.models.tc_resnet.ResidualBlock` given 2-D convolutions: stride 2 in both
+axes.
 """
 
 from __future__ import annotations
@@ -16,27 +17,11 @@ import torch
 from torch import nn
 
 from kwspot.models.layers import AddChannel, SameConv2d
-from kwspot.models.tc_resnet import TC_RESNET8_WIDTHS
+from kwspot.models.tc_resnet import TC_RESNET8_WIDTHS, ResidualBlock
 
 
-class ResidualBlock2d(nn.Module):
-    def __init__(self, in_ch: int, out_ch: int) -> None:
-        super().__init__()
-        stride = 1 if in_ch == out_ch else 2
-        self.conv1 = SameConv2d(in_ch, out_ch, 3, stride, bias=False)
-        self.bn1 = nn.BatchNorm2d(out_ch)
-        self.conv2 = SameConv2d(out_ch, out_ch, 3, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(out_ch)
-        self.relu = nn.ReLU()
-        self.shortcut: nn.Module = nn.Identity()
-        if stride != 1:
-            self.shortcut = nn.Sequential(SameConv2d(in_ch, out_ch, 1, stride, bias=False),
-                                          nn.BatchNorm2d(out_ch), nn.ReLU())
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.relu(self.bn1(self.conv1(x)))
-        y = self.bn2(self.conv2(y))
-        return self.relu(y + self.shortcut(x))
+def _conv2d(in_ch: int, out_ch: int, kernel: int, stride: int) -> nn.Module:
+    return SameConv2d(in_ch, out_ch, kernel, stride, bias=False)
 
 
 class TCResNet2d(nn.Module):
@@ -47,7 +32,7 @@ class TCResNet2d(nn.Module):
         widths = [stem, *TC_RESNET8_WIDTHS]
         self.stem = nn.Sequential(AddChannel(), SameConv2d(1, stem, 3, 1, bias=False),
                                   *([nn.AvgPool2d(4, 4)] if pool else []))
-        self.blocks = nn.Sequential(*(ResidualBlock2d(a, b)
+        self.blocks = nn.Sequential(*(ResidualBlock(a, b, 3, conv=_conv2d, norm=nn.BatchNorm2d)
                                       for a, b in itertools.pairwise(widths)))
         self.dropout = nn.Dropout(dropout)
         self.classifier = nn.Linear(widths[-1], num_classes)
