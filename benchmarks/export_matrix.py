@@ -24,21 +24,21 @@ import torch
 
 from kwspot.bench import time_calls
 from kwspot.classifier import KeywordClassifier
+from kwspot.data import SILENCE, SPEECH_COMMANDS_KEYWORDS, UNKNOWN
 from kwspot.errors import KwspotError
 from kwspot.export import export_onnx, parity_clips
 from kwspot.export.calibration import calibration_log
 from kwspot.export.tflite import export_tflite
-from kwspot.features import FeatureConfig
 from kwspot.models import MODELS
+from kwspot.recipes import recipe_for
 from kwspot.runtime.model import load_keyword_model, network_path
 
-LABELS = ["_silence_", "_unknown_", "yes", "no", "up", "down", "left", "right", "on", "off",
-          "stop", "go"]
+LABELS = [SILENCE, UNKNOWN, *SPEECH_COMMANDS_KEYWORDS]
 
 
 def measure(name: str, fmt: str, precision: str, folder: Path, runs: int) -> dict:
     torch.manual_seed(0)
-    model = KeywordClassifier(name, LABELS, FeatureConfig()).eval()
+    model = KeywordClassifier(name, LABELS, recipe_for(name).features).eval()  # its input
     audio = parity_clips(None, 8, 16000, seed=1)
     calibration = (parity_clips(None, 64, 16000, seed=2),
                    calibration_log(["noise bursts"], 2, "benchmarks/export_matrix.py"))

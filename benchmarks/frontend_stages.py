@@ -30,37 +30,17 @@ STAGES = ("framing", "stage 1 DFT", "twiddle", "stage 2 DFT + power", "mel + log
 
 
 class UpTo(nn.Module):
-    """``MatmulFrontend.forward`` stopped after stage ``stop`` (an index into STAGES)."""
+    """``MatmulFrontend`` stopped after stage ``stop`` (an index into its ``STAGES``)."""
 
     def __init__(self, frontend: MatmulFrontend, stop: int) -> None:
         super().__init__()
         self.fe, self.stop = frontend, stop
 
     def forward(self, audio: torch.Tensor) -> torch.Tensor:
-        fe, cfg = self.fe, self.fe.cfg
-        batch, frames, hop, per = audio.shape[0], cfg.num_frames, cfg.hop_length, \
-            fe.blocks_per_frame
-        blocks = frames + per - 1
-        audio = nn.functional.pad(audio, (0, max(0, blocks * hop - audio.shape[1])))
-        audio = audio[:, : blocks * hop].reshape(batch, blocks, hop)
-        framed = torch.cat([audio[:, j : j + frames] for j in range(per)], dim=2)
-        grid = framed[:, :, : fe.rows * fe.n2].reshape(batch, frames, fe.rows, fe.n2)
-        if self.stop == 0:
-            return grid
-        stage1 = fe.stage1 @ (grid * fe.window)
-        if self.stop == 1:
-            return stage1
-        real, imag = stage1[:, :, : fe.n1], stage1[:, :, fe.n1 :]
-        turned = torch.cat([real * fe.twiddle_cos - imag * fe.twiddle_sin,
-                            real * fe.twiddle_sin + imag * fe.twiddle_cos], dim=3)
-        if self.stop == 2:
-            return turned
-        square = (turned @ fe.stage2) ** 2
-        power = (square[..., : fe.k2_count] + square[..., fe.k2_count :]).reshape(
-            batch, frames, fe.n1 * fe.k2_count)
-        if self.stop == 3:
-            return power
-        return fe(audio.reshape(batch, -1)[:, : cfg.clip_samples])
+        x = audio
+        for stage in MatmulFrontend.STAGES[: self.stop + 1]:
+            x = getattr(self.fe, stage)(x)
+        return x
 
 
 def multiply_adds(fe: MatmulFrontend) -> dict[str, int]:

@@ -28,14 +28,14 @@ def trained(tiny_run: tuple[Path, dict]):
     return load_classifier(run_dir / "best.pt")
 
 
-def test_tflite_graphs_equal_pytorch(trained, tmp_path: Path) -> None:
-    model, record = trained
-    audio = parity_clips(None, 8, model.features.clip_samples)
-    out = tmp_path / "tiny.tflite"
-    card = export_tflite(model, out, audio, record)
-    assert out.is_file() and (tmp_path / "tiny.net.tflite").is_file()
-    assert json.loads(out.with_suffix(".json").read_text()) == json.loads(json.dumps(card))
+def test_tflite_graphs_equal_pytorch(trained, tiny_tflite: Path) -> None:
+    model, _record = trained
+    out = tiny_tflite
+    card = json.loads(out.with_suffix(".json").read_text())
+    assert (out.parent / "tiny.net.tflite").is_file()
     assert card["format"] == "tflite" and card["batch"] == 1
+    assert card["input"]["shape"] == [1, model.features.clip_samples]  # batch 1, as built
+    assert card["network"]["shape"][0] == 1 and "output" not in card  # no ONNX names
     assert card["parity"]["max_abs_diff"] <= 1e-4
     # checked here independently of the export's own check, through the card's output map
     which = {o["is"]: o["index"] for o in card["outputs"]}
@@ -71,7 +71,8 @@ def test_cli_exports_tflite(tiny_run: tuple[Path, dict], tmp_path: Path, capsys)
     assert out.is_file() and out.with_suffix(".json").is_file()
 
 
-def test_plain_litert_example_agrees_with_pytorch(trained, tmp_path: Path) -> None:
+def test_plain_litert_example_agrees_with_pytorch(trained, tiny_tflite: Path,
+                                                  tmp_path: Path) -> None:
     """docs/examples/plain_litert.py, shown verbatim in docs/deploy.md, in a subprocess
     that imports neither kwspot nor torch."""
     import soundfile as sf
@@ -80,9 +81,8 @@ def test_plain_litert_example_agrees_with_pytorch(trained, tmp_path: Path) -> No
     example = root / "docs" / "examples" / "plain_litert.py"
     code = "".join(example.read_text().splitlines(keepends=True)[1:])
     assert code.strip() in (root / "docs" / "deploy.md").read_text()
-    model, record = trained
-    out = tmp_path / "m.tflite"
-    export_tflite(model, out, parity_clips(None, 2, model.features.clip_samples), record)
+    model, _record = trained
+    out = tiny_tflite
     clip = parity_clips(None, 1, model.features.clip_samples, seed=5)[0]
     wav = tmp_path / "clip.wav"
     sf.write(str(wav), clip, 16000, subtype="FLOAT")
@@ -158,6 +158,11 @@ def test_the_card_is_embedded_and_read_when_the_side_file_is_missing(
     (tmp_path / "bad.tflite").write_bytes(b"not a flatbuffer at all")
     with pytest.raises(KwspotError, match=r"bad\.tflite"):
         TfliteKeywordModel(tmp_path / "bad.tflite")
+    # a side card whose labels do not fit the model is refused, as for ONNX
+    wrong = {**side, "labels": side["labels"][:-1]}
+    (tmp_path / tiny_tflite.with_suffix(".json").name).write_text(json.dumps(wrong))
+    with pytest.raises(KwspotError, match="labels but the model has"):
+        TfliteKeywordModel(tmp_path / tiny_tflite.name)
 
 
 def test_a_tflite_export_detects_as_the_onnx_export_does(
@@ -227,12 +232,13 @@ def test_int8_tflite_of_the_shipped_model_loses_at_most_one_point_on_the_lite_te
 
 
 @pytest.mark.parametrize("name", ["tc-resnet8-1.5", "tc-resnet14", "tc-resnet14-1.5",
-                                  "tc-resnet8-causal", "tc-resnet14-causal"])
+                                  "tc-resnet8-causal", "tc-resnet14-causal", "res8-narrow"])
 def test_every_model_exports_to_onnx_and_tflite(name: str, tmp_path: Path) -> None:
-    """Every architecture kwspot trains (TC-ResNet8 itself is covered above) exports to both
-    formats within 1e-4 of PyTorch; int8 (both formats) is checked on TC-ResNet14 as well.
-    (A full int8 sweep of all models takes minutes: `python benchmarks/export_matrix.py`; the
-    causal variants' int8 TFLite conversion fails for some calibrations, docs/deploy.md.)"""
+    """The TC-ResNet variants (TC-ResNet8 itself is covered above) and Res8-Narrow (a 2-D
+    baseline; its channels-last training layout once made litert-torch convert it wrongly)
+    export to both formats within 1e-4 of PyTorch; int8 (both formats) is checked on
+    TC-ResNet14 as well. (Every model in both formats and precisions takes ~20 minutes:
+    `python benchmarks/export_matrix.py`; what fails is in docs/deploy.md.)"""
     from kwspot.classifier import KeywordClassifier
     from kwspot.export import export_onnx
     from kwspot.export.calibration import calibration_log
@@ -240,6 +246,8 @@ def test_every_model_exports_to_onnx_and_tflite(name: str, tmp_path: Path) -> No
 
     torch.manual_seed(0)
     model = KeywordClassifier(name, ["_silence_", "_unknown_", "yes", "no"], FeatureConfig())
+    if name.startswith("res"):  # as training leaves it (kwspot.train)
+        model.network.to(memory_format=torch.channels_last)
     model.eval()
     audio = parity_clips(None, 4, 16000, seed=1)
     calibration = (parity_clips(None, 16, 16000, seed=2), calibration_log(["noise"], 2, "test"))

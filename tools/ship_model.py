@@ -14,14 +14,12 @@ import argparse
 import json
 from pathlib import Path
 
-from kwspot.checkpoint import load_classifier, save_record
+from kwspot.checkpoint import load_classifier, model_record, save_record
 from kwspot.export import export_onnx, parity_clips
 from kwspot.fileio import write_card
-from kwspot.runtime.model import pretrained_path
+from kwspot.runtime.model import card_path, pretrained_path
 
 KEPT = ("thresholds", "calibration")
-CHECKPOINT_KEYS = ("model_name", "labels", "features", "state_dict", "step", "val_accuracy",
-                   "config")
 
 DOCUMENTATION = {
     "training_data": {
@@ -65,8 +63,7 @@ def main() -> None:
     parser.add_argument("--check-data", default="../shared/data/speech_commands_lite")
     args = parser.parse_args()
     out = Path(args.out)
-    previous = json.loads(out.with_suffix(".json").read_text()) if out.with_suffix(
-        ".json").exists() else {}
+    previous = json.loads(card_path(out).read_text()) if card_path(out).exists() else {}
     model, record = load_classifier(args.checkpoint)
     check = args.check_data if Path(args.check_data).is_dir() else None
     card = export_onnx(model, out, parity_clips(check, 32, model.features.clip_samples), record)
@@ -75,8 +72,9 @@ def main() -> None:
     write_card(card, out)
     # the checkpoint ships too (weights and record only), so the shipped model can be
     # exported to any format: `kwspot export shipped --format tflite ...`
-    record = {k: v for k, v in record.items() if k in CHECKPOINT_KEYS}
-    save_record(record, out.with_suffix(".pt"))
+    save_record(model_record(model, step=record.get("step"),
+                             val_accuracy=record.get("val_accuracy"),
+                             config=record.get("config")), out.with_suffix(".pt"))
     print(f"wrote {out} and {out.with_suffix('.pt').name} "
           f"(parity {card['parity']['max_abs_diff']:.2e})")
 

@@ -44,18 +44,12 @@ def time_calls(fn: Callable[[], object], runs: int, warmup: int) -> tuple[float,
     return float(np.median(samples) / 1e6), float(np.percentile(samples, 90) / 1e6)
 
 
-def _ort_session(path: Path, threads: int) -> ort.InferenceSession:
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-
-
 def time_onnx(path: Path, x: np.ndarray, runs: int, warmup: int,
               threads: int = 1) -> tuple[float, float]:
     """Median and p90 ms of one ONNX Runtime call on ``x`` (the graph's only input)."""
-    session = _ort_session(path, threads)
+    from kwspot.runtime.model import onnx_session
+
+    session = onnx_session(path, threads)
     feed = {session.get_inputs()[0].name: x}
     return time_calls(lambda: session.run(None, feed), runs, warmup)
 
@@ -69,17 +63,17 @@ def tflite_available() -> bool:
 
 def _tflite_timings(model: KeywordClassifier, audio_t: torch.Tensor, feats_t: torch.Tensor,
                     tmp: Path, runs: int, warmup: int, threads: int,
-                    calibration: torch.Tensor | None) -> list[Timing]:
-    """TFLite float32 and, given ``calibration`` audio, int8 (network int8, front end float in
-    the audio graph; the network graph is int8 end to end). Timed through the runtime's
-    ``Runner``, so int8 includes quantizing the input and dequantizing the outputs."""
+                    calibration: tuple[torch.Tensor, torch.Tensor] | None) -> list[Timing]:
+    """TFLite float32 and, given ``calibration`` (audio, its features), int8 (network int8,
+    front end float in the audio graph; the network graph is int8 end to end). Timed through
+    the runtime's ``Runner``, so int8 includes quantizing the input and dequantizing the
+    outputs."""
     from kwspot.export.tflite import convert, interpreter
     from kwspot.runtime.tflite_model import Runner
 
     builds = [("tflite", None)]
     if calibration is not None:
-        with torch.inference_mode():
-            builds.append(("tflite-int8", (calibration, model.frontend(calibration))))
+        builds.append(("tflite-int8", calibration))
     out = []
     for engine, calib in builds:
         full, net = tmp / f"{engine}.tflite", tmp / f"{engine}.net.tflite"
@@ -127,9 +121,11 @@ def benchmark(model: KeywordClassifier, runs: int = 1000, warmup: int = 100,
             # speed does not depend on what calibrates it: noise clips will do
             calib = np.random.default_rng(seed + 1).uniform(
                 -0.3, 0.3, (32, features.clip_samples)).astype(np.float32)
+            with torch.inference_mode():
+                calib_t = torch.from_numpy(calib)
+                calib_feats_t = model.frontend(calib_t)
+            calib_feats = calib_feats_t.numpy()
             if int8:
-                with torch.inference_mode():
-                    calib_feats = model.frontend(torch.from_numpy(calib)).numpy()
                 full8, net8 = Path(tmp) / "full8.onnx", Path(tmp) / "net8.onnx"
                 shutil.copy(full, full8)
                 shutil.copy(net, net8)
@@ -142,7 +138,7 @@ def benchmark(model: KeywordClassifier, runs: int = 1000, warmup: int = 100,
                                                                      threads), runs))
             if tflite:
                 timings += _tflite_timings(model, audio_t, feats_t, Path(tmp), runs, warmup,
-                                           threads, torch.from_numpy(calib) if int8 else None)
+                                           threads, (calib_t, calib_feats_t) if int8 else None)
     finally:
         torch.set_num_threads(previous_threads)
     return {

@@ -448,7 +448,8 @@ def cmd_export(args: argparse.Namespace) -> None:
 
         manifest = Path(args.calibration_data or run_dir_of(args.checkpoint) / "manifest.jsonl")
         clips, paths = calibration_clips(manifest, args.calibration_clips,
-                                         args.calibration_seed, model.features.clip_samples)
+                                         args.calibration_seed, model.features.clip_samples,
+                                         model.features.sample_rate)
         calibration = (clips, calibration_log(paths, args.calibration_seed, str(manifest)))
         print(f"int8 calibration: {len(paths)} training clips from {manifest} "
               f"(seed {args.calibration_seed})")

@@ -108,26 +108,47 @@ class MatmulFrontend(nn.Module):
             else np.eye(cfg.n_mels)
         self.register_buffer("dct", _f32(dct), persistent=False)  # (n_mels, channels)
 
-    def forward(self, audio: torch.Tensor) -> torch.Tensor:
+    def frame_grid(self, audio: torch.Tensor) -> torch.Tensor:
+        """(B, S) -> (B, T, rows, n2): each frame's samples laid out as the FFT grid."""
         cfg, batch, frames = self.cfg, audio.shape[0], self.cfg.num_frames
         hop, per = cfg.hop_length, self.blocks_per_frame
         blocks = frames + per - 1
         audio = nn.functional.pad(audio, (0, max(0, blocks * hop - audio.shape[1])))
         audio = audio[:, : blocks * hop].reshape(batch, blocks, hop)
         framed = torch.cat([audio[:, j : j + frames] for j in range(per)], dim=2)
-        grid = framed[:, :, : self.rows * self.n2].reshape(batch, frames, self.rows, self.n2)
-        stage1 = self.stage1 @ (grid * self.window)  # (B, T, 2 * n1, n2)
+        return framed[:, :, : self.rows * self.n2].reshape(batch, frames, self.rows, self.n2)
+
+    def first_dft(self, grid: torch.Tensor) -> torch.Tensor:
+        """Stage one (window folded in): (B, T, 2 * n1, n2), real parts then imaginary."""
+        return self.stage1 @ (grid * self.window)
+
+    def twiddled(self, stage1: torch.Tensor) -> torch.Tensor:
         real, imag = stage1[:, :, : self.n1], stage1[:, :, self.n1 :]
-        turned = torch.cat([real * self.twiddle_cos - imag * self.twiddle_sin,
-                            real * self.twiddle_sin + imag * self.twiddle_cos], dim=3)
+        return torch.cat([real * self.twiddle_cos - imag * self.twiddle_sin,
+                          real * self.twiddle_sin + imag * self.twiddle_cos], dim=3)
+
+    def power(self, turned: torch.Tensor) -> torch.Tensor:
+        """Stage two and |X|^2 of the bins the mel filters use: (B, T, n1 * k2)."""
         spectrum = turned @ self.stage2  # (B, T, n1, 2 * k2)
         square = spectrum * spectrum
         power = square[..., : self.k2_count] + square[..., self.k2_count :]
-        power = power.reshape(batch, frames, self.n1 * self.k2_count)
-        out = torch.log(power @ self.mel + cfg.log_offset)
-        if cfg.kind == "mfcc":
+        return power.reshape(power.shape[0], power.shape[1], self.n1 * self.k2_count)
+
+    def mel_log_dct(self, power: torch.Tensor) -> torch.Tensor:
+        """(B, T, bins) -> (B, C, T) features."""
+        out = torch.log(power @ self.mel + self.cfg.log_offset)
+        if self.cfg.kind == "mfcc":
             out = out @ self.dct
         return out.transpose(1, 2)
+
+    # the stages in order; benchmarks/frontend_stages.py times a graph cut after each
+    STAGES = ("frame_grid", "first_dft", "twiddled", "power", "mel_log_dct")
+
+    def forward(self, audio: torch.Tensor) -> torch.Tensor:
+        x = audio
+        for stage in self.STAGES:
+            x = getattr(self, stage)(x)
+        return x
 
 
 def _f32(array: np.ndarray) -> torch.Tensor:

@@ -43,7 +43,7 @@ def write_card(card: dict[str, Any], model_path: str | Path) -> Path:
     from kwspot.runtime.model import CARD_KEY, card_path
 
     if model_path.suffix.lower() == ".onnx":
-        _embed_card(card, model_path, CARD_KEY)
+        _embed_card(card, model_path)
     elif model_path.suffix.lower() == ".tflite":
         from kwspot.runtime.tflite_model import with_metadata
 
@@ -55,8 +55,10 @@ def write_card(card: dict[str, Any], model_path: str | Path) -> Path:
     return card_file
 
 
-def _embed_card(card: dict[str, Any], onnx_path: Path, key: str) -> None:
+def _embed_card(card: dict[str, Any], onnx_path: Path) -> None:
     import onnx
+
+    from kwspot.runtime.model import CARD_KEY as key
 
     proto = onnx.load(str(onnx_path))
     for entry in list(proto.metadata_props):

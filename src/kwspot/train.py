@@ -263,6 +263,8 @@ def _train(cfg: TrainConfig | None, run_dir: Path, resume: bool, quiet: bool) ->
     )
 
     model = KeywordClassifier(cfg.model, dataset.labels, cfg.features, cfg.dropout)
+    if getattr(model.network, "train_channels_last", False):
+        model.network.to(memory_format=torch.channels_last)
     if cfg.init and not resume:
         init_from(model, cfg.init)
     optimizer = optimizer_for(model, cfg)

@@ -15,11 +15,12 @@ from kwspot.errors import KwspotError
 
 
 def calibration_clips(manifest: str | Path, count: int = 300, seed: int = 0,
-                      clip_samples: int = 16000) -> tuple[np.ndarray, list[str]]:
+                      clip_samples: int = 16000,
+                      sample_rate: int = 16000) -> tuple[np.ndarray, list[str]]:
     """``count`` training clips drawn with ``seed`` from a run's manifest or prepared data
     (train split, real files only), decoded to (count, clip_samples), and their paths for the
     log. ``manifest`` may also be a dataset (folder or CSV), read with its default recipe."""
-    from kwspot.audio import fit_length, load_audio
+    from kwspot.clips import decode_clips
     from kwspot.datasets import DataConfig, open_dataset
 
     utterances = open_dataset(DataConfig(path=str(manifest))).utterances
@@ -27,9 +28,10 @@ def calibration_clips(manifest: str | Path, count: int = 300, seed: int = 0,
     if not rows:
         raise KwspotError(f"{manifest}: no training clips to calibrate int8 quantization on")
     picked = np.random.default_rng(seed).choice(len(rows), min(count, len(rows)), replace=False)
-    paths = [str(rows[i].path) for i in sorted(picked)]
-    audio = np.stack([fit_length(load_audio(p), clip_samples) for p in paths])
-    return audio.astype(np.float32), paths
+    table = decode_clips([rows[i] for i in sorted(picked)], clip_samples, sample_rate)
+    if table.bad_files:
+        raise KwspotError(f"calibration clip unreadable: {table.bad_files[0]}")
+    return table.audio, [str(u.path) for u in table.utterances]
 
 
 def calibration_log(paths: Sequence[str], seed: int, source: str) -> dict[str, Any]:

@@ -64,26 +64,23 @@ def network_entry(model: KeywordClassifier, file: str, batch: int | str) -> dict
             "features (same front end) and the softmax"}
 
 
-def model_card(model: KeywordClassifier, record: dict[str, Any] | None = None) -> dict[str, Any]:
+def model_card(model: KeywordClassifier, record: dict[str, Any] | None = None,
+               network_file: str | None = None, fmt: str = "onnx") -> dict[str, Any]:
+    """The card of an ONNX (dynamic batch, named outputs) or a TFLite export (batch 1; its
+    outputs, which the converter leaves unnamed, are identified after conversion)."""
     record = record or {}
     features = model.features
-    return {
-        "format": "kwspot-onnx-v1",
+    batch: int | str = "batch" if fmt == "onnx" else 1
+    card: dict[str, Any] = {
+        "format": "kwspot-onnx-v1" if fmt == "onnx" else "tflite",
         "kwspot_version": __version__,
         "model": model.model_name,
         "labels": model.labels,
         "sample_rate": features.sample_rate,
         "window_samples": features.clip_samples,
         "window_seconds": features.clip_samples / features.sample_rate,
-        "input": {"name": INPUT_NAME, "shape": ["batch", features.clip_samples],
-                  "dtype": "float32", "range": [-1.0, 1.0]},
-        "output": {"name": OUTPUT_NAME, "shape": ["batch", len(model.labels)],
-                   "meaning": "softmax posteriors in label order"},
-        "outputs": [
-            {"name": OUTPUT_NAME, "shape": ["batch", len(model.labels)],
-             "meaning": "softmax posteriors in label order"},
-            {"name": LOGITS_NAME, "shape": ["batch", len(model.labels)],
-             "meaning": "logits (pre-softmax) in label order"}],
+        "input": {"shape": [batch, features.clip_samples], "dtype": "float32",
+                  "range": [-1.0, 1.0]},
         "features": dataclasses.asdict(features),
         "training": {
             "step": record.get("step"),
@@ -91,3 +88,16 @@ def model_card(model: KeywordClassifier, record: dict[str, Any] | None = None) -
             "config": record.get("config"),
         },
     }
+    if fmt == "onnx":
+        card["input"] = {"name": INPUT_NAME, **card["input"]}
+        posteriors = {"name": OUTPUT_NAME, "shape": [batch, len(model.labels)],
+                      "meaning": "softmax posteriors in label order"}
+        card["output"] = posteriors
+        card["outputs"] = [posteriors, {"name": LOGITS_NAME,
+                                        "shape": [batch, len(model.labels)],
+                                        "meaning": "logits (pre-softmax) in label order"}]
+    else:
+        card["batch"] = batch
+    if network_file is not None:
+        card["network"] = network_entry(model, network_file, batch)
+    return card

@@ -16,11 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import onnxruntime as ort
 import torch
 from torch import nn
 
-from kwspot.classifier import ExportModel, KeywordClassifier, PosteriorModel
+from kwspot.classifier import ExportModel, KeywordClassifier
 from kwspot.errors import KwspotError
 from kwspot.export.card import (
     INPUT_NAME,
@@ -28,12 +27,12 @@ from kwspot.export.card import (
     OUTPUT_NAME,
     check_precision,
     model_card,
-    network_entry,
     staged_export,
 )
 from kwspot.export.parity import INT8_TOLERANCE, PARITY_TOLERANCE, compare_to_torch
 from kwspot.fileio import write_card
 from kwspot.runtime.model import network_path as network_file
+from kwspot.runtime.model import onnx_session
 
 
 def export_module(module: nn.Module, example: torch.Tensor, path: Path, input_name: str,
@@ -74,8 +73,7 @@ def export_onnx(model: KeywordClassifier, out_path: str | Path, check_audio: np.
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     model.eval()
-    card = model_card(model, record)
-    card["network"] = network_entry(model, network_file(out_path).name, "batch")
+    card = model_card(model, record, network_file(out_path).name)
     with staged_export(out_path) as (model_path, network_path):
         _export_checked(model, card, model_path, network_path, check_audio, tolerance,
                         precision, calibration)
@@ -88,13 +86,12 @@ def _export_checked(model: KeywordClassifier, card: dict[str, Any], out_path: Pa
                     precision: str, calibration: tuple[np.ndarray, dict[str, Any]] | None
                     ) -> None:
     """Both graphs written to the given (staged) paths and checked; results into ``card``."""
-    wrapper = PosteriorModel(model).eval()
     example = torch.from_numpy(check_audio[:2].astype(np.float32))
     export_module(ExportModel(model).eval(), example, out_path, INPUT_NAME,
                   [OUTPUT_NAME, LOGITS_NAME])
     features = model.frontend(example)
     export_module(model.network.eval(), features, network_path, "features", "logits")
-    max_diff = parity(wrapper, out_path, network_path, check_audio)
+    max_diff = parity(model, out_path, network_path, check_audio)
     card["parity"] = {"max_abs_diff": max_diff, "clips": len(check_audio), "tolerance": tolerance}
     if max_diff > tolerance:
         raise KwspotError(
@@ -108,7 +105,7 @@ def _export_checked(model: KeywordClassifier, card: dict[str, Any], out_path: Pa
         with torch.no_grad():
             calib_features = model.frontend(torch.from_numpy(clips)).numpy()
         quantize_export(out_path, network_path, clips, calib_features)
-        int8_diff = parity(wrapper, out_path, network_path, check_audio)
+        int8_diff = parity(model, out_path, network_path, check_audio)
         card["quantization"] = {
             "method": "onnxruntime static, QDQ, int8 weights per channel, uint8 activations, "
                       "min-max calibration; front end (framing, FFT, mel, log, DCT) float",
@@ -118,16 +115,15 @@ def _export_checked(model: KeywordClassifier, card: dict[str, Any], out_path: Pa
                               f"(> {INT8_TOLERANCE}); nothing was written")
 
 
-def parity(wrapper: PosteriorModel, onnx_path: Path, network_path: Path,
+def parity(model: KeywordClassifier, onnx_path: Path, network_path: Path,
            audio: np.ndarray) -> float:
     """``compare_to_torch`` for the two ONNX graphs, in ONNX Runtime."""
-    full = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-    net = ort.InferenceSession(str(network_path), providers=["CPUExecutionProvider"])
+    full, net = onnx_session(onnx_path, 0), onnx_session(network_path, 0)
 
     def run_audio(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         posteriors, logits = full.run(None, {full.get_inputs()[0].name: x})[:2]
         return posteriors, logits
 
     return compare_to_torch(
-        wrapper.classifier, audio, run_audio,
+        model, audio, run_audio,
         lambda f: net.run(None, {net.get_inputs()[0].name: f})[0], str(onnx_path))

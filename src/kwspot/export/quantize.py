@@ -56,17 +56,17 @@ class _Reader(CalibrationDataReader):
         self.index = 0
 
 
-def quantize_export(onnx_path: Path, network_path: Path | None, audio: np.ndarray,
-                    features: np.ndarray | None) -> None:
+def quantize_export(onnx_path: Path, network_path: Path, audio: np.ndarray,
+                    features: np.ndarray) -> None:
     """Quantize an export's graphs in place: the audio-in graph on calibration ``audio``, the
     network graph on the same clips' ``features``."""
-    quantize_graph(onnx_path, onnx_path, audio)
-    if network_path is not None and features is not None:
-        quantize_graph(network_path, network_path, features)
+    quantize_graph(onnx_path, audio)
+    quantize_graph(network_path, features)
 
 
-def quantize_graph(float_path: Path, out_path: Path, inputs: np.ndarray) -> None:
-    """Static int8 QDQ quantization of one graph, calibrated (min-max) on ``inputs``."""
+def quantize_graph(path: Path, inputs: np.ndarray) -> None:
+    """Static int8 QDQ quantization of one graph in place, calibrated (min-max) on
+    ``inputs``."""
     import onnx
     from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
@@ -75,10 +75,10 @@ def quantize_graph(float_path: Path, out_path: Path, inputs: np.ndarray) -> None
 
     with tempfile.TemporaryDirectory() as tmp, contextlib.redirect_stdout(io.StringIO()):
         prepared = Path(tmp) / "prepared.onnx"
-        quant_pre_process(str(float_path), str(prepared), skip_symbolic_shape=True)
+        quant_pre_process(str(path), str(prepared), skip_symbolic_shape=True)
         model = onnx.load(str(prepared))
         name = model.graph.input[0].name
-        with atomic_path(out_path) as tmp_out:
+        with atomic_path(path) as tmp_out:
             quantize_static(str(prepared), str(tmp_out), _Reader(name, inputs),
                             quant_format=QuantFormat.QDQ, per_channel=True,
                             activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,

@@ -22,7 +22,7 @@ import torch
 
 from kwspot.classifier import ExportModel, KeywordClassifier
 from kwspot.errors import KwspotError
-from kwspot.export.card import check_precision, model_card, network_entry, staged_export
+from kwspot.export.card import check_precision, model_card, staged_export
 from kwspot.export.parity import INT8_TOLERANCE, PARITY_TOLERANCE, compare_to_torch
 from kwspot.fileio import atomic_path, write_card
 from kwspot.runtime.model import network_path as network_file
@@ -82,11 +82,10 @@ def _convert(module: torch.nn.Module, example: torch.Tensor, path: Path,
             pt2e_quantizer=quantizer)).export(str(tmp))
 
 
-def parity(model: KeywordClassifier, audio_path: Path, network_path: Path,
-           audio: np.ndarray, card: dict[str, Any]) -> float:
-    """``export.compare_to_torch`` for the two TFLite graphs, clip by clip (batch 1)."""
-    full, net = Runner(interpreter(audio_path)), Runner(interpreter(network_path))
-    index = posteriors_index(card)
+def parity(model: KeywordClassifier, full: Runner, net: Runner, audio: np.ndarray,
+           index: int, name: str) -> float:
+    """``export.compare_to_torch`` for the two TFLite graphs (``index``: the audio graph's
+    posteriors output), clip by clip (batch 1)."""
 
     def run_audio(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         outs = [full(clip[None]) for clip in x]
@@ -95,16 +94,14 @@ def parity(model: KeywordClassifier, audio_path: Path, network_path: Path,
         return posteriors, logits
 
     return compare_to_torch(model, audio, run_audio,
-                            lambda f: np.concatenate([net(x[None])[0] for x in f]),
-                            str(audio_path))
+                            lambda f: np.concatenate([net(x[None])[0] for x in f]), name)
 
 
-def _outputs(path: Path, clip: np.ndarray) -> list[dict[str, Any]]:
+def _outputs(full: Runner, clip: np.ndarray, path: Path) -> list[dict[str, Any]]:
     """Which output is which: litert-torch does not keep output names, so the card says
     (posteriors sum to one)."""
-    runner = interpreter(path)
-    names = [o["name"] for o in runner.get_output_details()]
-    first = Runner(runner)(clip)
+    names = [o["name"] for o in full.runner.get_output_details()]
+    first = full(clip)
     order = ["posteriors" if abs(float(o.sum()) - 1.0) < 1e-3 else "logits" for o in first]
     if sorted(order) != ["logits", "posteriors"]:
         raise KwspotError(f"{path}: cannot tell its posteriors from its logits")
@@ -127,17 +124,24 @@ def export_tflite(model: KeywordClassifier, out_path: str | Path, check_audio: n
     if out_path.suffix.lower() != TFLITE_SUFFIX:
         raise KwspotError(f"{out_path}: TFLite models end in {TFLITE_SUFFIX}")
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    model.eval()
+    # litert-torch converts channels-last weights wrongly (Res models train that way)
+    model.to(memory_format=torch.contiguous_format).eval()
     audio = np.ascontiguousarray(check_audio, dtype=np.float32)
-    card = model_card(model, record)
-    card["format"] = "tflite"
-    card["batch"] = 1
-    card["network"] = network_entry(model, network_file(out_path).name, 1)
+    card = model_card(model, record, network_file(out_path).name, fmt="tflite")
     with staged_export(out_path) as (model_path, network_path):
         _export_checked(model, card, model_path, network_path, audio, tolerance, precision,
                         calibration)
     write_card(card, out_path)
     return card
+
+
+def _check(model: KeywordClassifier, card: dict[str, Any], out_path: Path,
+           network_path: Path, audio: np.ndarray) -> float:
+    """Map the audio graph's outputs into the card, then measure parity (one interpreter
+    per graph)."""
+    full, net = Runner(interpreter(out_path)), Runner(interpreter(network_path))
+    card["outputs"] = _outputs(full, audio[:1], out_path)
+    return parity(model, full, net, audio, posteriors_index(card), str(out_path))
 
 
 def _export_checked(model: KeywordClassifier, card: dict[str, Any], out_path: Path,
@@ -150,8 +154,7 @@ def _export_checked(model: KeywordClassifier, card: dict[str, Any], out_path: Pa
     with torch.no_grad():
         features = model.frontend(example)
     convert(model.network, features, network_path)
-    card["outputs"] = _outputs(out_path, audio[:1])
-    max_diff = parity(model, out_path, network_path, audio, card)
+    max_diff = _check(model, card, out_path, network_path, audio)
     card["parity"] = {"max_abs_diff": max_diff, "clips": len(audio), "tolerance": tolerance,
                       "runtime": "ai-edge-litert", "precision": "float32"}
     if max_diff > tolerance:
@@ -165,8 +168,7 @@ def _export_checked(model: KeywordClassifier, card: dict[str, Any], out_path: Pa
             calib_features = model.frontend(calib_audio)
         convert(export_model, example, out_path, calibration=calib_audio)
         convert(model.network, features, network_path, calibration=calib_features)
-        card["outputs"] = _outputs(out_path, audio[:1])
-        int8_diff = parity(model, out_path, network_path, audio, card)
+        int8_diff = _check(model, card, out_path, network_path, audio)
         card["quantization"] = {
             "method": "litert-torch PT2E static: int8 weights per channel (symmetric), int8 "
                       "activations, histogram calibration; front end (framing, FFT products, "

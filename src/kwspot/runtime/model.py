@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -77,7 +78,8 @@ def pretrained_path() -> Path:
     return Path(str(resources.files("kwspot") / "pretrained" / f"{PRETRAINED_NAME}.onnx"))
 
 
-def _session(path: Path, threads: int) -> ort.InferenceSession:
+def onnx_session(path: Path, threads: int) -> ort.InferenceSession:
+    """A CPU ONNX Runtime session on ``threads`` threads; a bad file is a one-line error."""
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
@@ -95,11 +97,11 @@ def read_card(card_file: Path) -> dict[str, Any]:
         raise KwspotError(f"{card_file}: model card is not readable JSON ({exc})") from None
 
 
-def embedded_card(session: ort.InferenceSession, path: Path) -> dict[str, Any]:
-    """The copy of the card the export stores in the model's metadata (``kwspot_card``)."""
-    text = session.get_modelmeta().custom_metadata_map.get(CARD_KEY)
+def embedded_card(text: str | None, path: Path) -> dict[str, Any]:
+    """The copy of the card the export stores in the model's metadata (``kwspot_card``;
+    ``text`` is None when there is none), for any format."""
     if text is None:
-        raise KwspotError(f"{path}: model card {path.with_suffix('.json').name} not found "
+        raise KwspotError(f"{path}: model card {card_path(path).name} not found "
                           "beside it, and none is embedded in the model")
     return parse_card(text, path)
 
@@ -128,7 +130,49 @@ def parse_card(text: str, card_file: Path) -> dict[str, Any]:
     return card
 
 
-class OnnxKeywordModel:
+class ExportedModel:
+    """What every exported format shares: the card (the side file wins, as calibration
+    updates it; else the copy inside the model), what it says, and where the network graph
+    is. Subclasses add their runtime's session and the checks of its shapes."""
+
+    path: Path
+    card: dict[str, Any]
+    network: Any
+
+    def _load_card(self, path: Path, embedded: Callable[[], str | None]) -> None:
+        card_file = card_path(path)
+        self.path = path
+        self.card = read_card(card_file) if card_file.is_file() else \
+            embedded_card(embedded(), path)
+        self.labels: list[str] = list(self.card["labels"])
+        self.sample_rate: int = int(self.card["sample_rate"])
+        self.window_samples: int = int(self.card["window_samples"])
+        self.thresholds: dict[str, float] = {
+            k: float(v) for k, v in (self.card.get("thresholds") or {}).items()}
+        self.features = FeatureConfig(**self.card["features"]) if "features" in self.card \
+            else None
+
+    def _check_output_count(self, count: object) -> None:
+        if isinstance(count, int) and count != len(self.labels):
+            raise KwspotError(f"{card_path(self.path)}: the card has {len(self.labels)} labels "
+                              f"but the model has {count} outputs")
+
+    def _network_path(self) -> Path | None:
+        """The export's network graph (features in), None when it has none."""
+        network = (self.card.get("network") or {}).get("file")
+        if not network or self.features is None:
+            return None
+        network_path = self.path.parent / network
+        if not network_path.is_file():
+            raise KwspotError(f"{self.path}: its network graph {network} is missing")
+        return network_path
+
+    def frontend(self) -> NumpyFrontend | None:
+        """A fresh numpy front end for one stream, when the export has a network graph."""
+        return NumpyFrontend(self.features) if self.network is not None else None
+
+
+class OnnxKeywordModel(ExportedModel):
     """(N, window_samples) float32 audio -> (N, classes) posteriors; and, when the export has a
     network graph, (N, C, T) features -> (N, classes) posteriors."""
 
@@ -145,35 +189,20 @@ class OnnxKeywordModel:
                               f"`kwspot export {path}`")
         if not path.is_file():
             raise KwspotError(f"{path}: model file not found")
-        card_file = card_path(path)
-        self.path = path
-        self.session = _session(path, threads)
-        # the side file wins (calibration updates it); else the copy inside the model
-        self.card: dict[str, Any] = read_card(card_file) if card_file.is_file() else \
-            embedded_card(self.session, path)
+        self.session = onnx_session(path, threads)
+        self._load_card(path, lambda: self.session.get_modelmeta().custom_metadata_map.get(
+            CARD_KEY))
         self.input_name = self.session.get_inputs()[0].name
-        self.labels: list[str] = list(self.card["labels"])
-        self.sample_rate: int = int(self.card["sample_rate"])
-        self.window_samples: int = int(self.card["window_samples"])
         inputs = self.session.get_inputs()[0].shape
         if len(inputs) == 2 and isinstance(inputs[1], int) and inputs[1] != self.window_samples:
-            raise KwspotError(f"{card_file}: window_samples is {self.window_samples} but the "
-                              f"model takes {inputs[1]} samples")
+            raise KwspotError(f"{card_path(path)}: window_samples is {self.window_samples} but "
+                              f"the model takes {inputs[1]} samples")
         outputs = self.session.get_outputs()[0].shape
-        if len(outputs) == 2 and isinstance(outputs[1], int) and outputs[1] != len(self.labels):
-            raise KwspotError(f"{card_file}: the card has {len(self.labels)} labels but the "
-                              f"model has {outputs[1]} outputs")
-        self.thresholds: dict[str, float] = {
-            k: float(v) for k, v in (self.card.get("thresholds") or {}).items()}
-        self.features = FeatureConfig(**self.card["features"]) if "features" in self.card \
-            else None
-        network = (self.card.get("network") or {}).get("file")
+        self._check_output_count(outputs[1] if len(outputs) == 2 else None)
+        network_path = self._network_path()
         self.network: ort.InferenceSession | None = None
-        if network and self.features is not None:
-            network_path = path.parent / network
-            if not network_path.is_file():
-                raise KwspotError(f"{path}: its network graph {network} is missing")
-            self.network = _session(network_path, threads)
+        if network_path is not None:
+            self.network = onnx_session(network_path, threads)
             self.network_input = self.network.get_inputs()[0].name
 
     def posteriors(self, windows: np.ndarray) -> np.ndarray:
@@ -181,10 +210,6 @@ class OnnxKeywordModel:
         if windows.ndim == 1:
             windows = windows[None]
         return self.session.run(None, {self.input_name: windows})[0]
-
-    def frontend(self) -> NumpyFrontend | None:
-        """A fresh numpy front end for one stream, when the export has a network graph."""
-        return NumpyFrontend(self.features) if self.network is not None else None
 
     def network_posteriors(self, features: np.ndarray) -> np.ndarray:
         """(N, C, T) features -> (N, classes) posteriors (softmax of the network's logits)."""

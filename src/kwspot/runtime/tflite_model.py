@@ -22,8 +22,7 @@ from typing import Any
 import numpy as np
 
 from kwspot.errors import KwspotError
-from kwspot.runtime.frontend import FeatureConfig, NumpyFrontend
-from kwspot.runtime.model import CARD_KEY, card_path, parse_card, read_card, softmax
+from kwspot.runtime.model import CARD_KEY, ExportedModel, card_path, softmax
 
 INSTALL = "pip install 'kwspot[tflite]'"
 
@@ -120,6 +119,10 @@ def read_metadata(path: str | Path) -> dict[str, bytes]:
     return entries
 
 
+def _text(value: bytes | None) -> str | None:
+    return None if value is None else value.decode()
+
+
 def with_metadata(data: bytes, key: str, value: bytes) -> bytes:
     """``data`` (a TFLite file) with metadata ``key`` set to ``value`` (replaced if present)."""
     import flatbuffers
@@ -138,7 +141,7 @@ def with_metadata(data: bytes, key: str, value: bytes) -> bytes:
     return bytes(builder.Output())
 
 
-class TfliteKeywordModel:
+class TfliteKeywordModel(ExportedModel):
     """(N, window_samples) float32 audio -> (N, classes) posteriors; and, with the export's
     network graph, (N, C, T) features -> (N, classes) posteriors."""
 
@@ -146,35 +149,22 @@ class TfliteKeywordModel:
         path = Path(path)
         if not path.is_file():
             raise KwspotError(f"{path}: model file not found")
-        self.path = path
         self.runner = Runner(interpreter(path, threads))
-        card_file = card_path(path)
-        if card_file.is_file():
-            self.card: dict[str, Any] = read_card(card_file)
-        else:
-            text = read_metadata(path).get(CARD_KEY)
-            if text is None:
-                raise KwspotError(f"{path}: model card {card_file.name} not found beside it, "
-                                  "and none is embedded in the model")
-            self.card = parse_card(text.decode(), path)
-        self.labels: list[str] = list(self.card["labels"])
-        self.sample_rate: int = int(self.card["sample_rate"])
-        self.window_samples: int = int(self.card["window_samples"])
-        self.thresholds: dict[str, float] = {
-            k: float(v) for k, v in (self.card.get("thresholds") or {}).items()}
-        self.features = FeatureConfig(**self.card["features"]) if "features" in self.card \
-            else None
+        self._load_card(path, lambda: _text(read_metadata(path).get(CARD_KEY)))
         shape = list(self.runner.runner.get_input_details()[0]["shape"])
         if shape != [1, self.window_samples]:
             raise KwspotError(f"{path}: the model takes input {shape}, the card says "
                               f"[1, {self.window_samples}]")
         self.posteriors_index = posteriors_index(self.card)
-        self.network: Any = None
-        network = (self.card.get("network") or {}).get("file")
-        if network and self.features is not None:
-            network_path = path.parent / network
-            if not network_path.is_file():
-                raise KwspotError(f"{path}: its network graph {network} is missing")
+        outputs = self.runner.runner.get_output_details()
+        if self.posteriors_index >= len(outputs):
+            raise KwspotError(f"{card_path(path)}: the card's posteriors output "
+                              f"{self.posteriors_index} is not among the model's "
+                              f"{len(outputs)} outputs")
+        self._check_output_count(int(outputs[self.posteriors_index]["shape"][-1]))
+        network_path = self._network_path()
+        self.network: Runner | None = None
+        if network_path is not None:
             self.network = Runner(interpreter(network_path, threads))
 
     def posteriors(self, windows: np.ndarray) -> np.ndarray:
@@ -184,10 +174,6 @@ class TfliteKeywordModel:
         return np.concatenate([self.runner(w[None])[self.posteriors_index]
                                for w in windows]) if len(windows) else \
             np.zeros((0, len(self.labels)), np.float32)
-
-    def frontend(self) -> NumpyFrontend | None:
-        """A fresh numpy front end for one stream, when the export has a network graph."""
-        return NumpyFrontend(self.features) if self.network is not None else None
 
     def network_posteriors(self, features: np.ndarray) -> np.ndarray:
         """(N, C, T) features -> (N, classes) posteriors (softmax of the network's logits)."""
