@@ -543,7 +543,8 @@ def add_detector_args(p: argparse.ArgumentParser, with_model: bool = True) -> No
     p.add_argument("--threshold", type=float, default=None,
                    help="one threshold for every keyword (default: the card's calibrated "
                         "per-keyword thresholds, else 0.8)")
-    p.add_argument("--hop-ms", type=float, default=100.0, help="window hop (default 100)")
+    p.add_argument("--hop-ms", type=float, default=None,
+                   help="window hop (default: the model card's, else 100)")
     p.add_argument("--smooth-ms", type=float, default=300.0,
                    help="posterior smoothing span (default 300)")
     p.add_argument("--refractory-ms", type=float, default=1000.0,
@@ -1095,13 +1096,19 @@ def cmd_demo(args: argparse.Namespace) -> None:
                         clips_per_word=args.clips_per_word, seed=args.seed))
 
 
+def add_wakeword_parser(sub: argparse._SubParsersAction) -> None:
+    from kwspot.wakeword.cli import add_wakeword_parser as add
+
+    add(sub)
+
+
 SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     add_prepare_parser, add_train_parser, add_table_parser, add_eval_parser, add_export_parser,
     add_verify_export_parser, add_detect_parser, add_listen_parser, add_serve_parser,
     add_bench_parser,
     add_synth_parser, add_negatives_parser, add_streams_parser, add_eval_stream_parser,
     add_calibrate_parser, add_mine_parser, add_review_parser, add_review_export_parser,
-    add_demo_parser,
+    add_demo_parser, add_wakeword_parser,
 ]
 
 

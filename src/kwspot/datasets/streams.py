@@ -46,6 +46,9 @@ class StreamConfig:
     gain_db: tuple[float, float] = (-6.0, 6.0)  # on top of the SNR
     gap_s: tuple[float, float] = (0.2, 2.0)
     seed: int = 0
+    # a split without clips of a keyword is an error, unless streams of negatives around
+    # whatever keywords it has are wanted (benchmarks/wakeword_real_voices.py)
+    require_keywords: bool = True
 
 
 @dataclass(frozen=True)
@@ -94,7 +97,7 @@ def noise_bed(samples: int, rng: np.random.Generator, segment_s: float = 10.0) -
     return out[:samples]
 
 
-def _speed(audio: np.ndarray, factor: float) -> np.ndarray:
+def change_speed(audio: np.ndarray, factor: float) -> np.ndarray:
     """Speed perturbation (tempo and pitch together), as sox's ``speed``."""
     if abs(factor - 1.0) < 1e-3:
         return audio
@@ -112,7 +115,7 @@ def collect_items(data_path: str, cfg: StreamConfig) -> tuple[list[Item], list[I
     keywords = cfg.keywords or SPEECH_COMMANDS_KEYWORDS
     rows = [u for u in scan_speech_commands(root) if u.split == cfg.split]
     missing = [k for k in keywords if not any(u.label == k for u in rows)]
-    if missing:
+    if missing and cfg.require_keywords:
         raise KwspotError(f"no {cfg.split} clips of {', '.join(missing)} in {root}")
     positives: list[Item] = []
     negatives: list[Item] = []
@@ -155,7 +158,7 @@ class _Timeline:
         self.cursor += n
 
     def add(self, item: Item, speed: float = 1.0) -> None:
-        audio = _speed(item.audio, speed)
+        audio = change_speed(item.audio, speed)
         snr = float(self.rng.uniform(*self.cfg.snr_db))
         level = 10 ** (snr / 20) / _rms(audio)  # noise bed is ~unit RMS before scaling
         self.pieces.append((audio * level).astype(np.float32))
@@ -179,13 +182,21 @@ class _Timeline:
 
 def build_streams(data_path: str, out_dir: str | Path, cfg: StreamConfig) -> dict[str, Any]:
     """Write keywords.wav/.json and negatives.wav/.json under ``out_dir``; returns a summary."""
-    out = Path(out_dir)
     positives, negatives, bad = collect_items(data_path, cfg)
+    made = write_streams(positives, negatives, out_dir, cfg,
+                         {"split": cfg.split, "data": str(data_path), "bad_files": bad})
+    return {**made, "bad_files": bad}
+
+
+def write_streams(positives: Sequence[Item], negatives: Sequence[Item], out_dir: str | Path,
+                  cfg: StreamConfig, meta: dict[str, Any]) -> dict[str, Any]:
+    """The two streams from any items: every keyword once among negatives (keywords.wav) and
+    ``cfg.negatives_minutes`` of negatives alone, each pass varied again (negatives.wav)."""
+    out = Path(out_dir)
     if not negatives:
         raise KwspotError(f"no non-keyword speech in split {cfg.split!r}")
     rng = np.random.default_rng([cfg.seed, 101])
-    made = {"split": cfg.split, "data": str(data_path), "config": asdict(cfg),
-            "bad_files": bad}
+    made = {**meta, "config": asdict(cfg)}
 
     # keyword stream: every keyword once, in random order, 0-2 negatives before each
     timeline = _Timeline(rng, cfg)
@@ -213,8 +224,7 @@ def build_streams(data_path: str, out_dir: str | Path, cfg: StreamConfig) -> dic
             if timeline.cursor >= target:
                 break
     _write(out / "negatives", timeline, rng, {**made, "stream": "negatives", "passes": passes})
-    return {"keywords": len(positives), "negative_items": len(negatives), "bad_files": bad,
-            "out": str(out)}
+    return {"keywords": len(positives), "negative_items": len(negatives), "out": str(out)}
 
 
 def _write(stem: Path, timeline: _Timeline, rng: np.random.Generator,

@@ -39,6 +39,7 @@ __all__ = [
     "VoiceStyle",
     "available_voices",
     "make_clip",
+    "phonemes",
     "random_style",
     "render_utterance",
     "speak",
@@ -78,6 +79,8 @@ _AUDIO_OUTPUT_SYNCHRONOUS = 2
 _INITIALIZE_DONT_EXIT = 0x8000  # otherwise a missing data file makes eSpeak call exit()
 _POS_CHARACTER = 1
 _CHARS_UTF8 = 1
+_PHONEME_SEPARATOR = ord("|")
+_PHONEME_INPUT = 0x100  # espeakPHONEMES: "[[...]]" in the text is phoneme mnemonics
 _PARAM_RATE = 1
 _PARAM_VOLUME = 2
 _PARAM_PITCH = 3
@@ -202,9 +205,8 @@ class _Engine:
             if self._libc is not None:
                 self._libc.srand(_RAND_SEED)
             self._chunks = []
-            err = lib.espeak_Synth(
-                data, len(data) + 1, 0, _POS_CHARACTER, 0, _CHARS_UTF8, None, None
-            )
+            flags = _CHARS_UTF8 | (_PHONEME_INPUT if "[[" in text else 0)
+            err = lib.espeak_Synth(data, len(data) + 1, 0, _POS_CHARACTER, 0, flags, None, None)
             if err != 0:
                 raise SynthesisError(f"espeak_Synth failed (error {err}) for {text!r}")
             lib.espeak_Synchronize()
@@ -212,6 +214,23 @@ class _Engine:
         if not chunks:
             return np.zeros(0, dtype=np.int16)
         return np.concatenate(chunks)
+
+
+    def phonemes(self, text: str, voice: str) -> str:
+        """eSpeak's phoneme mnemonics for ``text`` (the notation ``[[...]]`` input takes),
+        one phoneme per ``|``-separated item, words split by spaces."""
+        data = ctypes.c_char_p(text.encode("utf-8"))
+        pointer = ctypes.c_void_p(ctypes.cast(data, ctypes.c_void_p).value)
+        out = []
+        with self._session() as lib:
+            if lib.espeak_SetVoiceByName(voice.encode("utf-8")) != 0:
+                raise SynthesisError(f"eSpeak has no voice {voice!r}")
+            while pointer.value:
+                piece = lib.espeak_TextToPhonemes(ctypes.byref(pointer), _CHARS_UTF8,
+                                                  _PHONEME_SEPARATOR << 8)
+                if piece:
+                    out.append(piece.decode("utf-8", "replace").strip())
+        return " ".join(x for x in out if x)
 
 
 class _Session:
@@ -269,6 +288,9 @@ def _declare(lib: ctypes.CDLL) -> None:
     lib.espeak_Synchronize.restype = ctypes.c_int
     lib.espeak_Terminate.argtypes = []
     lib.espeak_Terminate.restype = ctypes.c_int
+    lib.espeak_TextToPhonemes.argtypes = [ctypes.POINTER(ctypes.c_void_p), ctypes.c_int,
+                                          ctypes.c_int]
+    lib.espeak_TextToPhonemes.restype = ctypes.c_char_p
     lib.espeak_ListVoices.argtypes = [ctypes.c_void_p]
     lib.espeak_ListVoices.restype = ctypes.POINTER(ctypes.POINTER(_EspeakVoice))
     if hasattr(lib, "espeak_ng_SetRandSeed"):
@@ -406,6 +428,16 @@ def random_style(rng: np.random.Generator) -> VoiceStyle:
         pitch=int(rng.integers(_PITCH_RANGE[0], _PITCH_RANGE[1] + 1)),
         pitch_range=int(rng.integers(_PITCH_RANGE_RANGE[0], _PITCH_RANGE_RANGE[1] + 1)),
     )
+
+
+def phonemes(text: str, voice: str = "en-us") -> str:
+    """``text`` as eSpeak phoneme mnemonics, ``|`` between phonemes and spaces between words:
+    "marvin" -> "m|'A@|v|I|n". Joined without the bars and wrapped in ``[[...]]``, ``speak``
+    says it; edits of it make sound-alikes."""
+    if not text or not text.strip():
+        raise ValueError("text must not be empty")
+    with _LOCK:
+        return _engine().phonemes(text, voice)
 
 
 def speech_span(audio: np.ndarray, pad: int = _TRIM_PAD) -> tuple[int, int]:

@@ -18,7 +18,7 @@ import math
 import numbers
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,16 @@ from kwspot.runtime.engine import StreamScorer
 from kwspot.runtime.model import KeywordModel, load_keyword_model
 
 DEFAULT_THRESHOLD = 0.8
+DEFAULT_HOP_MS = 100.0
+
+
+def default_hop_ms(model: Any) -> float:
+    """The hop a model's card asks for (``detector.hop_ms``: a wake-word model steps by its
+    80 ms embeddings), else 100 ms."""
+    card = getattr(model, "card", None) or {}
+    hop = (card.get("detector") or {}).get("hop_ms") if isinstance(card, dict) else None
+    return float(hop) if isinstance(hop, int | float) and not isinstance(hop, bool) \
+        and hop > 0 else DEFAULT_HOP_MS
 INT16_SCALE = 32768.0
 # Events fire at the first hop whose window holds enough of the keyword, which on the lite
 # test streams is a median ~0.05 s after the keyword ends (`kwspot eval-stream` reports it);
@@ -50,15 +60,17 @@ class DetectorConfig:
     with neither, the model card's calibrated thresholds apply, else 0.8."""
 
     threshold: float | None = None
-    hop_ms: float = 100.0
+    hop_ms: float | None = None  # None: the model card's ``detector.hop_ms``, else 100
     smooth_ms: float = 300.0
     refractory_ms: float = 1000.0
     thresholds: Mapping[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for name in ("hop_ms", "smooth_ms", "refractory_ms"):
-            _finite(name, getattr(self, name))
-        if self.hop_ms <= 0 or self.smooth_ms < 0 or self.refractory_ms < 0:
+            if getattr(self, name) is not None:
+                _finite(name, getattr(self, name))
+        if (self.hop_ms is not None and self.hop_ms <= 0) or self.smooth_ms < 0 or \
+                self.refractory_ms < 0:
             raise KwspotError("hop must be > 0; smoothing and refractory must be >= 0")
         values = list(self.thresholds.values()) + (
             [self.threshold] if self.threshold is not None else [])
@@ -121,7 +133,10 @@ class Detector:
                  keywords: Sequence[str] | None = None) -> None:
         self.model: KeywordModel = load_keyword_model(model) \
             if model is None or isinstance(model, str | Path) else model
-        self.config = config or DetectorConfig()
+        config = config or DetectorConfig()
+        if config.hop_ms is None:
+            config = replace(config, hop_ms=default_hop_ms(self.model))
+        self.config = config
         rate = self.model.sample_rate
         self.hop = max(1, round(self.config.hop_ms * rate / 1000))
         self.window = self.model.window_samples

@@ -19,6 +19,7 @@ import numpy as np
 import onnxruntime as ort
 
 from kwspot.errors import KwspotError
+from kwspot.runtime.embedding_frontend import EmbeddingFeatures, EmbeddingFrontend
 from kwspot.runtime.frontend import FeatureConfig, NumpyFrontend
 
 if TYPE_CHECKING:
@@ -138,6 +139,7 @@ class ExportedModel:
     path: Path
     card: dict[str, Any]
     network: Any
+    embedding_session: ort.InferenceSession | None = None
 
     def _load_card(self, path: Path, embedded: Callable[[], str | None]) -> None:
         card_file = card_path(path)
@@ -151,6 +153,10 @@ class ExportedModel:
             k: float(v) for k, v in (self.card.get("thresholds") or {}).items()}
         self.features = FeatureConfig(**self.card["features"]) if "features" in self.card \
             else None
+        # wake-word exports: speech embeddings (from their own graph) instead of MFCCs
+        self.embedding = EmbeddingFeatures.from_card(
+            self.card["embedding"], self.sample_rate, card_file) \
+            if isinstance(self.card.get("embedding"), dict) else None
 
     def _check_output_count(self, count: object) -> None:
         if isinstance(count, int) and count != len(self.labels):
@@ -160,16 +166,30 @@ class ExportedModel:
     def _network_path(self) -> Path | None:
         """The export's network graph (features in), None when it has none."""
         network = (self.card.get("network") or {}).get("file")
-        if not network or self.features is None:
+        if not network or (self.features is None and self.embedding is None):
             return None
-        network_path = self.path.parent / network
-        if not network_path.is_file():
-            raise KwspotError(f"{self.path}: its network graph {network} is missing")
-        return network_path
+        return self._beside(network, "network graph")
 
-    def frontend(self) -> NumpyFrontend | None:
-        """A fresh numpy front end for one stream, when the export has a network graph."""
-        return NumpyFrontend(self.features) if self.network is not None else None
+    def _beside(self, name: str, what: str) -> Path:
+        path = self.path.parent / name
+        if not path.is_file():
+            raise KwspotError(f"{self.path}: its {what} {name} is missing")
+        return path
+
+    def _embedding_session(self, threads: int) -> ort.InferenceSession | None:
+        """The speech-embedding graph of a wake-word export (ONNX, whatever the format)."""
+        if self.embedding is None:
+            return None
+        return onnx_session(self._beside(str(self.card["embedding"].get("file")),
+                                         "speech-embedding graph"), threads)
+
+    def frontend(self) -> NumpyFrontend | EmbeddingFrontend | None:
+        """A fresh front end for one stream, when the export has a network graph."""
+        if self.network is None:
+            return None
+        if self.embedding is not None:
+            return EmbeddingFrontend(self.embedding, self.embedding_session)
+        return NumpyFrontend(self.features)
 
 
 class OnnxKeywordModel(ExportedModel):
@@ -200,6 +220,7 @@ class OnnxKeywordModel(ExportedModel):
         outputs = self.session.get_outputs()[0].shape
         self._check_output_count(outputs[1] if len(outputs) == 2 else None)
         network_path = self._network_path()
+        self.embedding_session = self._embedding_session(threads)
         self.network: ort.InferenceSession | None = None
         if network_path is not None:
             self.network = onnx_session(network_path, threads)

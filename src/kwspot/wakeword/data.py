@@ -1,0 +1,296 @@
+"""Training windows for a wake phrase, all 1.98 s (the model's window):
+
+- positives: the phrase said by eSpeak NG voices (accent, variant, pitch, speed, then a
+  tape-speed change of 0.85-1.15), its end placed late in the window as the detector sees it
+  when it fires;
+- negatives: sound-alikes made from the phrase's phonemes, everyday sentences without the
+  phrase's words, real speech and noise from the user's folders, and plain noise;
+- every window augmented: gain, room reverb, microphone colouring (EQ) and noise at an SNR.
+
+Synthetic speakers follow ``negatives.voice_split`` (by voice variant), user files split by
+their speaker (Speech Commands / FSDD names) or file, so validation voices and files are
+never trained on. Everything is drawn from seeded generators: the same call gives the same
+windows.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import scipy.signal
+
+from kwspot.audio import load_audio
+from kwspot.datasets.folder import AUDIO_SUFFIXES, split_for_speaker
+from kwspot.datasets.negatives import keyword_free_vocabulary, voice_split
+from kwspot.datasets.streams import change_speed
+from kwspot.datasets.synth import (
+    SAMPLE_RATE,
+    SynthesisError,
+    VoiceStyle,
+    available_voices,
+    random_style,
+    speak,
+)
+from kwspot.errors import AudioError, KwspotError
+from kwspot.wakeword.model import WINDOW_SAMPLES
+from kwspot.wakeword.soundalikes import sound_alikes
+
+SPLITS = ("train", "validation")
+HOLDOUT_PCT = 20.0  # of voices / user speakers held out for validation and calibration
+
+
+@dataclass(frozen=True)
+class WindowSet:
+    audio: np.ndarray  # (N, WINDOW_SAMPLES) float32
+    labels: np.ndarray  # (N,) 1 = the phrase
+    kinds: list[str]  # what each window holds: positive, soundalike, sentence, user, noise
+    splits: list[str]
+
+
+def split_of(name: str) -> str:
+    """train or validation for a speaker / voice / file name (stable hash)."""
+    return split_for_speaker(name, HOLDOUT_PCT, 0.0)
+
+
+def _style(rng: np.random.Generator, split: str, voices: Sequence[str]) -> VoiceStyle:
+    pool = [v for v in voices if (voice_split(v) == "train") == (split == "train")]
+    style = random_style(rng)
+    return replace(style, voice=pool[int(rng.integers(len(pool)))])
+
+
+def place(speech: np.ndarray, rng: np.random.Generator, late: bool) -> np.ndarray:
+    """Speech in a window: ending in the last 0.6 s (as when the detector fires) when
+    ``late``, anywhere otherwise; cut to the window when longer."""
+    n = WINDOW_SAMPLES
+    window = np.zeros(n, np.float32)
+    if len(speech) >= n:
+        start = int(rng.integers(0, len(speech) - n + 1))
+        return speech[start : start + n].astype(np.float32)
+    if late:
+        end = n - int(rng.integers(0, min(n - len(speech), round(0.6 * SAMPLE_RATE)) + 1))
+    else:
+        end = int(rng.integers(len(speech), n + 1))
+    window[end - len(speech) : end] = speech
+    return window
+
+
+def _colored_noise(rng: np.random.Generator, n: int) -> np.ndarray:
+    """White, pink or brown noise, unit RMS."""
+    white = rng.standard_normal(n)
+    slope = float(rng.choice([0.0, 0.5, 1.0]))
+    if slope:
+        spectrum = np.fft.rfft(white)
+        freqs = np.maximum(np.arange(len(spectrum)), 1.0)
+        white = np.fft.irfft(spectrum / freqs**slope, n=n)
+    return (white / max(float(np.sqrt(np.mean(white**2))), 1e-12)).astype(np.float32)
+
+
+def room_impulse(rng: np.random.Generator) -> np.ndarray:
+    """A synthetic room: exponentially decaying noise with RT60 0.15-0.8 s after a direct
+    path, so the model hears speech at a distance in a room."""
+    rt60 = rng.uniform(0.15, 0.8)
+    n = int(rt60 * SAMPLE_RATE)
+    t = np.arange(n) / SAMPLE_RATE
+    tail = rng.standard_normal(n) * np.exp(-6.9 * t / rt60)
+    delay = int(rng.uniform(0.002, 0.02) * SAMPLE_RATE)
+    ir = np.zeros(n + delay)
+    ir[0] = 1.0
+    ir[delay:] += tail * rng.uniform(0.05, 0.4) / math.sqrt(n)
+    return ir / np.sqrt(np.sum(ir**2))
+
+
+def microphone(audio: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Microphone and loudspeaker colouring: a high-pass, a low-pass and one peak or dip."""
+    hp = rng.uniform(40, 300)
+    lp = rng.uniform(3500, 7900)
+    sos = [scipy.signal.butter(2, hp, "highpass", fs=SAMPLE_RATE, output="sos"),
+           scipy.signal.butter(2, lp, "lowpass", fs=SAMPLE_RATE, output="sos")]
+    b, a = scipy.signal.iirpeak(rng.uniform(300, 3000), rng.uniform(0.7, 3.0), fs=SAMPLE_RATE)
+    out = scipy.signal.sosfilt(np.concatenate(sos), audio)
+    peak = scipy.signal.lfilter(b, a, out)
+    return out + rng.uniform(-0.5, 0.8) * peak
+
+
+def augment(window: np.ndarray, rng: np.random.Generator,
+            noises: Sequence[np.ndarray] = (), snr_db: tuple[float, float] = (0.0, 25.0)
+            ) -> np.ndarray:
+    """Reverb (60 %), EQ (70 %), noise at an SNR (85 %: the user's noise files, else coloured
+    noise) and a level from -35 to -3 dBFS peak."""
+    x = window.astype(np.float64)
+    if rng.random() < 0.6:
+        x = scipy.signal.fftconvolve(x, room_impulse(rng))[: len(x)]
+    if rng.random() < 0.7:
+        x = microphone(x, rng)
+    power = float(np.mean(x**2))
+    if rng.random() < 0.85 and power > 0:
+        if noises and rng.random() < 0.7:
+            source = noises[int(rng.integers(len(noises)))]
+            start = int(rng.integers(0, max(1, len(source) - len(x))))
+            noise = np.resize(source[start : start + len(x)], len(x)).astype(np.float64)
+            noise /= max(float(np.sqrt(np.mean(noise**2))), 1e-12)
+        else:
+            noise = _colored_noise(rng, len(x)).astype(np.float64)
+        snr = rng.uniform(*snr_db)
+        x = x + noise * math.sqrt(power / 10 ** (snr / 10))
+    peak = float(np.max(np.abs(x)))
+    if peak > 0:
+        x *= 10 ** (rng.uniform(-35, -3) / 20) / peak
+    return x.astype(np.float32)
+
+
+def audio_files(folders: Sequence[str | Path], speech: bool = True) -> list[Path]:
+    """Audio files under the folders; a folder that is missing or holds none is an error.
+    Speech folders skip a Speech Commands ``_background_noise_`` folder inside them."""
+    files: list[Path] = []
+    for folder in folders:
+        path = Path(folder)
+        if not path.is_dir():
+            raise KwspotError(f"{path}: {'negatives' if speech else 'noise'} folder not found")
+        found = sorted(p for p in path.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES
+                       and not (speech and "_background_noise_" in p.relative_to(path).parts))
+        if not found:
+            raise KwspotError(f"{path}: no audio files in this "
+                              f"{'negatives' if speech else 'noise'} folder")
+        files += found
+    return files
+
+
+def speaker_of_file(path: Path) -> str:
+    """Speech Commands (``<speaker>_nohash_<n>``) and FSDD (``<digit>_<speaker>_<n>``) names
+    give the speaker; any other file is its own."""
+    stem = path.stem
+    if "_nohash_" in stem:
+        return stem.split("_nohash_")[0]
+    parts = stem.split("_")
+    if len(parts) == 3 and parts[0].isdigit() and parts[2].isdigit():
+        return parts[1]
+    return stem
+
+
+def _excluded(path: Path, phrase_words: set[str]) -> bool:
+    """A user file whose folder or name is one of the phrase's words: it may say it."""
+    return any(part.lower() in phrase_words for part in (path.parent.name, path.stem))
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    phrase: str
+    positives: int = 2000
+    soundalikes: int = 60  # distinct edits, each said by several voices
+    soundalike_clips: int = 300  # more taught the model eSpeak's exact rendering (soundalikes.py)
+    sentences: int = 900
+    user_windows: int = 3000  # windows cut from --negatives speech
+    noise_windows: int = 300
+    seed: int = 0
+
+
+def build_windows(cfg: DataConfig, negatives: Sequence[str | Path] = (),
+                  noise_dirs: Sequence[str | Path] = (),
+                  progress: Callable[[str, int, int], None] | None = None,
+                  only: str | None = None) -> WindowSet:
+    """Every training and validation window for ``cfg.phrase`` (see the module docstring);
+    with ``only``, just that split's windows (the others are not even synthesized)."""
+    phrase = " ".join(cfg.phrase.split())
+    words = {w.lower() for w in phrase.split()}
+    voices = available_voices()
+    if not any(voice_split(v) != "train" for v in voices):
+        raise KwspotError("eSpeak NG has no held-out voices for validation")
+    noises = [load_audio(p) for p in audio_files(noise_dirs, speech=False)] \
+        if noise_dirs else []
+    # checked before minutes of synthesis, not after
+    files = [f for f in audio_files(negatives) if not _excluded(f, words)] if negatives else []
+    out_audio: list[np.ndarray] = []
+    labels: list[int] = []
+    kinds: list[str] = []
+    splits: list[str] = []
+
+    def wanted(split: str) -> bool:
+        return only is None or split == only
+
+    def add(window: np.ndarray, label: int, kind: str, split: str,
+            rng: np.random.Generator) -> None:
+        out_audio.append(augment(window, rng, noises))
+        labels.append(label)
+        kinds.append(kind)
+        splits.append(split)
+
+    def report(kind: str, done: int, total: int) -> None:
+        if progress is not None and (done == total or done % 200 == 0):
+            progress(kind, done, total)
+
+    for k in range(cfg.positives):
+        rng = np.random.default_rng([cfg.seed, 1, k])
+        split = "validation" if k % 5 == 0 else "train"
+        if not wanted(split):
+            continue
+        style = _style(rng, split, voices)
+        speech = speak(phrase, style)  # its natural length; cut only beyond the window
+        if rng.random() < 0.7:  # tape-speed change: tempo and pitch together
+            speech = change_speed(speech, float(rng.uniform(0.85, 1.15)))
+        add(place(_gain(speech, rng), rng, late=True), 1, "positive", split, rng)
+        report("positives", k + 1, cfg.positives)
+
+    alikes = sound_alikes(phrase, cfg.soundalikes, cfg.seed)
+    for k in range(cfg.soundalike_clips if alikes else 0):
+        rng = np.random.default_rng([cfg.seed, 2, k])
+        split = "validation" if k % 5 == 0 else "train"
+        if not wanted(split):
+            continue
+        try:
+            speech = speak(alikes[k % len(alikes)], _style(rng, split, voices))
+        except SynthesisError:
+            continue
+        add(place(_gain(speech, rng), rng, late=rng.random() < 0.7), 0, "soundalike", split,
+            rng)
+        report("sound-alikes", k + 1, cfg.soundalike_clips)
+
+    vocabulary = {s: keyword_free_vocabulary(sorted(words), s) for s in SPLITS}
+    for k in range(cfg.sentences):
+        rng = np.random.default_rng([cfg.seed, 3, k])
+        split = "validation" if k % 5 == 0 else "train"
+        if not wanted(split):
+            continue
+        pool = vocabulary[split]
+        text = " ".join(pool[i] for i in rng.integers(len(pool), size=int(rng.integers(3, 9))))
+        speech = speak(text, _style(rng, split, voices))
+        add(place(_gain(speech, rng), rng, late=False), 0, "sentence", split, rng)
+        report("sentences", k + 1, cfg.sentences)
+
+    if files:
+        rng = np.random.default_rng([cfg.seed, 4])
+        order = rng.permutation(len(files))
+        made = 0
+        for i in order[: cfg.user_windows]:
+            path = files[int(i)]
+            split = split_of(speaker_of_file(path))
+            if not wanted(split):
+                continue
+            try:
+                audio = load_audio(path)
+            except AudioError:
+                continue
+            add(place(audio, rng, late=rng.random() < 0.5), 0, "user", split, rng)
+            made += 1
+            report("negative files", made, min(cfg.user_windows, len(files)))
+    for k in range(cfg.noise_windows):
+        rng = np.random.default_rng([cfg.seed, 5, k])
+        split = "validation" if k % 5 == 0 else "train"
+        if wanted(split):
+            add(np.zeros(WINDOW_SAMPLES, np.float32), 0, "noise", split, rng)
+    if not out_audio:
+        return WindowSet(np.zeros((0, WINDOW_SAMPLES), np.float32), np.zeros(0, np.int64),
+                         [], [])
+    return WindowSet(np.stack(out_audio), np.array(labels, np.int64), kinds, splits)
+
+
+def _gain(speech: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    peak = float(np.max(np.abs(speech))) or 1.0
+    return (speech / peak * 10 ** (rng.uniform(-6, 0) / 20)).astype(np.float32)
+
+
+__all__ = ["DataConfig", "WindowSet", "augment", "build_windows", "place", "room_impulse",
+           "split_of"]

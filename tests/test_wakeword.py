@@ -1,0 +1,249 @@
+"""Wake words from typed text: the embedding port against the original ONNX files, the export
+and its streaming path, sound-alikes, the data, the flow end to end, and its bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("livekit.wakeword.session", reason="kwspot[wakeword] not installed")
+
+from kwspot.errors import KwspotError
+from kwspot.wakeword import embedding as emb
+from kwspot.wakeword.model import WINDOW_SAMPLES, WakewordClassifier
+
+
+def _speechlike(rng: np.random.Generator, n: int, level: float = 0.1) -> np.ndarray:
+    t = np.arange(n) / 16000
+    tone = np.sin(2 * np.pi * (200 + 150 * np.sin(2 * np.pi * 3 * t)) * t)
+    return (level * (tone + 0.3 * rng.standard_normal(n)) * np.hanning(n)).astype(np.float32)
+
+
+@pytest.mark.parametrize("level", [0.3, 0.001])
+def test_embedding_port_equals_onnx_runtime_on_the_original_files(level: float) -> None:
+    """One embedding's samples through the wheel's own two graphs in ONNX Runtime (int16
+    scale in, x/10 + 2 between them, as openWakeWord feeds them) and through the port."""
+    import onnxruntime as ort
+
+    folder = emb.resource_dir()
+    mel = ort.InferenceSession(str(folder / emb.MEL_FILE))
+    cnn = ort.InferenceSession(str(folder / emb.EMBEDDING_FILE))
+    audio = _speechlike(np.random.default_rng(0), emb.EMBED_SAMPLES, level)[None]
+    patch = mel.run(None, {"input": audio * 32768})[0][:, 0] / 10 + 2  # (1, 76, 32)
+    expected = cnn.run(None, {"input_1": patch[..., None].astype(np.float32)})[0].reshape(1, 96)
+    got = emb.embed_clips(audio)[:, 0]
+    assert got.shape == (1, 96)
+    assert np.abs(got - expected).max() < 1e-3 * max(1.0, float(np.abs(expected).max()))
+
+
+def test_embeddings_depend_only_on_their_own_samples() -> None:
+    rng = np.random.default_rng(1)
+    audio = _speechlike(rng, WINDOW_SAMPLES)[None]
+    audio[0, :8000] *= 0.001  # a quiet start must not change later embeddings
+    whole = emb.embed_clips(np.concatenate([audio, audio * 0.5]))
+    assert whole.shape == (2, 16, 96)
+    for i in (0, 7, 15):
+        start = i * emb.EMBED_HOP
+        alone = emb.embed_clips(audio[:, start : start + emb.EMBED_SAMPLES])[:, 0]
+        np.testing.assert_allclose(whole[0, i], alone[0], atol=1e-4)
+
+
+def test_missing_package_is_one_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name.startswith("livekit") else real(name, *a))
+    with pytest.raises(KwspotError, match=r"kwspot\[wakeword\]"):
+        emb.resource_dir()
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory: pytest.TempPathFactory):
+    from kwspot.wakeword.export import export_wakeword
+
+    torch.manual_seed(0)
+    model = WakewordClassifier("hey kwspot").eval()
+    rng = np.random.default_rng(2)
+    check = np.stack([_speechlike(rng, WINDOW_SAMPLES) for _ in range(3)])
+    path = tmp_path_factory.mktemp("ww") / "hey-kwspot.onnx"
+    card = export_wakeword(model, path, check)
+    return model, path, card
+
+
+def test_export_writes_three_checked_graphs_and_a_card(exported) -> None:
+    from kwspot.runtime.model import load_keyword_model
+
+    model, path, card = exported
+    assert card["parity"]["max_abs_diff"] <= 1e-4
+    for name in (path.name, f"{path.stem}.embed.onnx", f"{path.stem}.net.onnx",
+                 f"{path.stem}.json"):
+        assert (path.parent / name).is_file()
+    loaded = load_keyword_model(path)
+    assert loaded.labels == ["_unknown_", "hey kwspot"]
+    assert loaded.window_samples == WINDOW_SAMPLES
+    assert card["embedding"]["sha256"] == emb.file_digests()
+    audio = _speechlike(np.random.default_rng(3), WINDOW_SAMPLES)[None]
+    with torch.no_grad():
+        expected = torch.softmax(model(torch.from_numpy(audio)), -1).numpy()
+    np.testing.assert_allclose(loaded.posteriors(audio), expected, atol=1e-4)
+
+
+@pytest.mark.parametrize("chunk", [160, 1280, 5000, 48000])
+def test_stream_equals_the_audio_graph_at_every_hop(exported, chunk: int) -> None:
+    """The detector's engine (an embedding per 80 ms, then the network on the last 16) gives
+    the audio-in graph's posteriors for the same windows, whatever the chunk size."""
+    from kwspot.runtime.detector import Detector
+
+    _, path, _ = exported
+    detector = Detector(path)
+    assert detector.config.hop_ms == 80  # the card's hop
+    audio = _speechlike(np.random.default_rng(4), 16000 * 4)
+    scorer = detector.scorer
+    scorer.reset()
+    parts = [scorer.score(scorer.take(audio[i : i + chunk])) for i in range(0, len(audio), chunk)]
+    streamed = np.concatenate(parts)
+    padded = np.concatenate([np.zeros(WINDOW_SAMPLES, np.float32), audio])
+    windows = np.stack([padded[(j + 1) * 1280 : (j + 1) * 1280 + WINDOW_SAMPLES]
+                        for j in range(len(streamed))])
+    assert len(streamed) == len(audio) // 1280
+    np.testing.assert_allclose(streamed, detector.model.posteriors(windows), atol=1e-5)
+
+
+def test_a_hop_off_the_embedding_grid_is_refused(exported) -> None:
+    from kwspot.runtime.detector import Detector, DetectorConfig
+
+    with pytest.raises(KwspotError, match="multiple of the feature hop"):
+        Detector(exported[1], DetectorConfig(hop_ms=100))
+
+
+def test_sound_alikes_differ_from_the_phrase_and_repeat() -> None:
+    from kwspot.datasets.synth import phonemes
+    from kwspot.wakeword.soundalikes import sound_alikes
+
+    own = "".join(phonemes("marvin").split("|"))
+    first = sound_alikes("marvin", 20, seed=0)
+    assert len(first) == 20 and len(set(first)) == 20
+    assert f"[[{own}]]" not in first
+    assert first == sound_alikes("marvin", 20, seed=0)
+    assert first != sound_alikes("marvin", 20, seed=1)
+
+
+@pytest.mark.parametrize("phrase,message", [
+    ("", "empty"), ("   ", "empty"), ("1234 !!", "letters"), ("the and", "function words"),
+    ("a", "function words"), ("oh", "too short")])
+def test_bad_phrases_are_one_line_errors(phrase: str, message: str) -> None:
+    from kwspot.wakeword.flow import check_phrase
+
+    with pytest.raises(KwspotError, match=message):
+        check_phrase(phrase)
+
+
+def test_windows_keep_held_out_voices_and_speakers_apart(tmp_path) -> None:
+    from kwspot.audio import save_audio
+    from kwspot.datasets.negatives import voice_split
+    from kwspot.wakeword.data import DataConfig, build_windows, speaker_of_file, split_of
+
+    rng = np.random.default_rng(5)
+    folder = tmp_path / "negatives"
+    for word in ("dog", "marvin"):
+        for speaker in ("aa11", "bb22", "cc33", "dd44", "ee55", "ff66"):
+            save_audio(folder / word / f"{speaker}_nohash_0.wav", _speechlike(rng, 16000))
+    cfg = DataConfig("marvin", positives=10, soundalikes=4, soundalike_clips=5, sentences=5,
+                     user_windows=50, noise_windows=5)
+    windows = build_windows(cfg, [folder])
+    assert windows.audio.shape[1] == WINDOW_SAMPLES
+    assert int(windows.labels.sum()) == 10
+    assert windows.kinds.count("user") == 6  # the "marvin" folder is never a negative
+    assert set(windows.splits) == {"train", "validation"}
+    speakers = {"train": set(), "validation": set()}
+    for path in (folder / "dog").iterdir():
+        speakers[split_of(speaker_of_file(path))].add(path.name)
+    assert not speakers["train"] & speakers["validation"]
+    assert all(voice_split(v) for v in ["en-us+m1"])  # the voice split exists
+    again = build_windows(cfg, [folder])
+    np.testing.assert_array_equal(again.audio, windows.audio)
+    only = build_windows(cfg, [folder], only="validation")
+    assert set(only.splits) == {"validation"}
+    assert len(only.splits) == windows.splits.count("validation")
+
+
+def test_negative_folders_without_audio_are_refused(tmp_path) -> None:
+    from kwspot.wakeword.data import DataConfig, build_windows
+
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(KwspotError, match="no audio files"):
+        build_windows(DataConfig("marvin", positives=1), [tmp_path / "empty"])
+    with pytest.raises(KwspotError, match="not found"):
+        build_windows(DataConfig("marvin", positives=1), [tmp_path / "missing"])
+
+
+def _tiny(phrase: str = "marvin", seed: int = 0):
+    from kwspot.wakeword.data import DataConfig
+
+    return DataConfig(phrase, positives=40, soundalikes=6, soundalike_clips=15, sentences=15,
+                      user_windows=0, noise_windows=10, seed=seed)
+
+
+@pytest.mark.slow
+def test_wakeword_flow_end_to_end_then_resumes(tmp_path) -> None:
+    from kwspot.runtime.detector import Detector
+    from kwspot.wakeword.flow import WakewordConfig, wakeword
+    from kwspot.wakeword.train import HeadConfig
+
+    out = tmp_path / "ww"
+    cfg = WakewordConfig("marvin", str(out), calibration_minutes=0.3, data=_tiny(),
+                         head=HeadConfig(epochs=2))
+    lines: list[str] = []
+    summary = wakeword(cfg, log=lines.append)
+    model = out / "marvin.onnx"
+    card = json.loads((out / "marvin.json").read_text())
+    assert summary["model"] == str(model) and model.is_file()
+    assert card["thresholds"]["marvin"] == summary["threshold"]
+    assert card["calibration"]["hours"] > 0
+    assert card["training"]["windows"]["validation"]["positive"] > 0
+    assert "not real recordings" in summary["calibration"]["measured_on"]
+    head = out / "work" / "head.pt"
+    stamp = os.stat(head).st_mtime_ns
+    lines.clear()
+    wakeword(cfg, log=lines.append)  # resumes: nothing synthesized or retrained
+    assert os.stat(head).st_mtime_ns == stamp
+    assert not any(line.startswith(("[1/5]", "[2/5]", "[4/5]")) for line in lines)
+    events = Detector(model).push(np.zeros(16000, np.float32))
+    assert isinstance(events, list)
+
+
+def test_an_unreachable_false_alarm_target_is_said(tmp_path, monkeypatch) -> None:
+    """When no threshold meets the target on the calibration streams, the flow says so and
+    reports the best it reached (calibrate returns the highest threshold then)."""
+    import kwspot.evaluate.calibrate as calibrate_module
+    from kwspot.wakeword.flow import WakewordConfig, wakeword
+    from kwspot.wakeword.train import HeadConfig
+
+    def over_budget(model, streams, target, *a, **k):
+        return {"thresholds": {"marvin": 0.99999},
+                "calibration": {"all_keywords": {"frr": 0.5, "fa_per_hour": 7.5},
+                                "hours": 0.1}}
+
+    monkeypatch.setattr(calibrate_module, "calibrate", over_budget)
+    monkeypatch.setattr(calibrate_module, "write_thresholds", lambda *a: None)
+    lines: list[str] = []
+    summary = wakeword(WakewordConfig("marvin", str(tmp_path / "ww"), target_fa_per_hour=0.5,
+                                      calibration_minutes=0.1, data=_tiny(seed=1),
+                                      head=HeadConfig(epochs=1)), log=lines.append)
+    assert summary["target_met"] is False
+    assert any("no threshold meets 0.5 false alarms per hour" in line and "7.50/h" in line
+               for line in lines)
+
+
+def test_cli_bad_phrase_and_bad_numbers_are_one_line_errors(capsys) -> None:
+    from kwspot.cli import main
+
+    assert main(["wakeword", "   "]) == 1
+    assert "kwspot: error: the wake phrase is empty" in capsys.readouterr().err
+    assert main(["wakeword", "marvin", "--positives", "0"]) == 1
+    assert "--positives must be at least 1" in capsys.readouterr().err
