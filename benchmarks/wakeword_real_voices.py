@@ -69,7 +69,8 @@ def training_negatives(data: Path, fsdd: Path, out: Path) -> Path:
 def streams_for(word: str, data: Path, fsdd: Path, work: Path, minutes: float) -> dict[str, Path]:
     out = {}
     for split in SPLITS:
-        folder = work / "streams" / slug(word) / split
+        folder = work / "streams" / slug(word) / (f"test-{minutes:g}min" if split == "test"
+                                                  else split)
         if not (folder / "negatives.json").is_file():
             build_streams(str(data), folder, StreamConfig(
                 split=split, keywords=(word,), fsdd=str(fsdd),

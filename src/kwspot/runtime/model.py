@@ -199,7 +199,8 @@ class OnnxKeywordModel(ExportedModel):
     def __init__(self, path: str | Path | None = None, threads: int = 1) -> None:
         path = Path(path) if path else pretrained_path()
         if path.is_dir():
-            candidates = sorted(p for p in path.glob("*.onnx") if not p.name.endswith(".net.onnx"))
+            candidates = sorted(p for p in path.glob("*.onnx")
+                                if not p.name.endswith((".net.onnx", ".embed.onnx")))
             if len(candidates) != 1:
                 raise KwspotError(
                     f"{path}: expected exactly one .onnx file, found {len(candidates)}")

@@ -16,6 +16,7 @@ windows.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -24,8 +25,8 @@ import numpy as np
 import scipy.signal
 
 from kwspot.audio import load_audio
-from kwspot.datasets.folder import AUDIO_SUFFIXES, split_for_speaker
-from kwspot.datasets.negatives import keyword_free_vocabulary, voice_split
+from kwspot.datasets.folder import AUDIO_SUFFIXES, guess_speaker, split_for_speaker
+from kwspot.datasets.negatives import FSDD_NAME, keyword_free_vocabulary, voice_split
 from kwspot.datasets.streams import change_speed
 from kwspot.datasets.synth import (
     SAMPLE_RATE,
@@ -49,6 +50,7 @@ class WindowSet:
     labels: np.ndarray  # (N,) 1 = the phrase
     kinds: list[str]  # what each window holds: positive, soundalike, sentence, user, noise
     splits: list[str]
+    speakers: list[str]  # the eSpeak voice, the user file's speaker, or "noise"
 
 
 def split_of(name: str) -> str:
@@ -57,7 +59,9 @@ def split_of(name: str) -> str:
 
 
 def _style(rng: np.random.Generator, split: str, voices: Sequence[str]) -> VoiceStyle:
-    pool = [v for v in voices if (voice_split(v) == "train") == (split == "train")]
+    """A random style in a voice of ``split`` only: test voices (``negatives.voice_split``)
+    are never used, so test streams built from them stay unseen."""
+    pool = [v for v in voices if voice_split(v) == split]
     style = random_style(rng)
     return replace(style, voice=pool[int(rng.integers(len(pool)))])
 
@@ -160,20 +164,17 @@ def audio_files(folders: Sequence[str | Path], speech: bool = True) -> list[Path
 
 
 def speaker_of_file(path: Path) -> str:
-    """Speech Commands (``<speaker>_nohash_<n>``) and FSDD (``<digit>_<speaker>_<n>``) names
-    give the speaker; any other file is its own."""
-    stem = path.stem
-    if "_nohash_" in stem:
-        return stem.split("_nohash_")[0]
-    parts = stem.split("_")
-    if len(parts) == 3 and parts[0].isdigit() and parts[2].isdigit():
-        return parts[1]
-    return stem
+    """Speech Commands names (``[<word>_]<speaker>_nohash_<n>``) and FSDD names
+    (``<digit>_<speaker>_<n>``) give the speaker; any other file is its own."""
+    match = FSDD_NAME.match(path.name)
+    return match.group("speaker") if match else guess_speaker(path)
 
 
 def _excluded(path: Path, phrase_words: set[str]) -> bool:
-    """A user file whose folder or name is one of the phrase's words: it may say it."""
-    return any(part.lower() in phrase_words for part in (path.parent.name, path.stem))
+    """A user file whose folder name or any token of its name is one of the phrase's words
+    (``marvin/x.wav``, ``_unknown_/marvin_<spk>_nohash_0.wav``): it may say the phrase."""
+    tokens = {path.parent.name.lower(), *re.split(r"[^a-z0-9]+", path.stem.lower())}
+    return bool(tokens & phrase_words)
 
 
 @dataclass(frozen=True)
@@ -197,7 +198,7 @@ def build_windows(cfg: DataConfig, negatives: Sequence[str | Path] = (),
     phrase = " ".join(cfg.phrase.split())
     words = {w.lower() for w in phrase.split()}
     voices = available_voices()
-    if not any(voice_split(v) != "train" for v in voices):
+    if not any(voice_split(v) == "validation" for v in voices):
         raise KwspotError("eSpeak NG has no held-out voices for validation")
     noises = [load_audio(p) for p in audio_files(noise_dirs, speech=False)] \
         if noise_dirs else []
@@ -207,16 +208,18 @@ def build_windows(cfg: DataConfig, negatives: Sequence[str | Path] = (),
     labels: list[int] = []
     kinds: list[str] = []
     splits: list[str] = []
+    speakers: list[str] = []
 
     def wanted(split: str) -> bool:
         return only is None or split == only
 
-    def add(window: np.ndarray, label: int, kind: str, split: str,
+    def add(window: np.ndarray, label: int, kind: str, split: str, speaker: str,
             rng: np.random.Generator) -> None:
         out_audio.append(augment(window, rng, noises))
         labels.append(label)
         kinds.append(kind)
         splits.append(split)
+        speakers.append(speaker)
 
     def report(kind: str, done: int, total: int) -> None:
         if progress is not None and (done == total or done % 200 == 0):
@@ -231,7 +234,7 @@ def build_windows(cfg: DataConfig, negatives: Sequence[str | Path] = (),
         speech = speak(phrase, style)  # its natural length; cut only beyond the window
         if rng.random() < 0.7:  # tape-speed change: tempo and pitch together
             speech = change_speed(speech, float(rng.uniform(0.85, 1.15)))
-        add(place(_gain(speech, rng), rng, late=True), 1, "positive", split, rng)
+        add(place(_gain(speech, rng), rng, late=True), 1, "positive", split, style.voice, rng)
         report("positives", k + 1, cfg.positives)
 
     alikes = sound_alikes(phrase, cfg.soundalikes, cfg.seed)
@@ -240,12 +243,13 @@ def build_windows(cfg: DataConfig, negatives: Sequence[str | Path] = (),
         split = "validation" if k % 5 == 0 else "train"
         if not wanted(split):
             continue
+        style = _style(rng, split, voices)
         try:
-            speech = speak(alikes[k % len(alikes)], _style(rng, split, voices))
+            speech = speak(alikes[k % len(alikes)], style)
         except SynthesisError:
             continue
         add(place(_gain(speech, rng), rng, late=rng.random() < 0.7), 0, "soundalike", split,
-            rng)
+            style.voice, rng)
         report("sound-alikes", k + 1, cfg.soundalike_clips)
 
     vocabulary = {s: keyword_free_vocabulary(sorted(words), s) for s in SPLITS}
@@ -256,8 +260,9 @@ def build_windows(cfg: DataConfig, negatives: Sequence[str | Path] = (),
             continue
         pool = vocabulary[split]
         text = " ".join(pool[i] for i in rng.integers(len(pool), size=int(rng.integers(3, 9))))
-        speech = speak(text, _style(rng, split, voices))
-        add(place(_gain(speech, rng), rng, late=False), 0, "sentence", split, rng)
+        style = _style(rng, split, voices)
+        speech = speak(text, style)
+        add(place(_gain(speech, rng), rng, late=False), 0, "sentence", split, style.voice, rng)
         report("sentences", k + 1, cfg.sentences)
 
     if files:
@@ -273,18 +278,19 @@ def build_windows(cfg: DataConfig, negatives: Sequence[str | Path] = (),
                 audio = load_audio(path)
             except AudioError:
                 continue
-            add(place(audio, rng, late=rng.random() < 0.5), 0, "user", split, rng)
+            add(place(audio, rng, late=rng.random() < 0.5), 0, "user", split,
+                speaker_of_file(path), rng)
             made += 1
             report("negative files", made, min(cfg.user_windows, len(files)))
     for k in range(cfg.noise_windows):
         rng = np.random.default_rng([cfg.seed, 5, k])
         split = "validation" if k % 5 == 0 else "train"
         if wanted(split):
-            add(np.zeros(WINDOW_SAMPLES, np.float32), 0, "noise", split, rng)
+            add(np.zeros(WINDOW_SAMPLES, np.float32), 0, "noise", split, "noise", rng)
     if not out_audio:
         return WindowSet(np.zeros((0, WINDOW_SAMPLES), np.float32), np.zeros(0, np.int64),
-                         [], [])
-    return WindowSet(np.stack(out_audio), np.array(labels, np.int64), kinds, splits)
+                         [], [], [])
+    return WindowSet(np.stack(out_audio), np.array(labels, np.int64), kinds, splits, speakers)
 
 
 def _gain(speech: np.ndarray, rng: np.random.Generator) -> np.ndarray:

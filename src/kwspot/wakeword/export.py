@@ -22,11 +22,12 @@ from kwspot.export.card import INPUT_NAME, LOGITS_NAME, OUTPUT_NAME
 from kwspot.export.onnx import export_module
 from kwspot.export.parity import PARITY_TOLERANCE
 from kwspot.fileio import write_card
-from kwspot.runtime.embedding_frontend import EmbeddingFeatures, EmbeddingFrontend
+from kwspot.runtime.embedding_frontend import EmbeddingFrontend
 from kwspot.runtime.model import network_path, onnx_session, softmax
 from kwspot.wakeword import embedding as emb
 from kwspot.wakeword.model import (
     EMBEDDINGS,
+    FEATURES,
     WINDOW_SAMPLES,
     EmbedOne,
     PosteriorsAndLogits,
@@ -118,9 +119,7 @@ def _parity(model: WakewordClassifier, paths: list[Path], audio: np.ndarray) -> 
     posteriors, logits = full.run(None, {INPUT_NAME: audio})[:2]
     if np.abs(softmax(logits) - posteriors).max() > 1e-5:
         raise KwspotError(f"{paths[0]}: its logits output does not match its posteriors")
-    cfg = EmbeddingFeatures(emb.SAMPLE_RATE, emb.EMBED_SAMPLES, emb.EMBED_HOP, EMBEDDINGS,
-                            emb.EMBED_DIM)
-    frontend = EmbeddingFrontend(cfg, onnx_session(paths[1], 0))
+    frontend = EmbeddingFrontend(FEATURES, onnx_session(paths[1], 0))
     features = np.stack([frontend.frames(a) for a in audio])
     net = onnx_session(paths[2], 0)
     streamed = softmax(net.run(None, {"features": features})[0])

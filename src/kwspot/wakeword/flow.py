@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 import time
 from collections.abc import Callable
@@ -74,10 +75,14 @@ def slug(phrase: str) -> str:
 
 
 def _fingerprint(cfg: WakewordConfig, data: DataConfig) -> str:
-    """What the windows depend on; a work folder of another config is not reused."""
-    key = json.dumps({"data": asdict(data), "negatives": [str(Path(p).resolve()) for p in
-                      cfg.negatives], "noise": [str(Path(p).resolve()) for p in cfg.noise]},
-                     sort_keys=True)
+    """Everything the stored stages depend on, and the kwspot version that made them: a work
+    folder of another config or version is started over, never half reused."""
+    from kwspot import __version__
+
+    key = json.dumps({"version": __version__, "data": asdict(data), "head": asdict(cfg.head),
+                      "calibration_minutes": cfg.calibration_minutes,
+                      "negatives": [str(Path(p).resolve()) for p in cfg.negatives],
+                      "noise": [str(Path(p).resolve()) for p in cfg.noise]}, sort_keys=True)
     return hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
@@ -88,8 +93,10 @@ def wakeword(cfg: WakewordConfig, log: Log = print, force: bool = False) -> dict
     from kwspot.wakeword.model import WakewordClassifier
 
     phrase = check_phrase(cfg.phrase)
-    if not cfg.target_fa_per_hour > 0:
-        raise KwspotError("--target-fa-per-hour must be > 0")
+    if not (cfg.target_fa_per_hour > 0 and math.isfinite(cfg.target_fa_per_hour)):
+        raise KwspotError("--target-fa-per-hour must be a finite number > 0")
+    if not (0 < cfg.calibration_minutes <= 24 * 60 and math.isfinite(cfg.calibration_minutes)):
+        raise KwspotError("--calibration-minutes must be a number in (0, 1440]")
     data = cfg.data or DataConfig(phrase)
     data = DataConfig(**{**asdict(data), "phrase": phrase})
     out = Path(cfg.out)
@@ -97,8 +104,8 @@ def wakeword(cfg: WakewordConfig, log: Log = print, force: bool = False) -> dict
     work.mkdir(parents=True, exist_ok=True)
     stamp = work / "config.json"
     fingerprint = _fingerprint(cfg, data)
-    if force or (stamp.is_file() and json.loads(stamp.read_text()).get("fingerprint")
-                 != fingerprint):
+    if force or not stamp.is_file() or \
+            json.loads(stamp.read_text()).get("fingerprint") != fingerprint:
         for old in work.iterdir():
             if old.is_file():
                 old.unlink()

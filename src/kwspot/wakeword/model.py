@@ -12,10 +12,20 @@ import torch
 from torch import nn
 
 from kwspot.data import UNKNOWN
-from kwspot.wakeword.embedding import EMBED_DIM, SpeechEmbedding, samples_for
+from kwspot.runtime.embedding_frontend import EmbeddingFeatures
+from kwspot.wakeword.embedding import (
+    EMBED_DIM,
+    EMBED_HOP,
+    EMBED_SAMPLES,
+    SAMPLE_RATE,
+    SpeechEmbedding,
+    samples_for,
+)
 
 EMBEDDINGS = 16  # per window: the openWakeWord window, ~2 s, long enough for a short phrase
 WINDOW_SAMPLES = samples_for(EMBEDDINGS)  # 31,712
+# what the streaming front end of an export computes (the card's "embedding" entry)
+FEATURES = EmbeddingFeatures(SAMPLE_RATE, EMBED_SAMPLES, EMBED_HOP, EMBEDDINGS, EMBED_DIM)
 
 
 class _Block(nn.Module):

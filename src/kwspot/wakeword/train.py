@@ -14,10 +14,11 @@ import torch
 from torch import nn
 
 from kwspot.export.onnx import export_module
-from kwspot.runtime.embedding_frontend import EmbeddingFeatures, EmbeddingFrontend
+from kwspot.fileio import atomic_path
+from kwspot.runtime.embedding_frontend import EmbeddingFrontend
 from kwspot.runtime.model import onnx_session
 from kwspot.wakeword import embedding as emb
-from kwspot.wakeword.model import EMBEDDINGS, EmbedOne, TemporalHead
+from kwspot.wakeword.model import FEATURES, EmbedOne, TemporalHead
 
 
 def embedding_graph(path: Path) -> Path:
@@ -25,19 +26,16 @@ def embedding_graph(path: Path) -> Path:
     ~3x faster than the torch port for embedding thousands of windows."""
     if not path.is_file():
         path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_name(path.name + ".partial.onnx")
-        example = torch.zeros(2, emb.EMBED_SAMPLES)
-        export_module(EmbedOne(emb.shared_embedding()), example, partial, "audio", "embedding")
-        partial.replace(path)
+        with atomic_path(path) as partial:
+            export_module(EmbedOne(emb.shared_embedding()), torch.zeros(2, emb.EMBED_SAMPLES),
+                          partial, "audio", "embedding")
     return path
 
 
 def embed_windows(windows: np.ndarray, graph: Path, threads: int = 0,
                   progress: Callable[[int, int], None] | None = None) -> np.ndarray:
     """(N, S) windows -> (N, 96, E) head inputs."""
-    cfg = EmbeddingFeatures(emb.SAMPLE_RATE, emb.EMBED_SAMPLES, emb.EMBED_HOP, EMBEDDINGS,
-                            emb.EMBED_DIM)
-    frontend = EmbeddingFrontend(cfg, onnx_session(graph, threads))
+    frontend = EmbeddingFrontend(FEATURES, onnx_session(graph, threads))
     out = np.zeros((len(windows), emb.EMBED_DIM,
                     1 + (windows.shape[1] - emb.EMBED_SAMPLES) // emb.EMBED_HOP), np.float32)
     for i, window in enumerate(windows):
@@ -76,7 +74,7 @@ def train_head(features: np.ndarray, labels: np.ndarray, validation: np.ndarray,
     weights = torch.tensor(counts.sum() / (cfg.classes * counts), dtype=torch.float32)
     head = TemporalHead(cfg.channels, cfg.dropout, cfg.classes)
     optimizer = torch.optim.AdamW(head.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    steps = cfg.epochs * max(1, int(train.sum()) // cfg.batch_size)
+    steps = cfg.epochs * -(-int(train.sum()) // cfg.batch_size)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, cfg.lr, total_steps=steps)
     loss_fn = nn.CrossEntropyLoss(weight=weights)
     train_idx = np.flatnonzero(train)
@@ -87,7 +85,7 @@ def train_head(features: np.ndarray, labels: np.ndarray, validation: np.ndarray,
     for epoch in range(cfg.epochs):
         head.train()
         order = generator.permutation(train_idx)
-        for start in range(0, len(order) - cfg.batch_size + 1, cfg.batch_size):
+        for start in range(0, len(order), cfg.batch_size):  # the last, partial batch too
             batch = torch.from_numpy(order[start : start + cfg.batch_size])
             loss = loss_fn(head(x[batch]), y[batch])
             optimizer.zero_grad()
@@ -106,8 +104,8 @@ def train_head(features: np.ndarray, labels: np.ndarray, validation: np.ndarray,
     if best_state is not None:
         head.load_state_dict(best_state)
     head.eval()
-    return head, {**best, "train_windows": int(train.sum()), "val_windows": int(val.sum()),
-                  "config": cfg.__dict__}
+    return head, {**best, "steps": done, "train_windows": int(train.sum()),
+                  "val_windows": int(val.sum()), "config": cfg.__dict__}
 
 
 @torch.no_grad()
