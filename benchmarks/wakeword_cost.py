@@ -2,7 +2,8 @@
 shipped TC-ResNet8, side by side in one run, one thread each: CPU time per second of audio
 through the same streaming engine (`kwspot.Detector`, 80 ms chunks, each model's own hop).
 
-    python benchmarks/wakeword_cost.py runs/wakeword-real/happy/happy.onnx [--seconds 60]
+    python benchmarks/wakeword_cost.py runs/wakeword-real/happy/happy.onnx --repeats 3 \
+        --json docs/results/wakeword-cost.json
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ def main() -> None:
     parser.add_argument("wakeword_model")
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--json", default=None, help="also write the result here")
     args = parser.parse_args()
     rng = np.random.default_rng(0)
     audio = (0.05 * rng.standard_normal(int(args.seconds * 16000))).astype(np.float32)
@@ -49,8 +51,13 @@ def main() -> None:
             for m in ("shipped", args.wakeword_model)]
     rows[1]["ratio_to_shipped"] = round(rows[1]["cpu_ms_per_audio_s"]
                                         / rows[0]["cpu_ms_per_audio_s"], 1)
-    print(json.dumps({"audio_seconds": args.seconds, "repeats": args.repeats,
-                      "chunk_ms": 80, "rows": rows}, indent=1))
+    out = json.dumps({"audio_seconds": args.seconds, "repeats": args.repeats, "chunk_ms": 80,
+                      "threads": 1, "measured": time.strftime("%Y-%m-%d"), "rows": rows},
+                     indent=1)
+    print(out)
+    if args.json:
+        with open(args.json, "w") as f:
+            f.write(out + "\n")
 
 
 if __name__ == "__main__":

@@ -3,11 +3,11 @@ must reject ("carbon" for "marvin", the phrase cut to its first half). eSpeak NG
 phonemes; edits of them give words that share sounds with the phrase but are not it, which
 eSpeak then says from the edited phonemes.
 
-Measured, not assumed: one swap inside a confusable group ("m'A@vIN", "m'A:vIn") is how real
-people say the phrase anyway. Trained as negatives, such near-copies taught the model eSpeak's
-exact rendering, and it missed every real "marvin" (29 recordings: recall 0 % at 0.5, against
-79 % without them; ``benchmarks/wakeword_real_voices.py``). So every sound-alike here is at
-least two edits away, and a cut phrase keeps at most half of it.
+Why at least two edits: one swap inside a confusable group ("m'A@vIN", "m'A:vIn") is how real
+people say the phrase anyway. In exploratory runs (session notes of 2026-11-22, not a
+committed benchmark), such near-copies trained as negatives taught the model eSpeak's exact
+rendering and it stopped firing on real recordings of the phrase. So every sound-alike here is
+at least two edits away, and a cut phrase keeps at most half of it.
 """
 
 from __future__ import annotations
