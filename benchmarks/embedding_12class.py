@@ -66,7 +66,7 @@ def main() -> None:
     start = time.perf_counter()
     dataset = open_dataset(DataConfig(args.data))
     work = Path(args.work)
-    graph = embedding_graph(work / "embed.onnx")
+    graph = embedding_graph(work / "embed-windows.onnx")
     cache = work / f"features-{dataset.checksum[:12]}.npz"
     rng = np.random.default_rng(0)
     if not cache.is_file():

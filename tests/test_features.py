@@ -302,7 +302,7 @@ def test_exported_audio_graph_has_no_dft_and_gives_logits(tmp_path) -> None:
     import onnx
     import onnxruntime as ort
 
-    from kwspot.classifier import ExportModel, KeywordClassifier
+    from kwspot.classifier import KeywordClassifier, audio_in_graph
     from kwspot.export import export_module
     from kwspot.runtime.model import softmax
 
@@ -310,7 +310,7 @@ def test_exported_audio_graph_has_no_dft_and_gives_logits(tmp_path) -> None:
     audio = torch.from_numpy(np.random.default_rng(0).uniform(-0.3, 0.3, (2, 16000))
                              .astype(np.float32))
     path = tmp_path / "m.onnx"
-    export_module(ExportModel(model).eval(), audio, path, "audio", ["posteriors", "logits"])
+    export_module(audio_in_graph(model).eval(), audio, path, "audio", ["posteriors", "logits"])
     ops = {node.op_type for node in onnx.load(str(path)).graph.node}
     assert not ops & {"DFT", "STFT"}, ops
     posteriors, logits = ort.InferenceSession(str(path)).run(None, {"audio": audio.numpy()})

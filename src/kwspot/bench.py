@@ -19,7 +19,7 @@ import numpy as np
 import onnxruntime as ort
 import torch
 
-from kwspot.classifier import ExportModel, KeywordClassifier, PosteriorModel
+from kwspot.classifier import KeywordClassifier, PosteriorModel, audio_in_graph
 from kwspot.export import export_module
 from kwspot.profile import count_flops, count_parameters
 
@@ -77,7 +77,7 @@ def _tflite_timings(model: KeywordClassifier, audio_t: torch.Tensor, feats_t: to
     out = []
     for engine, calib in builds:
         full, net = tmp / f"{engine}.tflite", tmp / f"{engine}.net.tflite"
-        convert(ExportModel(model), audio_t, full, None if calib is None else calib[0])
+        convert(audio_in_graph(model), audio_t, full, None if calib is None else calib[0])
         convert(model.network, feats_t, net, None if calib is None else calib[1])
         for inputs, path, x in (("audio", full, audio_t.numpy()),
                                 ("features", net, feats_t.numpy())):
@@ -114,7 +114,7 @@ def benchmark(model: KeywordClassifier, runs: int = 1000, warmup: int = 100,
             from kwspot.export.quantize import quantize_export
 
             full, net = Path(tmp) / "full.onnx", Path(tmp) / "net.onnx"
-            export_module(ExportModel(model).eval(), audio_t, full, "audio",
+            export_module(audio_in_graph(model).eval(), audio_t, full, "audio",
                           ["posteriors", "logits"])
             export_module(model.network, feats_t, net, "features", "logits")
             graphs = {"onnxruntime": (full, net)}

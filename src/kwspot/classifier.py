@@ -28,9 +28,10 @@ class KeywordClassifier(nn.Module):
 
 
 class PosteriorModel(nn.Module):
-    """What gets exported: audio -> softmax posteriors."""
+    """Audio -> softmax posteriors, for any audio -> logits module (a KeywordClassifier, a
+    wake-word classifier)."""
 
-    def __init__(self, classifier: KeywordClassifier) -> None:
+    def __init__(self, classifier: nn.Module) -> None:
         super().__init__()
         self.classifier = classifier
 
@@ -38,18 +39,23 @@ class PosteriorModel(nn.Module):
         return torch.softmax(self.classifier(audio), dim=-1)
 
 
-class ExportModel(nn.Module):
-    """The exported audio-in graph: the matmul front end (fast in every runtime, equal to the
-    training front end within 1e-4), the network, and two outputs: posteriors and logits
-    (calibration and fusion need logits; inverting a softmax loses them)."""
+class PosteriorsAndLogits(nn.Module):
+    """Any audio -> logits module with the two outputs every export has: posteriors and
+    logits (calibration and fusion need logits; inverting a softmax loses them)."""
 
-    def __init__(self, classifier: KeywordClassifier) -> None:
+    def __init__(self, classifier: nn.Module) -> None:
         super().__init__()
-        from kwspot.features import MatmulFrontend
-
-        self.frontend = MatmulFrontend(classifier.features)
-        self.network = classifier.network
+        self.classifier = classifier
 
     def forward(self, audio: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        logits = self.network(self.frontend(audio))
+        logits = self.classifier(audio)
         return torch.softmax(logits, dim=-1), logits
+
+
+def audio_in_graph(classifier: KeywordClassifier) -> PosteriorsAndLogits:
+    """The exported audio-in graph: the matmul front end (fast in every runtime, equal to the
+    training front end within 1e-4), the network, posteriors and logits."""
+    from kwspot.features import MatmulFrontend
+
+    return PosteriorsAndLogits(nn.Sequential(MatmulFrontend(classifier.features),
+                                             classifier.network))

@@ -19,7 +19,7 @@ from kwspot.data import (
     apply_keyword_recipe,
     read_manifest,
 )
-from kwspot.datasets.folder import AUDIO_SUFFIXES, scan_folder
+from kwspot.datasets.folder import audio_files_under, scan_folder
 from kwspot.datasets.manifest import read_csv_manifest
 from kwspot.datasets.speech_commands import (
     background_noise_files,
@@ -147,10 +147,5 @@ def default_eval_split(cfg: DataConfig) -> str:
 
 def negative_rows(folders: tuple[str, ...]) -> list[Utterance]:
     """Every audio file under the folders, as a training ``_unknown_`` clip."""
-    out = []
-    for folder in folders:
-        files = sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES)
-        if not files:
-            raise KwspotError(f"{folder}: no audio files for --negatives")
-        out += [Utterance(str(p), UNKNOWN, "train", f"negatives:{p.parent.name}") for p in files]
-    return out
+    return [Utterance(str(p), UNKNOWN, "train", f"negatives:{p.parent.name}")
+            for folder in folders for p in audio_files_under(folder, "--negatives")]

@@ -73,6 +73,21 @@ def guess_speaker(path: Path) -> str:
     return path.stem
 
 
+def audio_files_under(folder: str | Path, what: str,
+                      skip_background_noise: bool = False) -> list[Path]:
+    """Every audio file under ``folder`` (recursive, sorted); a missing folder or one without
+    audio is a one-line error naming ``what`` it was for (e.g. "--negatives"). Speech folders
+    can skip a Speech Commands ``_background_noise_`` folder inside them."""
+    path = Path(folder)
+    if not path.is_dir():
+        raise KwspotError(f"{path}: folder for {what} not found")
+    files = sorted(p for p in path.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES and not (
+        skip_background_noise and "_background_noise_" in p.relative_to(path).parts))
+    if not files:
+        raise KwspotError(f"{path}: no audio files for {what}")
+    return files
+
+
 def _audio_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.suffix.lower() in AUDIO_SUFFIXES)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,12 +24,14 @@ LOGITS_NAME = "logits"
 
 
 @contextlib.contextmanager
-def staged_export(out_path: Path) -> Iterator[tuple[Path, Path]]:
-    """Temporary paths for an export's two graphs (``<name>.partial.<ext>`` and its network
-    graph). They replace ``out_path`` and its network graph only when the block succeeds; on
-    any failure (a check, the converter, Ctrl-C, a full disk) they are removed, so no half
-    export is left and an earlier export stays as it was. An export beside another format's
-    export of the same name is refused: the two would share one card (``<name>.json``)."""
+def staged_export(out_path: Path, siblings: Sequence[Callable[[Path], Path]] = ()
+                  ) -> Iterator[tuple[Path, ...]]:
+    """Temporary paths for an export's graphs: ``<name>.partial.<ext>``, its network graph, and
+    one per ``siblings`` function (e.g. a wake word's embedding graph), in that order. They
+    replace the final files only when the block succeeds; on any failure (a check, the
+    converter, Ctrl-C, a full disk) they are removed, so no half export is left and an earlier
+    export stays as it was. An export beside another format's export of the same name is
+    refused: the two would share one card (``<name>.json``)."""
     for other in EXPORT_SUFFIXES:
         sibling = out_path.with_suffix(other)
         if other != out_path.suffix and sibling.exists():
@@ -38,10 +40,12 @@ def staged_export(out_path: Path) -> Iterator[tuple[Path, Path]]:
                               f"{out_path.with_name(out_path.stem + '-' + out_path.suffix[1:])}"
                               f"{out_path.suffix}")
     partial = out_path.with_name(f"{out_path.stem}.partial{out_path.suffix}")
-    staged = (partial, network_path(partial))
+    names = (network_path, *siblings)
+    staged = (partial, *(name(partial) for name in names))
     try:
         yield staged
-        os.replace(staged[1], network_path(out_path))
+        for name, path in zip(names, staged[1:], strict=True):
+            os.replace(path, name(out_path))
         os.replace(staged[0], out_path)
     finally:
         for path in staged:

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from kwspot.classifier import ExportModel, KeywordClassifier
+from kwspot.classifier import KeywordClassifier, audio_in_graph
 from kwspot.errors import KwspotError
 from kwspot.export.card import (
     INPUT_NAME,
@@ -87,7 +87,7 @@ def _export_checked(model: KeywordClassifier, card: dict[str, Any], out_path: Pa
                     ) -> None:
     """Both graphs written to the given (staged) paths and checked; results into ``card``."""
     example = torch.from_numpy(check_audio[:2].astype(np.float32))
-    export_module(ExportModel(model).eval(), example, out_path, INPUT_NAME,
+    export_module(audio_in_graph(model).eval(), example, out_path, INPUT_NAME,
                   [OUTPUT_NAME, LOGITS_NAME])
     features = model.frontend(example)
     export_module(model.network.eval(), features, network_path, "features", "logits")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -38,11 +39,14 @@ NetworkRunner = Callable[[np.ndarray], np.ndarray]
 
 
 @torch.no_grad()
-def compare_to_torch(model: KeywordClassifier, audio: np.ndarray, run_audio: AudioRunner,
-                     run_network: NetworkRunner, name: str) -> float:
+def compare_to_torch(model: KeywordClassifier | torch.nn.Module, audio: np.ndarray,
+                     run_audio: AudioRunner, run_network: NetworkRunner, name: str,
+                     frontend: Any = None) -> float:
     """Largest posterior difference from PyTorch of both exported paths of any runtime: the
     audio-in graph (``run_audio``: audio -> (posteriors, logits)), and the runtime's stream
-    path (numpy features -> ``run_network`` -> logits -> softmax)."""
+    path (``frontend.frames`` per clip -> ``run_network`` -> logits -> softmax). The front end
+    is the runtime's numpy one for ``model.features`` unless given (a wake word's embedding
+    front end)."""
     from kwspot.runtime.frontend import NumpyFrontend
     from kwspot.runtime.model import softmax
 
@@ -51,7 +55,7 @@ def compare_to_torch(model: KeywordClassifier, audio: np.ndarray, run_audio: Aud
     got_full, got_logits = run_audio(audio)
     if np.abs(softmax(got_logits) - got_full).max() > 1e-5:
         raise KwspotError(f"{name}: its logits output does not match its posteriors")
-    frontend = NumpyFrontend(model.features)
+    frontend = frontend or NumpyFrontend(model.features)
     features = np.stack([frontend.frames(a) for a in audio]).astype(np.float32)
     got_net = softmax(run_network(features))
     return float(max(np.abs(expected - got_full).max(), np.abs(expected - got_net).max()))

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from kwspot.classifier import ExportModel, KeywordClassifier
+from kwspot.classifier import KeywordClassifier, audio_in_graph
 from kwspot.errors import KwspotError
 from kwspot.export.card import check_precision, model_card, staged_export
 from kwspot.export.parity import INT8_TOLERANCE, PARITY_TOLERANCE, compare_to_torch
@@ -149,7 +149,7 @@ def _export_checked(model: KeywordClassifier, card: dict[str, Any], out_path: Pa
                     calibration: tuple[np.ndarray, dict[str, Any]] | None) -> None:
     """Both graphs written to the given (staged) paths and checked; results into ``card``."""
     example = torch.from_numpy(audio[:1])
-    export_model = ExportModel(model).eval()
+    export_model = audio_in_graph(model).eval()
     convert(export_model, example, out_path)
     with torch.no_grad():
         features = model.frontend(example)

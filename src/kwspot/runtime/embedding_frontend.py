@@ -1,7 +1,7 @@
 """The streaming front end of wake-word exports: audio -> one speech embedding per 80 ms, each
 from its own 12,512 samples, run in ONNX Runtime from the export's ``<name>.embed.onnx``.
 
-It has the interface of ``NumpyFrontend`` (``cfg``, ``reset``, ``push``, ``frames``), so the
+It is a ``FramedFrontend`` like ``NumpyFrontend`` (``cfg``, ``reset``, ``push``, ``frames``), so the
 streaming engine treats embeddings as feature frames: each is computed once per stream, and the
 network graph runs on the last 16 every hop. A window scored this way equals the audio-in graph
 on the same 1.98 s (both compute every embedding from its own samples).
@@ -17,6 +17,7 @@ import numpy as np
 import onnxruntime as ort
 
 from kwspot.errors import KwspotError
+from kwspot.runtime.frontend import FramedFrontend
 
 
 @dataclass(frozen=True)
@@ -50,7 +51,7 @@ class EmbeddingFeatures:
         return cls(sample_rate, *values)
 
 
-class EmbeddingFrontend:
+class EmbeddingFrontend(FramedFrontend):
     """One stream's embeddings; ``session`` is shared by every stream of the model."""
 
     def __init__(self, cfg: EmbeddingFeatures, session: ort.InferenceSession) -> None:
@@ -58,9 +59,6 @@ class EmbeddingFrontend:
         self.session = session
         self.input_name = session.get_inputs()[0].name
         self.reset()
-
-    def reset(self) -> None:
-        self.tail = np.zeros(0, np.float32)
 
     def frames(self, audio: np.ndarray) -> np.ndarray:
         """(S,) -> (96, T), T = 1 + (S - 12,512) // 1,280; no state used or kept."""
@@ -75,10 +73,3 @@ class EmbeddingFrontend:
         out = [self.session.run(None, {self.input_name: patches[i : i + 256]})[0]
                for i in range(0, count, 256)]
         return np.ascontiguousarray(np.concatenate(out).T)
-
-    def push(self, samples: np.ndarray) -> np.ndarray:
-        """New samples of a stream -> (96, t) embeddings they complete (t may be 0)."""
-        audio = np.concatenate([self.tail, np.asarray(samples, np.float32)])
-        out = self.frames(audio)
-        self.tail = audio[out.shape[1] * self.cfg.hop_length :]
-        return out

@@ -126,7 +126,28 @@ def dct_matrix(n_input: int, n_output: int, norm: str = "ortho") -> np.ndarray:
 
 
 
-class NumpyFrontend:
+class FramedFrontend:
+    """A stream's frames: ``frames(audio)`` makes (C, T) frames of a whole signal, one per
+    ``cfg.hop_length`` samples; ``push`` feeds it a stream in chunks, keeping the samples not
+    yet part of a frame. Shared by the numpy MFCC front end and the wake-word embeddings."""
+
+    cfg: Any
+
+    def frames(self, audio: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def reset(self) -> None:
+        self.tail = np.zeros(0, np.float32)
+
+    def push(self, samples: np.ndarray) -> np.ndarray:
+        """New samples of a stream -> (C, t) frames they complete (t may be 0)."""
+        audio = np.concatenate([self.tail, np.asarray(samples, np.float32)])
+        out = self.frames(audio)
+        self.tail = audio[out.shape[1] * self.cfg.hop_length :]
+        return out
+
+
+class NumpyFrontend(FramedFrontend):
     """Audio -> (C, T) features, equal to the torch ``Frontend`` to float32 rounding.
 
     ``push(samples)`` returns the frames completed by these samples; state is the last
@@ -150,9 +171,6 @@ class NumpyFrontend:
     def from_card(cls, features: dict[str, Any]) -> NumpyFrontend:
         return cls(FeatureConfig(**features))
 
-    def reset(self) -> None:
-        self.tail = np.zeros(0, np.float32)
-
     def frames(self, audio: np.ndarray) -> np.ndarray:
         """(S,) -> (C, T) with T = 1 + (S - win) // hop; no state used or kept."""
         cfg = self.cfg
@@ -170,10 +188,3 @@ class NumpyFrontend:
             features = features @ self.dct
         return np.ascontiguousarray(features.T, dtype=np.float32)
 
-    def push(self, samples: np.ndarray) -> np.ndarray:
-        """New samples of a stream -> (C, t) frames they complete (t may be 0)."""
-        audio = np.concatenate([self.tail, np.asarray(samples, np.float32)])
-        out = self.frames(audio)
-        used = out.shape[1] * self.cfg.hop_length
-        self.tail = audio[used:]
-        return out

@@ -25,7 +25,7 @@ import numpy as np
 import scipy.signal
 
 from kwspot.audio import load_audio
-from kwspot.datasets.folder import AUDIO_SUFFIXES, guess_speaker, split_for_speaker
+from kwspot.datasets.folder import audio_files_under, guess_speaker, split_for_speaker
 from kwspot.datasets.negatives import FSDD_NAME, keyword_free_vocabulary, voice_split
 from kwspot.datasets.streams import change_speed
 from kwspot.datasets.synth import (
@@ -147,20 +147,10 @@ def augment(window: np.ndarray, rng: np.random.Generator,
 
 
 def audio_files(folders: Sequence[str | Path], speech: bool = True) -> list[Path]:
-    """Audio files under the folders; a folder that is missing or holds none is an error.
-    Speech folders skip a Speech Commands ``_background_noise_`` folder inside them."""
-    files: list[Path] = []
-    for folder in folders:
-        path = Path(folder)
-        if not path.is_dir():
-            raise KwspotError(f"{path}: {'negatives' if speech else 'noise'} folder not found")
-        found = sorted(p for p in path.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES
-                       and not (speech and "_background_noise_" in p.relative_to(path).parts))
-        if not found:
-            raise KwspotError(f"{path}: no audio files in this "
-                              f"{'negatives' if speech else 'noise'} folder")
-        files += found
-    return files
+    """Audio files under ``--negatives`` (speech; a ``_background_noise_`` folder inside is
+    skipped) or ``--noise`` folders."""
+    what = "--negatives" if speech else "--noise"
+    return [f for folder in folders for f in audio_files_under(folder, what, speech)]
 
 
 def speaker_of_file(path: Path) -> str:

@@ -25,7 +25,6 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -243,23 +242,3 @@ class SpeechEmbedding(nn.Module):
         patches = clamp_patch(patches.transpose(-1, -2))  # (B, E, 76, 32)
         embeddings = self.cnn(patches.reshape(batch * count, EMBED_FRAMES, MEL_BINS))
         return embeddings.reshape(batch, count, EMBED_DIM)
-
-
-@cache
-def shared_embedding() -> SpeechEmbedding:
-    """One instance per process: it is frozen, so every user can share it."""
-    return SpeechEmbedding()
-
-
-def embed_clips(clips: np.ndarray, batch: int = 64) -> np.ndarray:
-    """(N, S) float32 audio -> (N, E, 96) float32 embeddings, in batches, without gradients."""
-    model = shared_embedding()
-    out = []
-    with torch.inference_mode():
-        for start in range(0, len(clips), batch):
-            out.append(model(torch.from_numpy(np.ascontiguousarray(
-                clips[start : start + batch], np.float32))).numpy())
-    if not out:
-        return np.zeros((0, 1 + (clips.shape[1] - EMBED_SAMPLES) // EMBED_HOP, EMBED_DIM),
-                        np.float32)
-    return np.concatenate(out)

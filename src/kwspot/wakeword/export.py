@@ -9,7 +9,6 @@ Two more graphs let the streaming engine compute each embedding once per stream:
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -17,20 +16,20 @@ import numpy as np
 import torch
 
 from kwspot import __version__
+from kwspot.classifier import PosteriorsAndLogits
 from kwspot.errors import KwspotError
-from kwspot.export.card import INPUT_NAME, LOGITS_NAME, OUTPUT_NAME
+from kwspot.export.card import INPUT_NAME, LOGITS_NAME, OUTPUT_NAME, staged_export
 from kwspot.export.onnx import export_module
-from kwspot.export.parity import PARITY_TOLERANCE
+from kwspot.export.parity import PARITY_TOLERANCE, compare_to_torch
 from kwspot.fileio import write_card
 from kwspot.runtime.embedding_frontend import EmbeddingFrontend
-from kwspot.runtime.model import network_path, onnx_session, softmax
+from kwspot.runtime.model import network_path, onnx_session
 from kwspot.wakeword import embedding as emb
 from kwspot.wakeword.model import (
     EMBEDDINGS,
     FEATURES,
     WINDOW_SAMPLES,
     EmbedOne,
-    PosteriorsAndLogits,
     WakewordClassifier,
 )
 
@@ -87,40 +86,28 @@ def export_wakeword(model: WakewordClassifier, out_path: str | Path, check_audio
     if audio.ndim != 2 or audio.shape[1] != WINDOW_SAMPLES or not len(audio):
         raise KwspotError(f"check audio must be (N, {WINDOW_SAMPLES}) windows")
     card = wakeword_card(model, out_path, extra)
-    finals = [out_path, embedding_path(out_path), network_path(out_path)]
-    staged = [p.with_name(p.name.replace(out_path.stem, out_path.stem + ".partial", 1))
-              for p in finals]
-    try:
+    with staged_export(out_path, (embedding_path,)) as (full, network, embedding):
         example = torch.from_numpy(audio[:2])
-        export_module(PosteriorsAndLogits(model), example, staged[0], INPUT_NAME,
+        export_module(PosteriorsAndLogits(model), example, full, INPUT_NAME,
                       [OUTPUT_NAME, LOGITS_NAME])
-        export_module(EmbedOne(model.embedding), example[:, : emb.EMBED_SAMPLES], staged[1],
+        export_module(EmbedOne(model.embedding), example[:, : emb.EMBED_SAMPLES], embedding,
                       "audio", "embedding")
-        export_module(model.head, model.embeddings(example), staged[2], "features", "logits")
-        diff = _parity(model, staged, audio)
+        export_module(model.head, model.embeddings(example), network, "features", "logits")
+        diff = _parity(model, full, network, embedding, audio)
         card["parity"] = {"max_abs_diff": diff, "clips": len(audio), "tolerance": tolerance}
         if diff > tolerance:
             raise KwspotError(f"ONNX Runtime and PyTorch disagree by {diff:.2e} "
                               f"(> {tolerance:.0e}); nothing was written")
-        for path, final in zip(staged, finals, strict=True):
-            os.replace(path, final)
-    finally:
-        for path in staged:
-            path.unlink(missing_ok=True)
     write_card(card, out_path)
     return card
 
 
-def _parity(model: WakewordClassifier, paths: list[Path], audio: np.ndarray) -> float:
-    """Largest posterior difference from PyTorch of the audio-in graph and of the stream path
-    (embedding graph per 80 ms, then the network graph)."""
-    expected = torch.softmax(model(torch.from_numpy(audio)), -1).numpy()
-    full = onnx_session(paths[0], 0)
-    posteriors, logits = full.run(None, {INPUT_NAME: audio})[:2]
-    if np.abs(softmax(logits) - posteriors).max() > 1e-5:
-        raise KwspotError(f"{paths[0]}: its logits output does not match its posteriors")
-    frontend = EmbeddingFrontend(FEATURES, onnx_session(paths[1], 0))
-    features = np.stack([frontend.frames(a) for a in audio])
-    net = onnx_session(paths[2], 0)
-    streamed = softmax(net.run(None, {"features": features})[0])
-    return float(max(np.abs(expected - posteriors).max(), np.abs(expected - streamed).max()))
+def _parity(model: WakewordClassifier, full: Path, network: Path, embedding: Path,
+            audio: np.ndarray) -> float:
+    """``compare_to_torch`` for the audio-in graph and the stream path (the embedding graph
+    per 80 ms, then the network graph)."""
+    full_session, net = onnx_session(full, 0), onnx_session(network, 0)
+    return compare_to_torch(
+        model, audio, lambda x: tuple(full_session.run(None, {INPUT_NAME: x})[:2]),
+        lambda f: net.run(None, {"features": f})[0], str(full),
+        frontend=EmbeddingFrontend(FEATURES, onnx_session(embedding, 0)))

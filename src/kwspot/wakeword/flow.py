@@ -114,7 +114,7 @@ def wakeword(cfg: WakewordConfig, log: Log = print, force: bool = False) -> dict
     atomic_write_text(stamp, json.dumps({"fingerprint": fingerprint, "phrase": phrase,
                                          "data": asdict(data)}, indent=1) + "\n")
     start = time.perf_counter()
-    graph = embedding_graph(work / "embed.onnx")
+    graph = embedding_graph(work / "embed-windows.onnx")
 
     features_file = work / "embeddings.npz"
     if not features_file.is_file():

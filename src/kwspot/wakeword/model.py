@@ -71,22 +71,22 @@ class WakewordClassifier(nn.Module):
 
     def embeddings(self, audio: torch.Tensor) -> torch.Tensor:
         """(B, S) -> (B, 96, E): the head's input."""
-        return self.embedding(audio).transpose(1, 2)
+        return EmbedWindows(self.embedding)(audio)
 
     def forward(self, audio: torch.Tensor) -> torch.Tensor:
         return self.head(self.embeddings(audio))
 
 
-class PosteriorsAndLogits(nn.Module):
-    """The exported audio-in graph: posteriors and logits, as kwspot's other exports."""
+class EmbedWindows(nn.Module):
+    """(N, 31,712) windows -> (N, 96, 16): the head's input for whole windows, the mel
+    computed once per window (training embeds thousands of windows this way)."""
 
-    def __init__(self, model: WakewordClassifier) -> None:
+    def __init__(self, embedding: SpeechEmbedding) -> None:
         super().__init__()
-        self.model = model
+        self.embedding = embedding
 
-    def forward(self, audio: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        logits = self.model(audio)
-        return torch.softmax(logits, dim=-1), logits
+    def forward(self, audio: torch.Tensor) -> torch.Tensor:
+        return self.embedding(audio).transpose(1, 2)
 
 
 class EmbedOne(nn.Module):
