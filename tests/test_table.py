@@ -85,6 +85,28 @@ def test_table_runs_two_tiny_jobs_on_local_ray_and_resumes(tiny_dataset: Path,
                                           for p in results.glob("*-seed*.json")}
 
 
+def test_table_runs_jobs_side_by_side_in_local_processes(tiny_dataset: Path,
+                                                          tmp_path: Path) -> None:
+    prepared = tmp_path / "prepared"
+    prepare_dataset(DataConfig(str(tiny_dataset), keywords=("yes", "no")), prepared)
+    cfg = TableConfig(prepared=str(prepared), results_dir=str(tmp_path / "results"),
+                      runs_dir=str(tmp_path / "runs"), models=("tc-resnet8", "ds-cnn-s"),
+                      seeds=(0,), epochs={"tc-resnet8": 2, "ds-cnn-s": 2}, workers=2,
+                      latency_runs=5)
+    done: list[str] = []
+    rows = build_table(cfg, lambda r: done.append(r.job.name))
+    assert sorted(done) == ["ds-cnn-s-e2-seed0", "tc-resnet8-e2-seed0"]
+    assert [r["trained_on"] for r in rows] == ["cpu", "cpu"]
+    record = json.loads((tmp_path / "results" / "tc-resnet8-e2-seed0.json").read_text())
+    assert record["device"].startswith("cpu (")
+    assert "| cpu |" in (tmp_path / "results" / "table.md").read_text()
+    # a job that fails in its process is reported, and the others still land
+    bad = TableConfig(**{**cfg.__dict__, "seeds": (1,), "device": "cuda:7"})
+    if not __import__("torch").cuda.is_available():
+        with pytest.raises(KwspotError, match=r"2 job\(s\) failed.*no CUDA device"):
+            build_table(bad)
+
+
 def test_table_helpers_and_bad_input(tmp_path: Path) -> None:
     assert parse_epochs(["res15=20", "ds-cnn-s=7.5"]) == {"res15": 20.0, "ds-cnn-s": 7.5}
     for bad in (["res15"], ["res15=-1"], ["res15=x"]):

@@ -170,7 +170,44 @@ def test_resume_survives_a_truncated_metrics_line_and_fresh_runs_start_clean(
             (tmp_path / "fresh" / "metrics.jsonl").read_text().splitlines()] == [4]
 
 
-@pytest.mark.parametrize("change", [{"eval_every": 0}, {"dropout": 2.0}, {"threads": -1}])
+@pytest.mark.parametrize("change", [{"eval_every": 0}, {"dropout": 2.0}, {"threads": -1},
+                                    {"device": "gpu"}, {"device": "cuda:x"}])
 def test_bad_training_settings_are_one_line_errors(tiny_dataset: Path, change: dict) -> None:
     with pytest.raises(KwspotError):
         dataclasses.replace(tiny_train_config(tiny_dataset), **change)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a CUDA device")
+def test_cuda_without_a_gpu_is_refused_before_training(tiny_dataset: Path,
+                                                       tmp_path: Path) -> None:
+    cfg = dataclasses.replace(tiny_train_config(tiny_dataset, steps=4), device="cuda")
+    with pytest.raises(KwspotError, match="no CUDA device"):
+        train(cfg, tmp_path / "run", quiet=True)
+    assert not (tmp_path / "run" / "last.pt").exists()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_training_resumes_exactly_and_its_checkpoints_load_on_the_cpu(
+    tiny_dataset: Path, tmp_path: Path
+) -> None:
+    from kwspot.checkpoint import load_classifier, load_record
+
+    cfg = dataclasses.replace(tiny_train_config(tiny_dataset, steps=40), eval_every=20,
+                              threads=1, device="cuda")
+    torch.use_deterministic_algorithms(True, warn_only=False)
+    try:
+        whole = train(cfg, tmp_path / "a", quiet=True)
+        half = dataclasses.replace(cfg, optim=dataclasses.replace(cfg.optim, steps=20))
+        train(half, tmp_path / "b", quiet=True)
+        cfg.save(tmp_path / "b" / "config.json")  # the same run, continued to 40 steps
+        (tmp_path / "b" / "summary.json").unlink()
+        resumed = train(None, tmp_path / "b", resume=True, quiet=True)
+    finally:
+        torch.use_deterministic_algorithms(False)
+    a, b = _weights(tmp_path / "a"), _weights(tmp_path / "b")
+    assert all(v.device.type == "cpu" for v in a.values())
+    assert all(torch.equal(a[k], b[k]) for k in a), "resumed CUDA run differs"
+    assert resumed["test_accuracy"] == whole["test_accuracy"]
+    model, _ = load_classifier(tmp_path / "a" / "best.pt")  # a CPU model from a CUDA run
+    assert next(model.parameters()).device.type == "cpu"
+    assert load_record(tmp_path / "a" / "last.pt")["cuda_rng"] is not None

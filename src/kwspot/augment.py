@@ -63,7 +63,7 @@ def spec_augment(features: torch.Tensor, cfg: SpecAugmentConfig,
         index = torch.arange(size)
         masked = ((index >= starts[..., None]) & (index < (starts + widths)[..., None])).any(1)
         keep &= ~(masked[:, :, None] if axis == 1 else masked[:, None, :])
-    return features * keep
+    return features * keep.to(features.device)  # masks drawn on the CPU generator
 
 
 class NoiseBank:

@@ -22,7 +22,7 @@ def model_record(model: KeywordClassifier, **extra: Any) -> dict[str, Any]:
         "model_name": model.model_name,
         "labels": model.labels,
         "features": dataclasses.asdict(model.features),
-        "state_dict": model.state_dict(),
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         **extra,
     }
 

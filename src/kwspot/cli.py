@@ -139,6 +139,9 @@ def add_train_parser(sub: argparse._SubParsersAction) -> None:
                    help="validate and checkpoint every N steps (default: every 5 epochs)")
     o.add_argument("--seed", type=int, default=0, help="seed; the same seed repeats a run")
     o.add_argument("--threads", type=int, default=0, help="torch threads (default: all cores)")
+    o.add_argument("--device", default="cpu", metavar="cpu|cuda[:N]",
+                   help="where the network trains (default cpu); augmentation and its random "
+                        "draws stay on the CPU")
     a = p.add_argument_group("augmentation")
     a.add_argument("--background-prob", type=float, default=0.8,
                    help="probability of mixing background noise (default 0.8)")
@@ -175,7 +178,7 @@ def train_config_from_args(args: argparse.Namespace):
         raise KwspotError(f"--batch-size must be at least 1, got {args.batch_size}")
     train_clips = len(open_dataset(data).split("train"))
     cfg = recipe_config(args.model, data, max(train_clips, 1), args.seed, args.epochs,
-                        args.eval_every, args.threads)
+                        args.eval_every, args.threads, args.device)
     features = dataclasses.replace(cfg.features, **_given(args, {
         "features": "kind", "n_mfcc": "n_mfcc", "n_mels": "n_mels", "window_ms": "window_ms",
         "hop_ms": "hop_ms", "f_min": "f_min", "f_max": "f_max", "clip_ms": "clip_ms"}))
@@ -295,6 +298,12 @@ def add_table_parser(sub: argparse._SubParsersAction) -> None:
                    help=f"checkpoints (default {defaults.runs_dir}; keep out of git)")
     p.add_argument("--threads", type=int, default=defaults.threads,
                    help="torch threads per job (default 1; jobs run side by side on Ray)")
+    p.add_argument("--device", default=defaults.device, metavar="cpu|cuda[:N]",
+                   help="where each job trains (default cpu); latency is always timed on "
+                        "this machine's CPU")
+    p.add_argument("--workers", type=int, default=defaults.workers,
+                   help="jobs side by side in local processes (default 1; several share one "
+                        "GPU well); --ray spreads them instead")
     p.add_argument("--latency-runs", type=int, default=defaults.latency_runs,
                    help="timed runs per model (default 1000)")
     p.add_argument("--ray", action="store_true",
@@ -312,11 +321,12 @@ def add_table_parser(sub: argparse._SubParsersAction) -> None:
 def cmd_table(args: argparse.Namespace) -> None:
     from kwspot.experiments.table import TableConfig, build_table, parse_epochs
 
-    if args.latency_runs < 1 or args.threads < 1:
-        raise KwspotError("--latency-runs and --threads must be at least 1")
+    if args.latency_runs < 1 or args.threads < 1 or args.workers < 1:
+        raise KwspotError("--latency-runs, --threads and --workers must be at least 1")
     cfg = TableConfig(prepared=args.data, results_dir=args.results, runs_dir=args.runs_dir,
                       models=args.models, seeds=args.seeds, epochs=parse_epochs(args.epochs),
-                      threads=args.threads, latency_runs=args.latency_runs, ray=args.ray,
+                      threads=args.threads, device=args.device, workers=args.workers,
+                      latency_runs=args.latency_runs, ray=args.ray,
                       ray_address=args.ray_address, remeasure_latency=args.remeasure_latency)
 
     def report(result) -> None:

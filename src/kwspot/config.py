@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import re
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -90,6 +91,7 @@ class TrainConfig:
     eval_every: int = 1000
     seed: int = 0
     threads: int = 0  # 0: all cores
+    device: str = "cpu"  # where the network trains: "cpu", "cuda" or "cuda:N"
     init: str | None = None  # start from this checkpoint's weights (fine-tuning), not random
     spec_augment: SpecAugmentConfig = field(default_factory=SpecAugmentConfig)
 
@@ -100,6 +102,8 @@ class TrainConfig:
             raise KwspotError(f"--dropout must be in [0, 1), got {self.dropout}")
         if self.threads < 0:
             raise KwspotError(f"--threads must be 0 (all cores) or more, got {self.threads}")
+        if not re.fullmatch(r"cpu|cuda(:\d+)?", self.device):
+            raise KwspotError(f"--device must be cpu, cuda or cuda:N, got {self.device!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

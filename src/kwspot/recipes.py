@@ -120,7 +120,7 @@ def recipe_for(model: str) -> Recipe:
 
 def recipe_config(model: str, data: DataConfig, train_clips: int, seed: int = 0,
                   epochs: float | None = None, eval_every: int | None = None,
-                  threads: int = 0) -> TrainConfig:
+                  threads: int = 0, device: str = "cpu") -> TrainConfig:
     """The model's recipe as a full training config for ``train_clips`` training examples
     (``epochs`` overrides the recipe's length; the schedule keeps its shape)."""
     recipe = recipe_for(model)
@@ -137,5 +137,5 @@ def recipe_config(model: str, data: DataConfig, train_clips: int, seed: int = 0,
         data=data, model=model, dropout=recipe.dropout, features=recipe.features,
         augment=AugmentConfig(), optim=optim,
         eval_every=eval_every or eval_interval(train_clips, optim.batch_size),
-        seed=seed, threads=threads, spec_augment=recipe.spec_augment,
+        seed=seed, threads=threads, device=device, spec_augment=recipe.spec_augment,
     )

@@ -65,6 +65,19 @@ def _progress(quiet: bool) -> Progress:
     )
 
 
+def training_device(name: str) -> torch.device:
+    """The torch device for ``--device``, refused with a clear message when it is absent."""
+    if name.startswith("cuda"):
+        index = int(name.partition(":")[2] or 0)
+        if not torch.cuda.is_available():
+            raise KwspotError(f"--device {name}: torch sees no CUDA device (torch "
+                              f"{torch.__version__}); train with --device cpu")
+        if index >= torch.cuda.device_count():
+            raise KwspotError(f"--device {name}: torch sees {torch.cuda.device_count()} CUDA "
+                              "device(s)")
+    return torch.device(name)
+
+
 def init_from(model: KeywordClassifier, path: str) -> None:
     """Fine-tuning: take a checkpoint's weights; it must be the same model and labels."""
     record = load_record(path)
@@ -103,10 +116,11 @@ def training_step(model: KeywordClassifier, optimizer: torch.optim.Optimizer,
     """One SGD/Adam step on a batch of raw clips: augment (shift, noise), features,
     SpecAugment, network, cross-entropy, update. Returns the loss and the logits."""
     batch = augment_batch(audio, is_silence, noise, cfg.augment, cfg.features.sample_rate,
-                          generator)
-    features = spec_augment(model.frontend(batch), cfg.spec_augment, generator)
+                          generator)  # on the CPU, from the checkpointed generator
+    device = next(model.parameters()).device
+    features = spec_augment(model.frontend(batch.to(device)), cfg.spec_augment, generator)
     logits = model.network(features)
-    loss = nn.functional.cross_entropy(logits, targets)
+    loss = nn.functional.cross_entropy(logits, targets.to(device))
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
@@ -263,6 +277,8 @@ def _train(cfg: TrainConfig | None, run_dir: Path, resume: bool, quiet: bool) ->
     )
 
     model = KeywordClassifier(cfg.model, dataset.labels, cfg.features, cfg.dropout)
+    device = training_device(cfg.device)
+    model.to(device)
     if getattr(model.network, "train_channels_last", False):
         model.network.to(memory_format=torch.channels_last)
     if cfg.init and not resume:
@@ -277,6 +293,8 @@ def _train(cfg: TrainConfig | None, run_dir: Path, resume: bool, quiet: bool) ->
         optimizer.load_state_dict(state["optimizer"])
         sampler.load(state["sampler"])
         torch.set_rng_state(state["torch_rng"])
+        if device.type == "cuda" and state.get("cuda_rng") is not None:
+            torch.cuda.set_rng_state(state["cuda_rng"], device)  # dropout draws there
         step, best_acc, best_step = state["step"], state["best_acc"], state["best_step"]
         elapsed = state.get("elapsed", 0.0)
         console.print(f"resumed {run_dir} at step {step}")
@@ -300,7 +318,9 @@ def _train(cfg: TrainConfig | None, run_dir: Path, resume: bool, quiet: bool) ->
     def save_last() -> None:
         record = model_record(
             model, optimizer=optimizer.state_dict(), sampler=sampler.state(),
-            torch_rng=torch.get_rng_state(), step=step, best_acc=best_acc,
+            torch_rng=torch.get_rng_state(),
+            cuda_rng=torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
+            step=step, best_acc=best_acc,
             best_step=best_step, elapsed=elapsed + time.perf_counter() - started,
             config=cfg.to_dict(),
         )
@@ -332,7 +352,7 @@ def _train(cfg: TrainConfig | None, run_dir: Path, resume: bool, quiet: bool) ->
                                              targets_all[idx], noise, cfg, generator)
                 step += 1
                 running_loss += loss.item() * len(idx)
-                running_correct += int((logits.argmax(1) == targets_all[idx]).sum())
+                running_correct += int((logits.argmax(1).cpu() == targets_all[idx]).sum())
                 running_n += len(idx)
                 bar.advance(task)
                 if step % cfg.eval_every == 0 or step == cfg.optim.steps:

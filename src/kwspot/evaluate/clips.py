@@ -28,10 +28,11 @@ def predict_proba(model: KeywordClassifier, audio: np.ndarray, batch_size: int =
     """(N, S) audio -> (N, C) posteriors, in eval mode, without augmentation."""
     was_training = model.training
     model.eval()
+    device = next(model.parameters()).device
     out = []
     for start in range(0, len(audio), batch_size):
-        chunk = torch.from_numpy(audio[start : start + batch_size])
-        out.append(torch.softmax(model(chunk), dim=-1).numpy())
+        chunk = torch.from_numpy(audio[start : start + batch_size]).to(device)
+        out.append(torch.softmax(model(chunk), dim=-1).cpu().numpy())
     model.train(was_training)
     return np.concatenate(out) if out else np.zeros((0, len(model.labels)), np.float32)
 

@@ -47,17 +47,27 @@ def _validation_curve(run_dir: Path) -> list[list[float]]:
     return rows
 
 
+def _device_name(device: str) -> str:
+    """What trained the job, e.g. "cuda (NVIDIA H200, torch 2.11.0+cu130)"."""
+    import torch
+
+    if device.startswith("cuda"):
+        kind = torch.cuda.get_device_name(torch.device(device))
+    else:
+        kind = platform.processor() or platform.machine()
+    return f"{device.partition(':')[0]} ({kind}, torch {torch.__version__})"
+
+
 def write_result(path: Path, record: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(path, json.dumps(record, indent=1) + "\n")
 
 
 def run_job(job: Job, prepared: str | Path, results_dir: str | Path, runs_dir: str | Path,
-            threads: int = 1, quiet: bool = True) -> JobResult:
+            threads: int = 1, quiet: bool = True, device: str = "cpu") -> JobResult:
     """Train (or resume, or skip when its result exists) and write the result. The test score
     is the one training computes at its end (``kwspot eval RUN --split test``), not a second
     decode and scoring of the test split."""
-    import torch
 
     from kwspot.checkpoint import load_classifier
     from kwspot.config import TrainConfig
@@ -83,7 +93,8 @@ def run_job(job: Job, prepared: str | Path, results_dir: str | Path, runs_dir: s
     elif (run_dir / "last.pt").is_file():
         summary = train(None, run_dir, resume=True, quiet=quiet)
     else:
-        cfg = recipe_config(job.model, data, train_clips, job.seed, job.epochs, threads=threads)
+        cfg = recipe_config(job.model, data, train_clips, job.seed, job.epochs, threads=threads,
+                            device=device)
         summary = train(cfg, run_dir, quiet=quiet)
     trained = TrainConfig.load(run_dir / "config.json")  # what the run really used
     model, _ = load_classifier(run_dir / "best.pt")
@@ -102,8 +113,7 @@ def run_job(job: Job, prepared: str | Path, results_dir: str | Path, runs_dir: s
                      "frames": features.num_frames, "window_ms": features.window_ms,
                      "hop_ms": features.hop_ms},
         "validation_curve": _validation_curve(run_dir),
-        "device": f"cpu ({platform.processor() or platform.machine()}, "
-                  f"torch {torch.__version__})",
+        "device": _device_name(trained.device),
     }
     write_result(out, record)
     return JobResult(job, out, record)

@@ -57,6 +57,8 @@ class TableConfig:
     seeds: tuple[int, ...] = (0, 1, 2)
     epochs: dict[str, float] = field(default_factory=dict)  # per-model override
     threads: int = 1  # per job
+    device: str = "cpu"  # where jobs train
+    workers: int = 1  # jobs side by side in local processes
     latency_runs: int = 1000
     ray: bool = False
     ray_address: str | None = None
@@ -80,14 +82,17 @@ def run_jobs(cfg: TableConfig, jobs: Sequence[Job],
     """Each job in this process, or as Ray tasks (local Ray, or ``ray_address``). A failing
     job does not stop the others; returns "job: error" for each failure."""
     args = [str(Path(p).resolve()) for p in (cfg.prepared, cfg.results_dir, cfg.runs_dir)]
+    options = {"threads": cfg.threads, "device": cfg.device}
     failures: list[str] = []
-    if not (cfg.ray or cfg.ray_address):
+    if not (cfg.ray or cfg.ray_address) and cfg.workers == 1:
         for job in jobs:
             try:
-                report(run_job(job, *args, cfg.threads))
+                report(run_job(job, *args, **options))
             except KwspotError as exc:
                 failures.append(f"{job.name}: {exc}")
         return failures
+    if not (cfg.ray or cfg.ray_address):
+        return _run_in_processes(cfg.workers, jobs, args, options, report)
     try:
         import ray
     except ImportError:
@@ -95,8 +100,10 @@ def run_jobs(cfg: TableConfig, jobs: Sequence[Job],
     if not ray.is_initialized():
         ray.init(address=cfg.ray_address, include_dashboard=False, log_to_driver=False,
                  configure_logging=False)
-    remote = ray.remote(num_cpus=cfg.threads)(run_job)
-    pending = {remote.remote(job, *args, cfg.threads): job for job in jobs}
+    # a CUDA job takes an equal share of one GPU, so up to --workers of them share it
+    gpus = 1 / cfg.workers if cfg.device.startswith("cuda") else 0
+    remote = ray.remote(num_cpus=cfg.threads, num_gpus=gpus)(run_job)
+    pending = {remote.remote(job, *args, **options): job for job in jobs}
     while pending:
         done, _ = ray.wait(list(pending), num_returns=1)
         job = pending.pop(done[0])
@@ -110,6 +117,26 @@ def run_jobs(cfg: TableConfig, jobs: Sequence[Job],
         if not path.is_file():
             write_result(path, result.record)
         report(result)
+    return failures
+
+
+def _run_in_processes(workers: int, jobs: Sequence[Job], args: list[str],
+                      options: dict[str, Any], report: Callable[[JobResult], None]) -> list[str]:
+    """Jobs in a pool of fresh ("spawn") processes; each writes its own result file."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    failures: list[str] = []
+    context = multiprocessing.get_context("spawn")  # no forked torch/CUDA state
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        pending = {pool.submit(run_job, job, *args, **options): job for job in jobs}
+        for done in as_completed(pending):
+            job = pending[done]
+            try:
+                report(done.result())
+            except Exception as exc:  # a job's error, whatever it was, is that job's failure
+                message = str(exc).strip().splitlines()
+                failures.append(f"{job.name}: {message[-1] if message else type(exc).__name__}")
     return failures
 
 
@@ -150,10 +177,16 @@ def summarize(cfg: TableConfig, latency: dict[str, Any] | None = None) -> list[d
                 c := late_change(r["validation_curve"])) is not None] or [np.nan]), 2),
             "train_minutes": round(float(np.mean([r["train_seconds"] for r in records])) / 60,
                                    1),
+            # "cpu" or "cuda": which device trained the seeds (numerics differ slightly)
+            "trained_on": "+".join(sorted({_device_kind(r) for r in records})),
             "paper_accuracy": paper[0], "paper_ms": paper[1], "paper_flops": paper[2],
             "paper_params": paper[3],
         })
     return rows
+
+
+def _device_kind(record: dict[str, Any]) -> str:
+    return str(record.get("device", "cpu")).partition(" ")[0]
 
 
 def _round(value: float, digits: int) -> float | None:
@@ -175,8 +208,8 @@ def _fmt_count(n: float | None) -> str:
 
 def markdown(rows: list[dict[str, Any]], checksum: str | None) -> str:
     head = ("| model | seeds | test acc % (mean ± std) | ms (here) | FLOPs | params | epochs | "
-            "late Δval pp | paper acc % | paper ms (Pixel 1) |\n"
-            "|---|---|---|---|---|---|---|---|---|---|\n")
+            "late Δval pp | trained on | paper acc % | paper ms (Pixel 1) |\n"
+            "|---|---|---|---|---|---|---|---|---|---|---|\n")
     lines = []
     for r in rows:
         ms = f"{r['latency_ms']:.3f}" if r["latency_ms"] is not None else "–"
@@ -184,6 +217,7 @@ def markdown(rows: list[dict[str, Any]], checksum: str | None) -> str:
             f"| {r['model']} | {r['seeds']} | {r['accuracy_mean']:.2f} ± {r['accuracy_std']:.2f}"
             f" | {ms} | {_fmt_count(r['flops'])} | {_fmt_count(r['params'])} | {r['epochs']} "
             f"| {r['val_late_change_pp'] if r['val_late_change_pp'] is not None else '–'} "
+            f"| {r.get('trained_on', 'cpu')} "
             f"| {r['paper_accuracy'] if r['paper_accuracy'] is not None else '–'} "
             f"| {r['paper_ms'] if r['paper_ms'] is not None else '–'} |")
     text = head + "\n".join(lines) + "\n"
@@ -199,6 +233,8 @@ def markdown(rows: list[dict[str, Any]], checksum: str | None) -> str:
                      + ".\n")
     text += ("\nlate Δval: mean validation accuracy of the last quarter of the run's evaluations "
              "minus the quarter before (near 0: converged).\n")
+    text += ("trained on: the device that trained the seeds (same recipe and data; CPU and GPU "
+             "arithmetic differ in rounding only); ms is always timed on this machine's CPU.\n")
     if checksum:
         text += f"\nData: prepared manifest checksum `{checksum}`.\n"
     return text
