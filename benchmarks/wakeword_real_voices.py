@@ -20,6 +20,13 @@ Recall and FA/h are reported at that calibrated threshold, and at the thresholds
 
 Each word's model and streams stay in ``--work`` (default runs/wakeword-real); a rerun reuses
 them, so a killed run resumes.
+
+``--backbone tc-resnet8`` measures the other backbone on the same windows, streams and
+negatives: TC-ResNet8 trained from scratch on kwspot's MFCCs (40 epochs, dropout 0.5, the
+best epoch by validation loss), its model in ``<work>/<word>-tc-resnet8``:
+
+    python benchmarks/wakeword_real_voices.py --words happy sheila marvin \
+        --backbone tc-resnet8 --json docs/results/wakeword-real-voices-tc-resnet8.json
 """
 
 from __future__ import annotations
@@ -36,7 +43,8 @@ from kwspot.datasets.negatives import fsdd_files
 from kwspot.datasets.streams import StreamConfig, build_streams
 from kwspot.evaluate.streams import match, score_stream, threshold_grid
 from kwspot.runtime.detector import Detector
-from kwspot.wakeword.flow import WakewordConfig, slug, wakeword
+from kwspot.wakeword.flow import EMBEDDING, WakewordConfig, slug, wakeword
+from kwspot.wakeword.train import HeadConfig
 
 SHARED = Path(__file__).parents[1].parent / "shared" / "data"
 SPLITS = ("train", "validation", "test")
@@ -113,8 +121,11 @@ def main() -> None:
                                                         "sheila", "house"])
     parser.add_argument("--work", default="runs/wakeword-real")
     parser.add_argument("--test-minutes", type=float, default=60.0)
+    parser.add_argument("--backbone", default=EMBEDDING)
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
+    scratch = args.backbone != EMBEDDING
+    head = HeadConfig(epochs=40, dropout=0.5) if scratch else HeadConfig()
     data, fsdd, work = Path(args.data), Path(args.fsdd), Path(args.work)
     negatives = training_negatives(data, fsdd, work / "training-negatives")
     results = json.loads(Path(args.json).read_text()) if args.json and \
@@ -122,8 +133,10 @@ def main() -> None:
     for word in args.words:
         start = time.perf_counter()
         summary = wakeword(WakewordConfig(
-            phrase=word, out=str(work / slug(word)), negatives=(str(negatives),),
-            noise=(str(data / "_background_noise_"),)),
+            phrase=word, out=str(work / (f"{slug(word)}-{args.backbone}" if scratch
+                                         else slug(word))),
+            negatives=(str(negatives),), noise=(str(data / "_background_noise_"),),
+            head=head, backbone=args.backbone),
             log=lambda line: print(line, file=sys.stderr, flush=True))
         streams = streams_for(word, data, fsdd, work, args.test_minutes)
         row = {"flow": summary, **measure(Path(summary["model"]), streams, word),

@@ -25,7 +25,14 @@ from kwspot.datasets.negatives import (
 from kwspot.datasets.streams import TRUTH_FORMAT, StreamConfig, build_streams, read_truth
 from kwspot.errors import KwspotError
 from kwspot.evaluate.calibrate import calibrate
-from kwspot.evaluate.streams import evaluate_streams, replay, score_stream
+from kwspot.evaluate.streams import (
+    Outcome,
+    ScoredStream,
+    evaluate_streams,
+    replay,
+    score_stream,
+    tally,
+)
 from kwspot.runtime.detector import Detector, DetectorConfig, detect_audio
 
 RATE = 16000
@@ -287,3 +294,20 @@ def test_build_streams_uses_one_split_and_is_reproducible(tmp_path: Path) -> Non
     build_streams(str(tmp_path / "sc"), tmp_path / "b", cfg)
     for name in ("keywords.wav", "negatives.wav"):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+
+
+def test_another_spotters_detections_are_counted_by_the_same_rule() -> None:
+    """``tally`` takes any spotter's (keyword, end time) events (the pocketsphinx comparison
+    uses it): a hit ends within [start, end + 1 s] of an unmatched true keyword of its kind;
+    a second detection of the same word, a detection elsewhere, or of the wrong word, is a
+    false alarm."""
+    truth = [{"keyword": "happy", "start": 1.0, "end": 2.0},
+             {"keyword": "happy", "start": 10.0, "end": 10.8}]
+    stream = ScoredStream("s", 3600.0, np.zeros(0), np.zeros((0, 2)), truth,
+                          [{"kind": "fsdd", "start": 30.0, "end": 31.0}])
+    outcome = Outcome(["happy", "cat"], 1.0)
+    tally(outcome, stream, [(0, 2.9), (0, 3.0), (0, 30.5), (1, 10.5), (0, 11.7)])
+    assert outcome.hits["happy"] == 2 and outcome.truths["happy"] == 2
+    assert outcome.false_alarms["happy"] == 2 and outcome.false_alarms["cat"] == 1
+    assert outcome.fa_sources["fsdd"] == 1
+    assert outcome.latencies == pytest.approx([0.9, 0.9])

@@ -256,6 +256,32 @@ def test_wakeword_flow_end_to_end_then_resumes(tmp_path) -> None:
 
 
 @pytest.mark.slow
+def test_a_from_scratch_backbone_runs_the_same_flow_on_kwspot_features(tmp_path) -> None:
+    """``backbone="tc-resnet8"``: the same windows as MFCCs, TC-ResNet8 trained from scratch,
+    exported as a plain kwspot model (front end inside) and calibrated the same way."""
+    from kwspot.runtime.detector import Detector
+    from kwspot.wakeword.flow import WakewordConfig, scratch_features, wakeword
+    from kwspot.wakeword.model import WINDOW_SAMPLES
+    from kwspot.wakeword.train import HeadConfig
+
+    out = tmp_path / "ww"
+    summary = wakeword(WakewordConfig("marvin", str(out), calibration_minutes=0.2,
+                                      data=_tiny(seed=2), head=HeadConfig(epochs=2),
+                                      backbone="tc-resnet8"), log=lambda line: None)
+    card = json.loads((out / "marvin.json").read_text())
+    assert summary["backbone"] == "tc-resnet8" and card["model"] == "tc-resnet8"
+    assert card["window_samples"] == WINDOW_SAMPLES == scratch_features().clip_samples
+    assert card["training"]["config"]["backbone"] == "tc-resnet8"
+    assert card["parity"]["max_abs_diff"] <= 1e-4
+    assert card["thresholds"]["marvin"] == summary["threshold"]
+    stored = np.load(out / "work" / "embeddings.npz")["features"]
+    assert stored.shape[1:] == (40, scratch_features().num_frames)
+    assert Detector(out / "marvin.onnx").keywords == ["marvin"]
+    with pytest.raises(KwspotError, match="unknown backbone 'resnet9000'"):
+        wakeword(WakewordConfig("marvin", str(out), backbone="resnet9000"))
+
+
+@pytest.mark.slow
 def test_an_unreachable_false_alarm_target_is_said(tmp_path, monkeypatch) -> None:
     """When no threshold meets the target on the calibration streams, the flow says so and
     reports the best it reached (calibrate returns the highest threshold then)."""

@@ -170,42 +170,53 @@ def match(streams: Sequence[ScoredStream], keywords: list[str], thresholds: np.n
     hours = sum(s.duration_s for s in streams) / 3600
     outcome = Outcome(keywords, hours)
     for stream in streams:
-        # only the keywords being spotted count as truth
-        truth = sorted((e for e in stream.events if e["keyword"] in keywords),
-                       key=lambda e: e["start"])
-        starts = np.array([e["start"] for e in truth])
-        longest = max((e["end"] - e["start"] for e in truth), default=0.0) + tolerance_s
-        matched = np.zeros(len(truth), bool)
-        for e in truth:
-            outcome.truths[e["keyword"]] += 1
-            _band(outcome, e)[1] += 1
-        for index, end_s in replay(stream, thresholds, refractory_s):
-            keyword = keywords[index]
-            # of the unmatched true keywords this event can match, the one whose window for
-            # matching closes first (so a later event can still take the later one)
-            hit = None
-            first = int(np.searchsorted(starts, end_s - longest, side="left"))
-            last = int(np.searchsorted(starts, end_s, side="right"))
-            for j in range(first, last):
-                e = truth[j]
-                if (not matched[j] and e["keyword"] == keyword
-                        and e["start"] <= end_s <= e["end"] + tolerance_s
-                        and (hit is None or e["end"] < truth[hit]["end"])):
-                    hit = j
-            if hit is not None:
-                matched[hit] = True
-                outcome.hits[keyword] += 1
-                outcome.latencies.append(end_s - truth[hit]["end"])
-                _band(outcome, truth[hit])[0] += 1
-            else:
-                outcome.false_alarms[keyword] += 1
-                source = _source(stream, end_s, window_s)
-                outcome.fa_sources[source] += 1
-                if keep_false_alarms:
-                    outcome.false_alarm_list.append({"stream": stream.name, "keyword": keyword,
-                                                     "time_s": round(end_s, 2),
-                                                     "source": source})
+        tally(outcome, stream, replay(stream, thresholds, refractory_s), tolerance_s,
+              window_s, keep_false_alarms)
     return outcome
+
+
+def tally(outcome: Outcome, stream: ScoredStream, events: Sequence[tuple[int, float]],
+          tolerance_s: float = TOLERANCE_S, window_s: float = 1.0,
+          keep_false_alarms: bool = False) -> None:
+    """Count one stream's detections ``(keyword index, end time)`` into ``outcome``: a hit
+    ends inside [start, end + tolerance] of an unmatched true keyword of its kind, anything
+    else is a false alarm. Any spotter's events go through this, kwspot's or another's."""
+    keywords = outcome.keywords
+    # only the keywords being spotted count as truth
+    truth = sorted((e for e in stream.events if e["keyword"] in keywords),
+                   key=lambda e: e["start"])
+    starts = np.array([e["start"] for e in truth])
+    longest = max((e["end"] - e["start"] for e in truth), default=0.0) + tolerance_s
+    matched = np.zeros(len(truth), bool)
+    for e in truth:
+        outcome.truths[e["keyword"]] += 1
+        _band(outcome, e)[1] += 1
+    for index, end_s in events:
+        keyword = keywords[index]
+        # of the unmatched true keywords this event can match, the one whose window for
+        # matching closes first (so a later event can still take the later one)
+        hit = None
+        first = int(np.searchsorted(starts, end_s - longest, side="left"))
+        last = int(np.searchsorted(starts, end_s, side="right"))
+        for j in range(first, last):
+            e = truth[j]
+            if (not matched[j] and e["keyword"] == keyword
+                    and e["start"] <= end_s <= e["end"] + tolerance_s
+                    and (hit is None or e["end"] < truth[hit]["end"])):
+                hit = j
+        if hit is not None:
+            matched[hit] = True
+            outcome.hits[keyword] += 1
+            outcome.latencies.append(end_s - truth[hit]["end"])
+            _band(outcome, truth[hit])[0] += 1
+        else:
+            outcome.false_alarms[keyword] += 1
+            source = _source(stream, end_s, window_s)
+            outcome.fa_sources[source] += 1
+            if keep_false_alarms:
+                outcome.false_alarm_list.append({"stream": stream.name, "keyword": keyword,
+                                                 "time_s": round(end_s, 2),
+                                                 "source": source})
 
 
 def operating_points(rows: list[dict[str, Any]], keywords: list[str],

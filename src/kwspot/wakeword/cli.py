@@ -31,6 +31,11 @@ def add_wakeword_parser(sub: argparse._SubParsersAction) -> None:
                    help="synthesized negative sentences (default 900)")
     p.add_argument("--calibration-minutes", type=float, default=60.0,
                    help="length of the held-out negatives stream (default 60)")
+    p.add_argument("--backbone", default="embedding", metavar="NAME",
+                   help="embedding (default): a small head on the frozen pretrained speech "
+                        "embedding; or a kwspot model such as tc-resnet8, trained from scratch "
+                        "on kwspot's MFCCs of the same windows (measured weaker on real "
+                        "voices: docs/results.md)")
     p.add_argument("--epochs", type=int, default=15, help="head training epochs (default 15)")
     p.add_argument("--seed", type=int, default=0, help="data and training seed (default 0)")
     p.add_argument("--force", action="store_true", help="start over instead of resuming")
@@ -54,7 +59,7 @@ def cmd_wakeword(args: argparse.Namespace) -> None:
         calibration_minutes=args.calibration_minutes,
         data=DataConfig(phrase, positives=args.positives, sentences=args.sentences,
                         seed=args.seed),
-        head=HeadConfig(epochs=args.epochs, seed=args.seed))
+        head=HeadConfig(epochs=args.epochs, seed=args.seed), backbone=args.backbone)
     summary = wakeword(cfg, log=lambda line: print(line, file=sys.stderr, flush=True),
                        force=args.force)
     cal = summary["calibration"]

@@ -29,11 +29,25 @@ import numpy as np
 import torch
 
 from kwspot.errors import KwspotError
+from kwspot.features import FeatureConfig
 from kwspot.fileio import atomic_write_text
 from kwspot.wakeword.data import DataConfig, WindowSet, build_windows
-from kwspot.wakeword.train import HeadConfig, embed_windows, embedding_graph, train_head
+from kwspot.wakeword.model import WINDOW_SAMPLES
+from kwspot.wakeword.train import (
+    HeadConfig,
+    embed_windows,
+    embedding_graph,
+    frontend_features,
+    train_head,
+)
 
 Log = Callable[[str], None]
+EMBEDDING = "embedding"
+
+
+def scratch_features() -> FeatureConfig:
+    """kwspot's default 40-MFCC front end over the flow's whole window (1.98 s)."""
+    return FeatureConfig(clip_ms=1000 * WINDOW_SAMPLES / FeatureConfig().sample_rate)
 
 
 @dataclass(frozen=True)
@@ -47,6 +61,9 @@ class WakewordConfig:
     data: DataConfig | None = None
     head: HeadConfig = field(default_factory=HeadConfig)
     threads: int = 0
+    # "embedding": a small head on the frozen pretrained speech embedding; or a kwspot model
+    # (e.g. "tc-resnet8") trained from scratch on kwspot's own MFCC front end, same windows
+    backbone: str = EMBEDDING
 
 
 def check_phrase(phrase: str) -> str:
@@ -70,6 +87,14 @@ def check_phrase(phrase: str) -> str:
     return text
 
 
+def check_backbone(backbone: str) -> None:
+    from kwspot.models import MODELS
+
+    if backbone != EMBEDDING and backbone not in MODELS:
+        raise KwspotError(f"unknown backbone {backbone!r}; choose {EMBEDDING} or a kwspot "
+                          f"model: {', '.join(sorted(MODELS))}")
+
+
 def slug(phrase: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", phrase.lower()).strip("-") or "wakeword"
 
@@ -79,7 +104,11 @@ def _fingerprint(cfg: WakewordConfig, data: DataConfig) -> str:
     folder of another config or version is started over, never half reused."""
     from kwspot import __version__
 
+    # the backbone is named only when it is not the default, so work folders made before the
+    # option existed keep their fingerprint
+    backbone = {} if cfg.backbone == EMBEDDING else {"backbone": cfg.backbone}
     key = json.dumps({"version": __version__, "data": asdict(data), "head": asdict(cfg.head),
+                      **backbone,
                       "calibration_minutes": cfg.calibration_minutes,
                       "negatives": [str(Path(p).resolve()) for p in cfg.negatives],
                       "noise": [str(Path(p).resolve()) for p in cfg.noise]}, sort_keys=True)
@@ -88,11 +117,15 @@ def _fingerprint(cfg: WakewordConfig, data: DataConfig) -> str:
 
 def wakeword(cfg: WakewordConfig, log: Log = print, force: bool = False) -> dict[str, Any]:
     """Run (or resume) every stage; returns the summary also written to ``summary.json``."""
+    from kwspot.classifier import KeywordClassifier
+    from kwspot.data import UNKNOWN
     from kwspot.evaluate.calibrate import calibrate, write_thresholds
+    from kwspot.export.onnx import export_onnx
     from kwspot.wakeword.export import export_wakeword
     from kwspot.wakeword.model import WakewordClassifier
 
     phrase = check_phrase(cfg.phrase)
+    check_backbone(cfg.backbone)
     if not (cfg.target_fa_per_hour > 0 and math.isfinite(cfg.target_fa_per_hour)):
         raise KwspotError("--target-fa-per-hour must be a finite number > 0")
     if not (0 < cfg.calibration_minutes <= 24 * 60 and math.isfinite(cfg.calibration_minutes)):
@@ -114,42 +147,55 @@ def wakeword(cfg: WakewordConfig, log: Log = print, force: bool = False) -> dict
     atomic_write_text(stamp, json.dumps({"fingerprint": fingerprint, "phrase": phrase,
                                          "data": asdict(data)}, indent=1) + "\n")
     start = time.perf_counter()
-    graph = embedding_graph(work / "embed-windows.onnx")
+    scratch = cfg.backbone != EMBEDDING
 
     features_file = work / "embeddings.npz"
     if not features_file.is_file():
         log(f"[1/5] synthesizing and augmenting windows for {phrase!r}")
         windows = build_windows(data, cfg.negatives, cfg.noise,
                                 lambda kind, d, t: log(f"      {kind}: {d}/{t}"))
-        log(f"      embedding {len(windows.audio)} windows")
-        features = embed_windows(windows.audio, graph, cfg.threads,
-                                 lambda d, t: log(f"      embedded {d}/{t}"))
+        if scratch:
+            log(f"      MFCCs of {len(windows.audio)} windows")
+            features = frontend_features(windows.audio, scratch_features(), cfg.threads)
+        else:
+            log(f"      embedding {len(windows.audio)} windows")
+            graph = embedding_graph(work / "embed-windows.onnx")
+            features = embed_windows(windows.audio, graph, cfg.threads,
+                                     lambda d, t: log(f"      embedded {d}/{t}"))
         _save_features(features_file, features, windows)
     stored = np.load(features_file)
     features, labels, validation = stored["features"], stored["labels"], stored["validation"]
     kinds = [str(k) for k in stored["kinds"]]
 
+    model: torch.nn.Module = KeywordClassifier(
+        cfg.backbone, [UNKNOWN, phrase], scratch_features(), cfg.head.dropout) \
+        if scratch else WakewordClassifier(phrase)
+    trained = model.network if scratch else model.head
     head_file = work / "head.pt"
     if not head_file.is_file():
-        log(f"[2/5] training the head on {int((~validation).sum())} windows")
-        head, info = train_head(features, labels, validation, cfg.head)
-        torch.save({"state": head.state_dict(), "info": info}, head_file)
+        log(f"[2/5] training {cfg.backbone if scratch else 'the head'} on "
+            f"{int((~validation).sum())} windows")
+        _, info = train_head(features, labels, validation, cfg.head, network=trained)
+        torch.save({"state": trained.state_dict(), "info": info}, head_file)
     saved = torch.load(head_file, weights_only=True)
-    model = WakewordClassifier(phrase)
-    model.head.load_state_dict(saved["state"])
+    trained.load_state_dict(saved["state"])
     model.eval()
     head_info = saved["info"]
 
     model_path = out / f"{slug(phrase)}.onnx"
     log(f"[3/5] exporting {model_path}")
     check = _check_audio(data)
-    card_extra = {"training": {
-        "phrase": phrase, "windows": _counts(labels, validation, kinds),
+    training = {
+        "phrase": phrase, "backbone": cfg.backbone,
+        "windows": _counts(labels, validation, kinds),
         "head": head_info, "data": asdict(data),
         "negatives": list(cfg.negatives), "noise": list(cfg.noise),
         "note": "positives are eSpeak NG voices only; validation windows are held-out eSpeak "
-                "voices and held-out negative speakers, not real recordings of the phrase"}}
-    export_wakeword(model, model_path, check, card_extra)
+                "voices and held-out negative speakers, not real recordings of the phrase"}
+    if scratch:  # a plain kwspot export: the flow's record goes in the card's training entry
+        export_onnx(model, model_path, check, {"config": training})
+    else:
+        export_wakeword(model, model_path, check, {"training": training})
 
     streams = work / "calibration"
     if not (streams / "negatives.json").is_file():
@@ -166,7 +212,7 @@ def wakeword(cfg: WakewordConfig, log: Log = print, force: bool = False) -> dict
             f"hour on the calibration streams; the best achievable is "
             f"{measured['fa_per_hour']:.2f}/h at threshold {result['thresholds'][phrase]:.5f}")
     summary = {
-        "phrase": phrase, "model": str(model_path),
+        "phrase": phrase, "model": str(model_path), "backbone": cfg.backbone,
         "threshold": result["thresholds"][phrase],
         "target_met": measured["fa_per_hour"] <= cfg.target_fa_per_hour,
         "calibration": {"frr": measured["frr"], "fa_per_hour": measured["fa_per_hour"],

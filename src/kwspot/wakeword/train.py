@@ -15,6 +15,7 @@ from torch import nn
 
 from kwspot.errors import KwspotError
 from kwspot.export.onnx import export_module
+from kwspot.features import FeatureConfig, Frontend
 from kwspot.fileio import atomic_path
 from kwspot.runtime.model import onnx_session
 from kwspot.wakeword import embedding as emb
@@ -62,11 +63,29 @@ class HeadConfig:
     seed: int = 0
 
 
+def frontend_features(windows: np.ndarray, features: FeatureConfig, threads: int = 0,
+                      batch: int = 64) -> np.ndarray:
+    """(N, S) windows -> (N, C, T) through kwspot's own front end (the ``tc-resnet8`` and
+    other from-scratch backbones train on these, as the head trains on embeddings)."""
+    if threads:
+        torch.set_num_threads(threads)
+    frontend = Frontend(features).eval()
+    out = np.zeros((len(windows), features.num_channels, features.num_frames), np.float32)
+    with torch.no_grad():
+        for start in range(0, len(windows), batch):
+            chunk = torch.from_numpy(np.ascontiguousarray(windows[start : start + batch],
+                                                          np.float32))
+            out[start : start + len(chunk)] = frontend(chunk).numpy()
+    return out
+
+
 def train_head(features: np.ndarray, labels: np.ndarray, validation: np.ndarray,
                cfg: HeadConfig = HeadConfig(),
-               log: Callable[[str], None] | None = None) -> tuple[TemporalHead, dict[str, Any]]:
-    """Features (N, 96, 16), labels (N,) in 0..classes-1 (1 = the phrase), ``validation`` a
-    boolean mask. Classes are weighted to balance, so every negative window is used."""
+               log: Callable[[str], None] | None = None,
+               network: nn.Module | None = None) -> tuple[nn.Module, dict[str, Any]]:
+    """Features (N, C, T), labels (N,) in 0..classes-1 (1 = the phrase), ``validation`` a
+    boolean mask. Classes are weighted to balance, so every negative window is used.
+    ``network``: what trains (default a ``TemporalHead`` on (N, 96, 16) embeddings)."""
     torch.manual_seed(cfg.seed)
     train, val = ~validation, validation
     x = torch.from_numpy(features)
@@ -75,7 +94,8 @@ def train_head(features: np.ndarray, labels: np.ndarray, validation: np.ndarray,
     if counts.min() == 0:
         raise KwspotError("the training windows need every class (positive and negative)")
     weights = torch.tensor(counts.sum() / (cfg.classes * counts), dtype=torch.float32)
-    head = TemporalHead(cfg.channels, cfg.dropout, cfg.classes)
+    head = network if network is not None else TemporalHead(cfg.channels, cfg.dropout,
+                                                            cfg.classes)
     optimizer = torch.optim.AdamW(head.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps = cfg.epochs * -(-int(train.sum()) // cfg.batch_size)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, cfg.lr, total_steps=steps)
@@ -112,7 +132,7 @@ def train_head(features: np.ndarray, labels: np.ndarray, validation: np.ndarray,
 
 
 @torch.no_grad()
-def evaluate_head(head: TemporalHead, x: torch.Tensor, y: torch.Tensor,
+def evaluate_head(head: nn.Module, x: torch.Tensor, y: torch.Tensor,
                   loss_fn: nn.Module) -> dict[str, float]:
     head.eval()
     logits = head(x)
