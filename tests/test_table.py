@@ -107,6 +107,30 @@ def test_table_runs_jobs_side_by_side_in_local_processes(tiny_dataset: Path,
             build_table(bad)
 
 
+def test_an_interrupted_job_stops_the_table(tiny_dataset: Path, tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C stops the job in hand (state saved) and the table with it: the next job does
+    not start (it used to be counted as one failed job, and the table went on)."""
+    import kwspot.experiments.table as table_module
+    from kwspot.errors import TrainingInterrupted
+
+    prepared = tmp_path / "prepared"
+    prepare_dataset(DataConfig(str(tiny_dataset), keywords=("yes", "no")), prepared)
+    started: list[str] = []
+
+    def interrupted(job, *args, **kwargs):
+        started.append(job.name)
+        raise TrainingInterrupted("interrupted at step 3; state saved")
+
+    monkeypatch.setattr(table_module, "run_job", interrupted)
+    cfg = TableConfig(prepared=str(prepared), results_dir=str(tmp_path / "results"),
+                      runs_dir=str(tmp_path / "runs"), models=("tc-resnet8", "ds-cnn-s"),
+                      seeds=(0,))
+    with pytest.raises(TrainingInterrupted, match="state saved"):
+        build_table(cfg)
+    assert started == ["tc-resnet8-seed0"]
+
+
 def test_table_helpers_and_bad_input(tmp_path: Path) -> None:
     assert parse_epochs(["res15=20", "ds-cnn-s=7.5"]) == {"res15": 20.0, "ds-cnn-s": 7.5}
     for bad in (["res15"], ["res15=-1"], ["res15=x"]):

@@ -7,3 +7,8 @@ class KwspotError(Exception):
 
 class AudioError(KwspotError):
     """An audio file that cannot be read as sound: missing, empty, truncated or not audio."""
+
+
+class TrainingInterrupted(KwspotError):
+    """Ctrl-C or SIGTERM stopped a training run at a step boundary, its state saved. Callers
+    that run several jobs stop there too, instead of going on to the next job."""

@@ -33,7 +33,7 @@ from kwspot.config import TrainConfig
 from kwspot.data import SILENCE, Dataset
 from kwspot.datasets import open_dataset
 from kwspot.datasets.prepare import write_prepared
-from kwspot.errors import KwspotError
+from kwspot.errors import KwspotError, TrainingInterrupted
 from kwspot.evaluate import classification_report, predict_proba, run_evaluation
 from kwspot.fileio import atomic_write_text
 
@@ -380,7 +380,7 @@ def _train(cfg: TrainConfig | None, run_dir: Path, resume: bool, quiet: bool) ->
                     raise _Interrupted
     except _Interrupted:
         save_last()
-        raise KwspotError(
+        raise TrainingInterrupted(
             f"interrupted at step {step}; state saved. Continue with: "
             f"kwspot train --resume --run-dir {run_dir}"
         ) from None

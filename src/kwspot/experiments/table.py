@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from kwspot.errors import KwspotError
+from kwspot.errors import KwspotError, TrainingInterrupted
 from kwspot.experiments.jobs import Job, JobResult, result_path, run_job, write_result
 from kwspot.experiments.latency import measure_latency
 from kwspot.fileio import atomic_write_text
@@ -88,6 +88,8 @@ def run_jobs(cfg: TableConfig, jobs: Sequence[Job],
         for job in jobs:
             try:
                 report(run_job(job, *args, **options))
+            except TrainingInterrupted:
+                raise  # Ctrl-C stops the table, not just the job in hand
             except KwspotError as exc:
                 failures.append(f"{job.name}: {exc}")
         return failures
@@ -130,13 +132,23 @@ def _run_in_processes(workers: int, jobs: Sequence[Job], args: list[str],
     context = multiprocessing.get_context("spawn")  # no forked torch/CUDA state
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
         pending = {pool.submit(run_job, job, *args, **options): job for job in jobs}
-        for done in as_completed(pending):
-            job = pending[done]
-            try:
-                report(done.result())
-            except Exception as exc:  # a job's error, whatever it was, is that job's failure
-                message = str(exc).strip().splitlines()
-                failures.append(f"{job.name}: {message[-1] if message else type(exc).__name__}")
+        try:
+            for done in as_completed(pending):
+                job = pending[done]
+                try:
+                    report(done.result())
+                except TrainingInterrupted:
+                    raise
+                except Exception as exc:  # a job's error, whatever it was, is its failure
+                    message = str(exc).strip().splitlines()
+                    failures.append(f"{job.name}: "
+                                    f"{message[-1] if message else type(exc).__name__}")
+        except (TrainingInterrupted, KeyboardInterrupt):
+            # Ctrl-C reached the workers too: running jobs save their state and stop; jobs
+            # not yet started are dropped rather than started
+            for future in pending:
+                future.cancel()
+            raise
     return failures
 
 
