@@ -1,7 +1,7 @@
 """Measured latency of a model's network on this machine: features in, logits out, ONNX
 Runtime on one thread, median over many single-example runs, as the TC-ResNet paper timed
 its table (TFLite on one phone core). Weights do not change the time, so a freshly built
-network is timed once per model (shared by its seeds); all models in one run, side by side."""
+network is timed once per model (shared by its seeds); all models in one run, taking turns."""
 
 from __future__ import annotations
 
@@ -9,32 +9,71 @@ import json
 import os
 import platform
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from kwspot.fileio import atomic_write_text
 
 LATENCY_FILE = "latency.json"
 
 
-def _time_one(model_name: str, runs: int, warmup: int, labels: int) -> dict[str, Any]:
+ROUNDS = 10  # each model's runs are split into this many blocks, models taking turns
+
+
+def _sessions(models: list[str], labels: int, folder: Path) -> dict[str, tuple[Any, dict]]:
+    """A one-thread ONNX Runtime session and an input for each model's freshly built
+    network (weights do not change the time)."""
     import torch
 
-    from kwspot.bench import time_onnx
     from kwspot.export import export_module
     from kwspot.models import build_model
+    from kwspot.runtime.model import onnx_session
+
+    out = {}
+    for name in models:
+        shape = _shape(name)
+        torch.manual_seed(0)
+        network = build_model(name, shape[1], labels, frames=shape[2]).eval()
+        example = torch.randn(shape)
+        path = folder / f"{name}.onnx"
+        export_module(network, example, path, "features", "logits")
+        session = onnx_session(path, 1)
+        out[name] = (session, {session.get_inputs()[0].name: example.numpy()})
+    return out
+
+
+def time_side_by_side(models: list[str], runs: int, warmup: int, labels: int,
+                      rounds: int = ROUNDS) -> dict[str, dict[str, Any]]:
+    """Median and p90 ms per model, the models taking turns in ``rounds`` blocks (the order
+    rotating each round), so a slow spell of a shared machine falls on all of them alike
+    rather than on whichever model was being timed then."""
+    with tempfile.TemporaryDirectory() as tmp:
+        sessions = _sessions(models, labels, Path(tmp))
+        for session, feed in sessions.values():
+            for _ in range(warmup):
+                session.run(None, feed)
+        samples: dict[str, list[float]] = {m: [] for m in models}
+        per_round = [runs // rounds + (1 if r < runs % rounds else 0) for r in range(rounds)]
+        for r, count in enumerate(per_round):
+            for name in models[r % len(models):] + models[: r % len(models)]:
+                session, feed = sessions[name]
+                for _ in range(count):
+                    start = time.perf_counter_ns()
+                    session.run(None, feed)
+                    samples[name].append((time.perf_counter_ns() - start) / 1e6)
+    return {name: {"median_ms": float(np.median(times)),
+                   "p90_ms": float(np.percentile(times, 90)), "input": list(_shape(name))}
+            for name, times in samples.items()}
+
+
+def _shape(model_name: str) -> tuple[int, int, int]:
     from kwspot.recipes import recipe_for
 
     features = recipe_for(model_name).features
-    shape = (1, features.num_channels, features.num_frames)
-    torch.manual_seed(0)
-    network = build_model(model_name, features.num_channels, labels, frames=shape[2]).eval()
-    example = torch.randn(shape)
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "net.onnx"
-        export_module(network, example, path, "features", "logits")
-        median, p90 = time_onnx(path, example.numpy(), runs, warmup, threads=1)
-    return {"median_ms": median, "p90_ms": p90, "input": list(shape)}
+    return (1, features.num_channels, features.num_frames)
 
 
 def measure_latency(models: list[str], results_dir: str | Path, runs: int = 1000,
@@ -52,7 +91,7 @@ def measure_latency(models: list[str], results_dir: str | Path, runs: int = 1000
               "runs": runs, "warmup": warmup,
               "machine": f"{platform.machine()}, {platform.processor() or 'cpu'}, "
                          f"{os.cpu_count()} cores",
-              "models": {m: _time_one(m, runs, warmup, labels) for m in models}}
+              "rounds": ROUNDS, "models": time_side_by_side(list(models), runs, warmup, labels)}
     out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out, json.dumps(record, indent=1) + "\n")
     return record
