@@ -102,9 +102,11 @@ def test_table_runs_jobs_side_by_side_in_local_processes(tiny_dataset: Path,
     assert "| cpu |" in (tmp_path / "results" / "table.md").read_text()
     # a job that fails in its process is reported, and the others still land
     bad = TableConfig(**{**cfg.__dict__, "seeds": (1,), "device": "cuda:7"})
-    if not __import__("torch").cuda.is_available():
-        with pytest.raises(KwspotError, match=r"2 job\(s\) failed.*no CUDA device"):
-            build_table(bad)
+    with pytest.raises(KwspotError, match=r"2 job\(s\) failed.*(no CUDA device|CUDA device)"):
+        build_table(bad)
+    for wrong in ({"device": "gpu"}, {"workers": 0}):
+        with pytest.raises(KwspotError, match=r"--device|--workers"):
+            TableConfig(**{**cfg.__dict__, **wrong})
 
 
 def test_an_interrupted_job_stops_the_table(tiny_dataset: Path, tmp_path: Path,

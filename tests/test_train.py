@@ -183,7 +183,12 @@ def test_cuda_without_a_gpu_is_refused_before_training(tiny_dataset: Path,
     cfg = dataclasses.replace(tiny_train_config(tiny_dataset, steps=4), device="cuda")
     with pytest.raises(KwspotError, match="no CUDA device"):
         train(cfg, tmp_path / "run", quiet=True)
-    assert not (tmp_path / "run" / "last.pt").exists()
+    assert not (tmp_path / "run" / "config.json").exists()  # refused before anything
+    # a resumed run moves to the device it is given (a CPU run asked onto CUDA here)
+    cpu = dataclasses.replace(cfg, device="cpu", eval_every=2, threads=1)
+    train(cpu, tmp_path / "cpu", quiet=True)
+    with pytest.raises(KwspotError, match="no CUDA device"):
+        train(None, tmp_path / "cpu", resume=True, quiet=True, device="cuda")
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")

@@ -139,9 +139,9 @@ def add_train_parser(sub: argparse._SubParsersAction) -> None:
                    help="validate and checkpoint every N steps (default: every 5 epochs)")
     o.add_argument("--seed", type=int, default=0, help="seed; the same seed repeats a run")
     o.add_argument("--threads", type=int, default=0, help="torch threads (default: all cores)")
-    o.add_argument("--device", default="cpu", metavar="cpu|cuda[:N]",
-                   help="where the network trains (default cpu); augmentation and its random "
-                        "draws stay on the CPU")
+    o.add_argument("--device", default=None, metavar="cpu|cuda[:N]",
+                   help="where the network trains (default cpu; with --resume, the run's own "
+                        "unless given); augmentation and its random draws stay on the CPU")
     a = p.add_argument_group("augmentation")
     a.add_argument("--background-prob", type=float, default=0.8,
                    help="probability of mixing background noise (default 0.8)")
@@ -178,7 +178,7 @@ def train_config_from_args(args: argparse.Namespace):
         raise KwspotError(f"--batch-size must be at least 1, got {args.batch_size}")
     train_clips = len(open_dataset(data).split("train"))
     cfg = recipe_config(args.model, data, max(train_clips, 1), args.seed, args.epochs,
-                        args.eval_every, args.threads, args.device)
+                        args.eval_every, args.threads, args.device or "cpu")
     features = dataclasses.replace(cfg.features, **_given(args, {
         "features": "kind", "n_mfcc": "n_mfcc", "n_mels": "n_mels", "window_ms": "window_ms",
         "hop_ms": "hop_ms", "f_min": "f_min", "f_max": "f_max", "clip_ms": "clip_ms"}))
@@ -215,7 +215,7 @@ def cmd_train(args: argparse.Namespace) -> None:
         if args.data:
             print(f"--resume continues with the settings saved in {args.run_dir}/config.json; "
                   "other options are ignored", file=sys.stderr)
-        summary = train(None, args.run_dir, resume=True, quiet=args.quiet)
+        summary = train(None, args.run_dir, resume=True, quiet=args.quiet, device=args.device)
     else:
         if not args.data:
             raise KwspotError("train needs --data PATH (or --resume --run-dir DIR)")

@@ -71,7 +71,8 @@ def training_device(name: str) -> torch.device:
         index = int(name.partition(":")[2] or 0)
         if not torch.cuda.is_available():
             raise KwspotError(f"--device {name}: torch sees no CUDA device (torch "
-                              f"{torch.__version__}); train with --device cpu")
+                              f"{torch.__version__}); use --device cpu (it also moves a "
+                              "resumed run)")
         if index >= torch.cuda.device_count():
             raise KwspotError(f"--device {name}: torch sees {torch.cuda.device_count()} CUDA "
                               "device(s)")
@@ -226,27 +227,35 @@ def run_lock(run_dir: Path) -> Iterator[None]:
 
 
 def train(cfg: TrainConfig | None, run_dir: str | Path, resume: bool = False,
-          quiet: bool = False) -> dict:
+          quiet: bool = False, device: str | None = None) -> dict:
     """Train (or resume) into ``run_dir``; returns the summary also written to summary.json.
 
-    With ``resume=True`` the run's own config.json is used and ``cfg`` may be None.
+    With ``resume=True`` the run's own config.json is used and ``cfg`` may be None;
+    ``device`` then moves the run (checkpoints hold CPU tensors, so a GPU run resumes on a
+    CPU and back).
     """
     run_dir = Path(run_dir)
     if resume and not (run_dir / "last.pt").is_file():
         raise KwspotError(f"{run_dir}: nothing to resume (no last.pt)")
     with run_lock(run_dir):
-        return _train(cfg, run_dir, resume, quiet)
+        return _train(cfg, run_dir, resume, quiet, device)
 
 
-def _train(cfg: TrainConfig | None, run_dir: Path, resume: bool, quiet: bool) -> dict:
+def _train(cfg: TrainConfig | None, run_dir: Path, resume: bool, quiet: bool,
+           device_name: str | None = None) -> dict:
     last_path = run_dir / "last.pt"
     if resume:
         cfg = TrainConfig.load(run_dir / "config.json")
+        if device_name is not None:
+            cfg = dataclasses.replace(cfg, device=device_name)
     elif cfg is None:
         raise KwspotError("train needs a config unless it resumes a run")
     elif last_path.exists():
         raise KwspotError(
             f"{run_dir} already holds a run; pass --resume or choose another --run-dir")
+    device = training_device(cfg.device)  # before anything is written or decoded
+    if device.type == "cuda":  # the same seed repeats a run there too
+        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
     run_dir.mkdir(parents=True, exist_ok=True)
     cfg.save(run_dir / "config.json")
 
@@ -277,7 +286,6 @@ def _train(cfg: TrainConfig | None, run_dir: Path, resume: bool, quiet: bool) ->
     )
 
     model = KeywordClassifier(cfg.model, dataset.labels, cfg.features, cfg.dropout)
-    device = training_device(cfg.device)
     model.to(device)
     if getattr(model.network, "train_channels_last", False):
         model.network.to(memory_format=torch.channels_last)

@@ -91,7 +91,7 @@ def run_job(job: Job, prepared: str | Path, results_dir: str | Path, runs_dir: s
     if (run_dir / "summary.json").is_file():
         summary = json.loads((run_dir / "summary.json").read_text())
     elif (run_dir / "last.pt").is_file():
-        summary = train(None, run_dir, resume=True, quiet=quiet)
+        summary = train(None, run_dir, resume=True, quiet=quiet, device=device)
     else:
         cfg = recipe_config(job.model, data, train_clips, job.seed, job.epochs, threads=threads,
                             device=device)

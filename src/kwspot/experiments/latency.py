@@ -45,7 +45,7 @@ def _sessions(models: list[str], labels: int, folder: Path) -> dict[str, tuple[A
     return out
 
 
-def time_side_by_side(models: list[str], runs: int, warmup: int, labels: int,
+def time_taking_turns(models: list[str], runs: int, warmup: int, labels: int,
                       rounds: int = ROUNDS) -> dict[str, dict[str, Any]]:
     """Median and p90 ms per model, the models taking turns in ``rounds`` blocks (the order
     rotating each round), so a slow spell of a shared machine falls on all of them alike
@@ -78,20 +78,21 @@ def _shape(model_name: str) -> tuple[int, int, int]:
 
 def measure_latency(models: list[str], results_dir: str | Path, runs: int = 1000,
                     warmup: int = 100, labels: int = 12, again: bool = False) -> dict[str, Any]:
-    """Every model of ``models`` timed side by side in this one process. Kept in
+    """Every model of ``models`` timed in this one process, taking turns. Kept in
     ``latency.json``; measured again (all of them, so the figures stay comparable) when a
     model is missing, ``runs`` changed, or ``again``."""
     out = Path(results_dir) / LATENCY_FILE
     if out.is_file() and not again:
         old = json.loads(out.read_text())
-        if set(models) <= set(old["models"]) and old["runs"] == runs:
+        if set(models) <= set(old["models"]) and old["runs"] == runs \
+                and old.get("rounds") == ROUNDS:  # timed the same way
             return old
         models = sorted(set(models) | set(old["models"]))
     record = {"engine": "onnxruntime (CPU), features in, logits out", "threads": 1,
               "runs": runs, "warmup": warmup,
               "machine": f"{platform.machine()}, {platform.processor() or 'cpu'}, "
                          f"{os.cpu_count()} cores",
-              "rounds": ROUNDS, "models": time_side_by_side(list(models), runs, warmup, labels)}
+              "rounds": ROUNDS, "models": time_taking_turns(list(models), runs, warmup, labels)}
     out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out, json.dumps(record, indent=1) + "\n")
     return record

@@ -9,6 +9,7 @@ import csv
 import io
 import json
 import math
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -64,6 +65,12 @@ class TableConfig:
     ray_address: str | None = None
     remeasure_latency: bool = False  # time every model again (e.g. on a quiet machine)
 
+    def __post_init__(self) -> None:
+        if not re.fullmatch(r"cpu|cuda(:\d+)?", self.device):
+            raise KwspotError(f"--device must be cpu, cuda or cuda:N, got {self.device!r}")
+        if self.workers < 1 or self.threads < 1:
+            raise KwspotError("--workers and --threads must be at least 1")
+
 
 def _jobs(cfg: TableConfig) -> list[Job]:
     from kwspot.models import MODELS
@@ -104,6 +111,8 @@ def run_jobs(cfg: TableConfig, jobs: Sequence[Job],
                  configure_logging=False)
     # a CUDA job takes an equal share of one GPU, so up to --workers of them share it
     gpus = 1 / cfg.workers if cfg.device.startswith("cuda") else 0
+    if gpus:  # Ray shows each task only the GPU it assigned, as cuda:0
+        options["device"] = "cuda"
     remote = ray.remote(num_cpus=cfg.threads, num_gpus=gpus)(run_job)
     pending = {remote.remote(job, *args, **options): job for job in jobs}
     while pending:
@@ -136,13 +145,15 @@ def _run_in_processes(workers: int, jobs: Sequence[Job], args: list[str],
             for done in as_completed(pending):
                 job = pending[done]
                 try:
-                    report(done.result())
+                    result = done.result()
                 except TrainingInterrupted:
                     raise
                 except Exception as exc:  # a job's error, whatever it was, is its failure
                     message = str(exc).strip().splitlines()
                     failures.append(f"{job.name}: "
                                     f"{message[-1] if message else type(exc).__name__}")
+                    continue
+                report(result)
         except (TrainingInterrupted, KeyboardInterrupt):
             # Ctrl-C reached the workers too: running jobs save their state and stop; jobs
             # not yet started are dropped rather than started

@@ -122,7 +122,7 @@ def wakeword(cfg: WakewordConfig, log: Log = print, force: bool = False) -> dict
     from kwspot.evaluate.calibrate import calibrate, write_thresholds
     from kwspot.export.onnx import export_onnx
     from kwspot.wakeword.export import export_wakeword
-    from kwspot.wakeword.model import WakewordClassifier
+    from kwspot.wakeword.model import TemporalHead, WakewordClassifier
 
     phrase = check_phrase(cfg.phrase)
     check_backbone(cfg.backbone)
@@ -167,18 +167,23 @@ def wakeword(cfg: WakewordConfig, log: Log = print, force: bool = False) -> dict
     features, labels, validation = stored["features"], stored["labels"], stored["validation"]
     kinds = [str(k) for k in stored["kinds"]]
 
-    model: torch.nn.Module = KeywordClassifier(
-        cfg.backbone, [UNKNOWN, phrase], scratch_features(), cfg.head.dropout) \
-        if scratch else WakewordClassifier(phrase)
-    trained = model.network if scratch else model.head
+    def scratch_model() -> KeywordClassifier:
+        return KeywordClassifier(cfg.backbone, [UNKNOWN, phrase], scratch_features(),
+                                 cfg.head.dropout)
+
     head_file = work / "head.pt"
     if not head_file.is_file():
         log(f"[2/5] training {cfg.backbone if scratch else 'the head'} on "
             f"{int((~validation).sum())} windows")
-        _, info = train_head(features, labels, validation, cfg.head, network=trained)
+        # built inside train_head, after it seeds: the initial weights follow --seed
+        trained, info = train_head(features, labels, validation, cfg.head,
+                                   build=(lambda: scratch_model().network) if scratch else None)
         torch.save({"state": trained.state_dict(), "info": info}, head_file)
     saved = torch.load(head_file, weights_only=True)
-    trained.load_state_dict(saved["state"])
+    h = cfg.head
+    model: torch.nn.Module = scratch_model() if scratch else WakewordClassifier(
+        phrase, TemporalHead(h.channels, h.dropout, h.classes))
+    (model.network if scratch else model.head).load_state_dict(saved["state"])
     model.eval()
     head_info = saved["info"]
 

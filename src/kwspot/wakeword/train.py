@@ -82,10 +82,11 @@ def frontend_features(windows: np.ndarray, features: FeatureConfig, threads: int
 def train_head(features: np.ndarray, labels: np.ndarray, validation: np.ndarray,
                cfg: HeadConfig = HeadConfig(),
                log: Callable[[str], None] | None = None,
-               network: nn.Module | None = None) -> tuple[nn.Module, dict[str, Any]]:
+               build: Callable[[], nn.Module] | None = None) -> tuple[nn.Module, dict[str, Any]]:
     """Features (N, C, T), labels (N,) in 0..classes-1 (1 = the phrase), ``validation`` a
     boolean mask. Classes are weighted to balance, so every negative window is used.
-    ``network``: what trains (default a ``TemporalHead`` on (N, 96, 16) embeddings)."""
+    ``build`` makes what trains, called after seeding so its initial weights follow
+    ``cfg.seed`` (default a ``TemporalHead`` on (N, 96, 16) embeddings)."""
     torch.manual_seed(cfg.seed)
     train, val = ~validation, validation
     x = torch.from_numpy(features)
@@ -94,8 +95,8 @@ def train_head(features: np.ndarray, labels: np.ndarray, validation: np.ndarray,
     if counts.min() == 0:
         raise KwspotError("the training windows need every class (positive and negative)")
     weights = torch.tensor(counts.sum() / (cfg.classes * counts), dtype=torch.float32)
-    head = network if network is not None else TemporalHead(cfg.channels, cfg.dropout,
-                                                            cfg.classes)
+    head = build() if build is not None else TemporalHead(cfg.channels, cfg.dropout,
+                                                          cfg.classes)
     optimizer = torch.optim.AdamW(head.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps = cfg.epochs * -(-int(train.sum()) // cfg.batch_size)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, cfg.lr, total_steps=steps)
