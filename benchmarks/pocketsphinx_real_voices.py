@@ -39,7 +39,7 @@ from kwspot.datasets.streams import read_truth
 from kwspot.evaluate.streams import TOLERANCE_S, Outcome, ScoredStream, tally
 
 sys.path.insert(0, str(Path(__file__).parent))
-from wakeword_real_voices import SHARED, SPLITS, streams_for
+from wakeword_real_voices import SHARED, SPLITS, best_at, streams_for
 
 DEFAULT_THRESHOLD = 1e-30  # pocketsphinx's own default kws_threshold
 THRESHOLDS = (1e-30, 1e-20, 1e-10, 1e-5, 1e-2, 1.0, 1e5, 1e10)
@@ -98,11 +98,6 @@ def measure(word: str, streams: dict[str, Path], threshold: float) -> dict:
             "fa_per_hour": negatives.fa_per_hour(word), "fa": negatives.false_alarms[word],
             "negatives_hours": round(negatives.hours, 3),
             "x_real_time": round(seconds / elapsed, 1)}
-
-
-def best_at(rows: list[dict], target: float) -> dict | None:
-    ok = [r for r in rows if r["fa_per_hour"] <= target]
-    return max(ok, key=lambda r: (r["recall"], -r["fa_per_hour"])) if ok else None
 
 
 def main() -> None:

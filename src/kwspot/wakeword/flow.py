@@ -121,6 +121,7 @@ def wakeword(cfg: WakewordConfig, log: Log = print, force: bool = False) -> dict
     from kwspot.data import UNKNOWN
     from kwspot.evaluate.calibrate import calibrate, write_thresholds
     from kwspot.export.onnx import export_onnx
+    from kwspot.fileio import write_card
     from kwspot.wakeword.export import export_wakeword
     from kwspot.wakeword.model import TemporalHead, WakewordClassifier
 
@@ -197,8 +198,10 @@ def wakeword(cfg: WakewordConfig, log: Log = print, force: bool = False) -> dict
         "negatives": list(cfg.negatives), "noise": list(cfg.noise),
         "note": "positives are eSpeak NG voices only; validation windows are held-out eSpeak "
                 "voices and held-out negative speakers, not real recordings of the phrase"}
-    if scratch:  # a plain kwspot export: the flow's record goes in the card's training entry
-        export_onnx(model, model_path, check, {"config": training})
+    if scratch:  # a plain kwspot export, its card's training entry the flow's, as below
+        card = export_onnx(model, model_path, check)
+        card["training"] = training
+        write_card(card, model_path)
     else:
         export_wakeword(model, model_path, check, {"training": training})
 
