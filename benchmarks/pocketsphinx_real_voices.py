@@ -27,6 +27,8 @@ the keyword streams).
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
+import importlib.util
 import json
 import sys
 import time
@@ -110,13 +112,11 @@ def main() -> None:
     parser.add_argument("--thresholds", type=float, nargs="+", default=list(THRESHOLDS))
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
-    try:
-        import pocketsphinx
-    except ImportError:
+    if importlib.util.find_spec("pocketsphinx") is None:
         sys.exit("this comparison needs pocketsphinx: pip install pocketsphinx==5.1.1")
     out = Path(args.json) if args.json else None
     results = json.loads(out.read_text()) if out and out.is_file() else {"words": {}}
-    results.update(pocketsphinx=getattr(pocketsphinx, "__version__", "?"),
+    results.update(pocketsphinx=importlib.metadata.version("pocketsphinx"),
                    model="bundled en-us acoustic model, cmudict-en-us",
                    default_threshold=DEFAULT_THRESHOLD)
     for word in args.words:
