@@ -80,6 +80,21 @@ def test_result_does_not_depend_on_chunk_size() -> None:
         assert detect_audio(audio, EnergyModel(), cfg, chunk_ms=chunk_ms) == reference
 
 
+@pytest.mark.parametrize("smooth_ms", [0, 100, 300, 1000])
+def test_the_score_track_is_the_moving_mean_of_the_posteriors(smooth_ms: float) -> None:
+    audio = beeps([1.3, 2.0, 4.2], total=6.0, length=0.3)
+    model = EnergyModel()
+    detector = Detector(model, DetectorConfig(smooth_ms=smooth_ms))
+    raw = detector.scorer.score(detector.scorer.take(audio))[:, 2]
+    span = max(1, round(smooth_ms / 100))
+    want = [raw[max(0, i - span + 1) : i + 1].mean() for i in range(len(raw))]
+    for chunk in (800, 1600, 5000, len(audio)):  # under a hop, one hop, several, all
+        detector = Detector(model, DetectorConfig(smooth_ms=smooth_ms))
+        got = np.concatenate([detector.score_track(audio[i : i + chunk])[1][:, 0]
+                              for i in range(0, len(audio), chunk)])
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-6)
+
+
 def test_a_stream_that_ends_mid_window_still_reports_its_last_keyword() -> None:
     audio = beeps([1.8], total=2.0, length=0.3)  # ends 50 ms after the beep
     events = detect_audio(audio, EnergyModel(), DetectorConfig(threshold=0.5))
@@ -93,7 +108,7 @@ def test_streaming_state_is_per_detector_and_reset_clears_it() -> None:
     first = a.push(loud) + a.push(np.zeros(RATE, np.float32))
     assert first and b.push(np.zeros(RATE, np.float32)) == []  # b heard nothing
     a.reset()
-    assert a.scorer.samples == 0 and len(a.history) == 0 and a.logic.armed
+    assert a.scorer.samples == 0 and len(a.recent) == 0 and a.logic.armed
     assert a.push(loud) + a.push(np.zeros(RATE, np.float32)) == first
 
 

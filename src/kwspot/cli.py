@@ -471,10 +471,14 @@ def cmd_export(args: argparse.Namespace) -> None:
     else:
         card = export_onnx(model, out, audio, record, tolerance=args.tolerance,
                            precision=args.precision, calibration=calibration)
-    print(f"wrote {out} ({out.stat().st_size / 1024:.0f} KiB), {card['network']['file']} "
+    graphs = [card[k]["file"] for k in ("network", "stream") if isinstance(card.get(k), dict)]
+    print(f"wrote {out} ({out.stat().st_size / 1024:.0f} KiB), {', '.join(graphs)} "
           f"and {card_path(out)}")
     print(f"parity: max |{args.format} - torch| = {card['parity']['max_abs_diff']:.2e} "
           f"on {card['parity']['clips']} clips")
+    if "stream" in card:
+        print(f"incremental stream graph: one output every {card['detector']['hop_ms']:g} ms; "
+              f"parity {card['stream']['parity']['max_abs_diff']:.2e}")
     if "quantization" in card:
         print(f"int8: max |int8 - torch| = "
               f"{card['quantization']['max_abs_diff_from_float']:.2e} (accuracy: "

@@ -20,10 +20,11 @@ if TYPE_CHECKING:
 
 
 def model_files(path: Path) -> list[Path]:
-    """The files a deployment copies: the model, its network graph, its card."""
+    """The files a deployment copies: the model, its network and stream graphs, its card."""
+    from kwspot.runtime.incremental import stream_graph_path
     from kwspot.runtime.model import card_path, network_path
 
-    files = [path, card_path(path), network_path(path)]
+    files = [path, card_path(path), network_path(path), stream_graph_path(path)]
     return [f for f in files if f.exists()]
 
 

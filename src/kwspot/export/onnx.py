@@ -30,17 +30,24 @@ from kwspot.export.card import (
     staged_export,
 )
 from kwspot.export.parity import INT8_TOLERANCE, PARITY_TOLERANCE, compare_to_torch
+from kwspot.export.stream import export_stream_graph, streamable
 from kwspot.fileio import write_card
+from kwspot.runtime.incremental import stream_graph_path
 from kwspot.runtime.model import network_path as network_file
 from kwspot.runtime.model import onnx_session
 
 
-def export_module(module: nn.Module, example: torch.Tensor, path: Path, input_name: str,
-                  output_name: str | list[str]) -> None:
-    """Export with a dynamic batch dimension; quiet unless it fails."""
+def export_module(module: nn.Module, example: torch.Tensor | tuple[torch.Tensor, ...],
+                  path: Path, input_name: str | list[str], output_name: str | list[str],
+                  dynamic_shapes: Any = None) -> None:
+    """Export (by default with a dynamic batch dimension on the first input); quiet unless it
+    fails."""
     module.eval()
-    batch = torch.export.Dim("batch", min=1, max=4096)
-    first_arg = next(iter(inspect.signature(module.forward).parameters))
+    args = example if isinstance(example, tuple) else (example,)
+    if dynamic_shapes is None:
+        batch = torch.export.Dim("batch", min=1, max=4096)
+        first_arg = next(iter(inspect.signature(module.forward).parameters))
+        dynamic_shapes = {first_arg: {0: batch}}
     sink = io.StringIO()
     torch_log = logging.getLogger("torch")
     level = torch_log.level
@@ -49,10 +56,10 @@ def export_module(module: nn.Module, example: torch.Tensor, path: Path, input_na
         torch_log.setLevel(logging.ERROR)
         try:
             program = torch.onnx.export(
-                module, (example,), input_names=[input_name],
+                module, args,
+                input_names=[input_name] if isinstance(input_name, str) else input_name,
                 output_names=[output_name] if isinstance(output_name, str) else output_name,
-                dynamic_shapes={first_arg: {0: batch}}, dynamo=True, opset_version=18,
-                verbose=False,
+                dynamic_shapes=dynamic_shapes, dynamo=True, opset_version=18, verbose=False,
             )
         except Exception as exc:  # the exporter raises many types; show its message
             raise KwspotError(f"ONNX export failed: {exc}\n{sink.getvalue()[-2000:]}") from exc
@@ -68,15 +75,24 @@ def export_onnx(model: KeywordClassifier, out_path: str | Path, check_audio: np.
     """Write the ONNX model and card; returns the card with the measured parity added.
 
     ``precision="int8"`` quantizes both graphs after the float parity check, calibrated on
-    ``calibration`` (clips, and the log of how they were drawn, which goes in the card)."""
+    ``calibration`` (clips, and the log of how they were drawn, which goes in the card). A
+    causal model's float export adds its incremental graph (``export.stream``), which the
+    streaming engine then runs at the card's hop (one output per total stride)."""
     check_precision(precision, calibration)
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     model.eval()
     card = model_card(model, record, network_file(out_path).name)
-    with staged_export(out_path) as (model_path, network_path):
+    incremental = streamable(model) and precision == "float32"
+    siblings = (stream_graph_path,) if incremental else ()
+    with staged_export(out_path, siblings) as (model_path, network_path, *stream_path):
         _export_checked(model, card, model_path, network_path, check_audio, tolerance,
                         precision, calibration)
+        if incremental:
+            card["stream"] = export_stream_graph(model, stream_path[0], check_audio, tolerance)
+            card["stream"]["file"] = stream_graph_path(out_path).name
+            hop_ms = card["stream"]["frames_per_output"] * model.features.hop_ms
+            card.setdefault("detector", {})["hop_ms"] = hop_ms
     write_card(card, out_path)
     return card
 

@@ -122,3 +122,60 @@ class StreamingTCResNet(nn.Module):
         sums = buffer.unfold(-1, width, 1).sum(dim=-1)  # (B, C, n); zeros before reset add 0
         counts = torch.arange(done + 1, done + n + 1, device=x.device).clamp(max=width)
         return sums / counts.to(x.dtype), buffer[..., buffer.shape[-1] - (width - 1) :]
+
+
+def _newest_first_conv(conv: nn.Conv1d, x: torch.Tensor, context: torch.Tensor
+                       ) -> tuple[torch.Tensor, torch.Tensor]:
+    """A causal conv over a chunk that ends on one of its output positions, in reversed time:
+    ``x`` holds the new inputs and ``context`` the kernel-1 before them, newest first; returns
+    the outputs (newest first) and the next context. Striding from the newest input lines the
+    outputs up with the chunk's last frame whatever its length, so no phase depends on the
+    length and one graph serves every call of a stream."""
+    kernel, stride = conv.kernel_size[0], conv.stride[0]
+    buffer = torch.cat([x, context], dim=-1)
+    y = F.conv1d(buffer, conv.weight.flip(-1), conv.bias, stride)
+    return y, buffer[..., : kernel - 1]
+
+
+class ChunkStep(nn.Module):
+    """``StreamingTCResNet`` in the form an ONNX graph takes: tensors in, tensors out.
+
+    ``forward(frames, *contexts, pool)`` -> ``(posteriors, logits, *contexts, pool)``, outputs
+    (B, n, classes). Every call must end on an output frame (a multiple of the total stride,
+    counting from the stream's frame 0): the first call of a stream holds frames 0..8m
+    (``8m + 1`` frames) and every later call a multiple of 8 frames. The stack runs in
+    reversed time (one flip in, one out; the state is kept newest first). The window mean
+    divides by the full window's positions, so the first ``positions - 1`` outputs of a
+    stream (zeros in the pool) are not window means; the runtime primes the stream past them
+    and drops them. From there each output equals ``StreamingTCResNet``'s and so
+    ``window_logits``.
+    """
+
+    def __init__(self, streaming: StreamingTCResNet) -> None:
+        super().__init__()
+        self.streaming = streaming
+
+    def state_shapes(self) -> list[tuple[int, int]]:
+        """(channels, length) of each state tensor after the batch dimension, in order."""
+        state = self.streaming.init_state(1)
+        return [tuple(t.shape[1:]) for t in (*state.contexts, state.pool)]
+
+    def forward(self, frames: torch.Tensor, *state: torch.Tensor
+                ) -> tuple[torch.Tensor, ...]:
+        model = self.streaming.model
+        contexts = iter(state[:-1])
+        new: list[torch.Tensor] = []
+        x, ctx = _newest_first_conv(model.stem, frames.flip(-1), next(contexts))
+        new.append(ctx)
+        for block in self.streaming._blocks():
+            y, ctx = _newest_first_conv(block.conv1, x, next(contexts))
+            new.append(ctx)
+            y, ctx = _newest_first_conv(block.conv2, block.relu(block.bn1(y)), next(contexts))
+            new.append(ctx)
+            # the stride-s 1x1 shortcut reads the newest input first, like the convs
+            x = block.relu(block.bn2(y) + block.shortcut(x))
+        width = self.streaming.positions
+        buffer = torch.cat([x, state[-1]], dim=-1)
+        means = F.avg_pool1d(buffer, width, 1)  # (B, C, n): each output's window mean
+        logits = model.classifier(means.transpose(1, 2)).flip(1)  # oldest output first
+        return (torch.softmax(logits, dim=-1), logits, *new, buffer[..., : width - 1])

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -168,7 +167,8 @@ class Detector:
         """Start a new stream."""
         self.scorer.reset()
         self.logic.reset()
-        self.history: deque[np.ndarray] = deque(maxlen=self.smooth_windows)
+        # the last smooth_windows - 1 hops' keyword posteriors (fewer at the stream's start)
+        self.recent = np.zeros((0, len(self.keywords)), np.float64)
         self.flushed = False
 
     @property
@@ -200,17 +200,27 @@ class Detector:
                ) -> tuple[np.ndarray, np.ndarray]:
         """Second half of ``score_track``: posteriors of the windows ``take`` returned ->
         (end times, smoothed keyword scores)."""
-        smoothed = np.empty((len(posteriors), len(self.keywords)), np.float32)
-        for i, row in enumerate(posteriors):
-            self.history.append(row[self.keyword_index])
-            smoothed[i] = np.mean(self.history, axis=0)
-        return ends, smoothed
+        if not len(posteriors):
+            return ends, np.zeros((0, len(self.keywords)), np.float32)
+        # each hop's mean over the last smooth_windows hops (all hops so far, at the start)
+        rows = np.concatenate([self.recent, posteriors[:, self.keyword_index]])
+        sums = np.concatenate([np.zeros((1, rows.shape[1])), np.cumsum(rows, axis=0)])
+        last = np.arange(len(self.recent), len(rows)) + 1  # one past each new hop's row
+        first = np.maximum(0, last - self.smooth_windows)
+        smoothed = (sums[last] - sums[first]) / (last - first)[:, None]
+        self.recent = rows[max(0, len(rows) - (self.smooth_windows - 1)):] \
+            if self.smooth_windows > 1 else rows[:0]
+        return ends, smoothed.astype(np.float32)
 
     def events(self, ends: np.ndarray, smoothed: np.ndarray) -> list[Detection]:
         """Run the event logic over (part of) a score track."""
         out = []
-        for end_s, scores in zip(ends, smoothed, strict=True):
-            fired = self.logic.step(scores, float(end_s))
+        ratios = smoothed / self.thresholds
+        best = np.argmax(ratios, axis=1) if len(ratios) else np.zeros(0, int)
+        best_ratios = ratios[np.arange(len(ratios)), best]
+        for end_s, scores, b, ratio in zip(ends, smoothed, best.tolist(),
+                                           best_ratios.tolist(), strict=True):
+            fired = self.logic.step_best(b, ratio, float(end_s))
             if fired is not None:
                 out.append(Detection(self.keywords[fired],
                                      max(0.0, float(end_s) - HALF_KEYWORD_S - self.lag_s),

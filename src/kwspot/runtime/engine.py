@@ -8,6 +8,11 @@ one pass, and the result never depends on how the audio was chunked.
 
 The stream starts with one window of silence, so the first hop already has a full window.
 Window ``j`` (j >= 1) ends ``j * hop`` samples into the real stream.
+
+A causal export with an incremental graph (``runtime.incremental``) is run that way instead:
+the frames go through the graph once, with the stream's state, and each output is a hop. Its
+hop is then the model's output step (80 ms for TC-ResNet8); ``take`` already returns the
+posteriors, and ``score`` passes them on.
 """
 
 from __future__ import annotations
@@ -31,6 +36,14 @@ class StreamScorer:
         self.hop = hop_samples
         self.window = model.window_samples
         self.frontend = model.frontend()
+        self.stream = getattr(model, "stream", None)
+        if self.stream is not None and hop_samples != self.stream.hop_samples:
+            rate = getattr(model, "sample_rate", 16000)
+            raise KwspotError(
+                f"this causal export streams incrementally, one output every "
+                f"{self.stream.hop_samples / rate * 1000:g} ms; a hop of "
+                f"{hop_samples / rate * 1000:g} ms is not one of its outputs (leave the hop "
+                f"at the card's default)")
         if self.frontend is not None:
             cfg = self.frontend.cfg
             if self.window != cfg.clip_samples:
@@ -46,7 +59,12 @@ class StreamScorer:
     def reset(self) -> None:
         self.hops_done = 0  # windows scored so far
         self.samples = 0  # real samples pushed so far
-        if self.frontend is not None:
+        if self.stream is not None:
+            self.frontend.reset()
+            frames = self.frontend.push(np.zeros(self.stream.prime_samples, np.float32))
+            self.state = self.stream.primed_state(frames)  # the priming outputs are dropped
+            self.frames = frames[:, :0]  # frames not yet run (fewer than one output's)
+        elif self.frontend is not None:
             self.frontend.reset()
             self.frames = self.frontend.push(np.zeros(self.window, np.float32))
             self.first_frame = 0  # stream frame index of self.frames[:, 0]
@@ -56,26 +74,31 @@ class StreamScorer:
 
     def take(self, chunk: np.ndarray) -> np.ndarray:
         """Push audio and return the windows it completed, unscored: (n, C, T) features or
-        (n, window) audio. The stream's state moves on now; ``score`` may run later, or
+        (n, window) audio (for an incremental model, already their (n, classes) posteriors).
+        The stream's state moves on now; ``score`` may run later, or
         batched with other streams' windows (the server's micro-batching). The windows are
         read-only views of the stream's buffer (which is only ever replaced, never written),
         so nothing is copied until the model call stacks or converts them."""
         self.samples += len(chunk)
         ready = self.samples // self.hop - self.hops_done
+        if self.stream is not None:
+            return self._take_incremental(chunk, ready)
         if self.frontend is not None:
             return self._take_frames(chunk, ready)
         return self._take_audio(chunk, ready)
 
     def score(self, windows: np.ndarray) -> np.ndarray:
         """Windows from ``take`` (of this or any stream of the same model) -> posteriors."""
-        if not len(windows):
-            return np.zeros((0, len(self.model.labels)), np.float32)
+        if not len(windows) or self.stream is not None:  # incremental: already scored
+            return windows.reshape(-1, len(self.model.labels))
         run = self.model.network_posteriors if self.frontend is not None \
             else self.model.posteriors
         return np.concatenate([run(windows[i : i + MAX_BATCH])
                                for i in range(0, len(windows), MAX_BATCH)])
 
     def _empty(self) -> np.ndarray:
+        if self.stream is not None:
+            return np.zeros((0, len(self.model.labels)), np.float32)
         if self.frontend is not None:
             return np.zeros((0, self.frames.shape[0], self.window_frames), np.float32)
         return np.zeros((0, self.window), np.float32)
@@ -96,6 +119,21 @@ class StreamScorer:
         self.frames = self.frames[:, keep_from:]
         self.first_frame += keep_from
         return windows
+
+    def _take_incremental(self, chunk: np.ndarray, ready: int) -> np.ndarray:
+        """Run the frames that end on output frames through the stream graph now."""
+        new = self.frontend.push(chunk)
+        frames = np.concatenate([self.frames, new], axis=1) if self.frames.shape[1] else new
+        step = self.stream.frames_per_output
+        usable = frames.shape[1] // step * step
+        self.frames = frames[:, usable:]
+        if usable == 0:
+            return self._empty()
+        posteriors, _, self.state = self.stream.run(frames[None, :, :usable], self.state)
+        if len(posteriors[0]) != ready:  # the hop grid and the frame grid must agree
+            raise KwspotError(f"internal: {len(posteriors[0])} outputs for {ready} hops")
+        self.hops_done += ready
+        return posteriors[0]
 
     def _take_audio(self, chunk: np.ndarray, ready: int) -> np.ndarray:
         self.audio = np.concatenate([self.audio, chunk])

@@ -4,6 +4,8 @@ neither PyTorch nor kwspot's training code. The model card beside the .onnx says
 An export holds two graphs: ``<name>.onnx`` (raw audio -> posteriors, the portable single file)
 and, when the card names one, ``<name>.net.onnx`` (features -> logits). The streaming engine
 uses the second with the numpy front end, so each feature frame is computed once per stream.
+A causal model's export adds ``<name>.stream.onnx`` (``runtime.incremental``), which the engine
+then runs instead, so each layer's work is done once per stream too.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import onnxruntime as ort
 from kwspot.errors import KwspotError
 from kwspot.runtime.embedding_frontend import EmbeddingFeatures, EmbeddingFrontend
 from kwspot.runtime.frontend import FeatureConfig, NumpyFrontend
+from kwspot.runtime.incremental import StreamGraph
 
 if TYPE_CHECKING:
     from kwspot.runtime.tflite_model import TfliteKeywordModel
@@ -140,6 +143,7 @@ class ExportedModel:
     card: dict[str, Any]
     network: Any
     embedding_session: ort.InferenceSession | None = None
+    stream: StreamGraph | None = None  # the incremental graph of a causal export (ONNX only)
 
     def _load_card(self, path: Path, embedded: Callable[[], str | None]) -> None:
         card_file = card_path(path)
@@ -200,7 +204,8 @@ class OnnxKeywordModel(ExportedModel):
         path = Path(path) if path else pretrained_path()
         if path.is_dir():
             candidates = sorted(p for p in path.glob("*.onnx")
-                                if not p.name.endswith((".net.onnx", ".embed.onnx")))
+                                if not p.name.endswith((".net.onnx", ".embed.onnx",
+                                                        ".stream.onnx")))
             if len(candidates) != 1:
                 raise KwspotError(
                     f"{path}: expected exactly one .onnx file, found {len(candidates)}")
@@ -226,6 +231,15 @@ class OnnxKeywordModel(ExportedModel):
         if network_path is not None:
             self.network = onnx_session(network_path, threads)
             self.network_input = self.network.get_inputs()[0].name
+            self.stream = self._stream_graph(threads)
+
+    def _stream_graph(self, threads: int) -> StreamGraph | None:
+        """The incremental graph when the card names one (a causal model's export)."""
+        entry = self.card.get("stream")
+        if not isinstance(entry, dict) or self.features is None:
+            return None
+        path = self._beside(str(entry.get("file")), "stream graph")
+        return StreamGraph(onnx_session(path, threads), entry, self.features, path)
 
     def posteriors(self, windows: np.ndarray) -> np.ndarray:
         windows = np.ascontiguousarray(windows, dtype=np.float32)

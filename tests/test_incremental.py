@@ -1,0 +1,149 @@
+"""A causal model's export streams incrementally (``<name>.stream.onnx``): the runtime's outputs
+equal the full-window causal model's at every hop, for any chunking, from ONNX Runtime."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from kwspot.classifier import KeywordClassifier
+from kwspot.errors import KwspotError
+from kwspot.export import export_onnx
+from kwspot.features import FeatureConfig
+from kwspot.runtime import Detector, OnnxKeywordModel
+from kwspot.runtime.detector import DetectorConfig
+from kwspot.runtime.engine import StreamScorer
+from kwspot.runtime.incremental import priming, stream_graph_path
+
+RATE = 16000
+LABELS = ["_silence_", "_unknown_", "yes", "no"]
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+@pytest.fixture(scope="module")
+def causal_export(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, KeywordClassifier]:
+    """An untrained causal TC-ResNet8 with random BN statistics (so BN is not the identity)."""
+    torch.manual_seed(0)
+    model = KeywordClassifier("tc-resnet8-causal", LABELS, FeatureConfig())
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm1d):
+                m.running_var.uniform_(0.5, 2.0)
+                m.running_mean.normal_(0.0, 0.3)
+                m.bias.normal_(0.0, 0.3)
+    model.eval()
+    rng = np.random.default_rng(0)
+    check = (rng.standard_normal((4, RATE)) * 0.1).astype(np.float32)
+    path = tmp_path_factory.mktemp("causal") / "causal.onnx"
+    export_onnx(model, path, check)
+    return path, model
+
+
+def speechy(seconds: float, seed: int = 1) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    audio = rng.standard_normal(int(seconds * RATE)) * 0.02
+    for start in range(RATE // 3, len(audio) - RATE // 2, RATE // 2):
+        audio[start : start + RATE // 4] *= 15
+    return np.clip(audio, -1, 1).astype(np.float32)
+
+
+@torch.no_grad()
+def reference(model: KeywordClassifier, audio: np.ndarray, prime: int, frames_per_output: int
+              ) -> np.ndarray:
+    """Posteriors of hop j = the full-window causal model (``window_logits``) over the primed
+    stream's frames up to hop j's output frame."""
+    padded = np.concatenate([np.zeros(prime, np.float32), audio])
+    frames = model.frontend(torch.from_numpy(padded)[None])
+    first_frame = 1 + (prime - model.features.win_length) // model.features.hop_length
+    ends = range(first_frame + frames_per_output, frames.shape[-1] + 1, frames_per_output)
+    logits = torch.cat([model.network.window_logits(frames[..., :end], 98) for end in ends])
+    return torch.softmax(logits, dim=-1).numpy()
+
+
+def test_the_export_carries_an_incremental_graph_and_its_hop(causal_export) -> None:
+    path, _ = causal_export
+    card = json.loads(path.with_suffix(".json").read_text())
+    assert stream_graph_path(path).is_file()
+    assert card["stream"]["file"] == "causal.stream.onnx"
+    assert card["stream"]["frames_per_output"] == 8
+    assert card["stream"]["parity"]["max_abs_diff"] < 1e-5
+    assert card["detector"]["hop_ms"] == 80.0
+    model = OnnxKeywordModel(path)
+    assert model.stream is not None and model.stream.hop_samples == 1280
+    assert Detector(model).config.hop_ms == 80.0
+
+
+def test_priming_is_a_window_of_silence_ending_on_an_output_frame() -> None:
+    samples, outputs = priming(FeatureConfig(), 8)
+    assert samples >= RATE
+    assert (samples - 480) % (8 * 160) == 0  # its last frame is an output frame
+    assert outputs == 1 + (samples - 480) // (8 * 160)
+
+
+@pytest.mark.parametrize("chunk", [1, 100, 1279, 1280, 4000, 3 * RATE])
+def test_streamed_hops_equal_the_full_window_causal_model(causal_export, chunk: int) -> None:
+    path, model = causal_export
+    runtime = OnnxKeywordModel(path)
+    audio = speechy(3.0)
+    want = reference(model, audio, runtime.stream.prime_samples, 8)
+    scorer = StreamScorer(runtime, runtime.stream.hop_samples)
+    got = np.concatenate([scorer.score(scorer.take(audio[i : i + chunk]))
+                          for i in range(0, len(audio), chunk)])
+    assert got.shape == want.shape == (len(audio) // 1280, len(LABELS))
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-5)
+
+
+def test_real_history_is_used_not_a_fresh_window(causal_export) -> None:
+    """The incremental output is not the clip model on the last second: the causal stack sees
+    up to 171 frames of history, as ``window_logits`` defines it."""
+    path, model = causal_export
+    runtime = OnnxKeywordModel(path)
+    audio = speechy(3.0)
+    scorer = StreamScorer(runtime, 1280)
+    got = scorer.take(audio)
+    with torch.no_grad():
+        clip = model(torch.from_numpy(audio[None, -RATE:])).softmax(-1).numpy()[0]
+    assert np.abs(got[-1] - clip).max() > 1e-3
+
+
+def test_interleaved_streams_equal_each_stream_alone(causal_export) -> None:
+    path, _ = causal_export
+    runtime = OnnxKeywordModel(path)
+    a, b = speechy(2.0, seed=2), speechy(2.0, seed=3)
+
+    def in_chunks(detector: Detector, x: np.ndarray, i: int) -> np.ndarray:
+        return detector.score_track(x[i : i + 320])[1]  # 20 ms
+
+    alone = [np.concatenate([in_chunks(d, x, i) for i in range(0, len(x), 320)])
+             for d, x in ((Detector(runtime), a), (Detector(runtime), b))]
+    da, db = Detector(runtime), Detector(runtime)
+    got: dict[str, list[np.ndarray]] = {"a": [], "b": []}
+    for i in range(0, len(a), 320):  # in turn
+        got["a"].append(in_chunks(da, a, i))
+        got["b"].append(in_chunks(db, b, i))
+    np.testing.assert_array_equal(np.concatenate(got["a"]), alone[0])
+    np.testing.assert_array_equal(np.concatenate(got["b"]), alone[1])
+    da.reset()
+    np.testing.assert_array_equal(
+        np.concatenate([in_chunks(da, a, i) for i in range(0, len(a), 320)]), alone[0])
+
+
+def test_another_hop_is_refused_in_one_line(causal_export) -> None:
+    path, _ = causal_export
+    with pytest.raises(KwspotError, match="one output every 80 ms"):
+        Detector(path, DetectorConfig(hop_ms=100))
+
+
+def test_a_missing_stream_graph_is_a_clear_error(causal_export, tmp_path: Path) -> None:
+    path, _ = causal_export
+    for f in path.parent.glob("causal*"):
+        shutil.copy(f, tmp_path / f.name)
+    (tmp_path / "causal.stream.onnx").unlink()
+    with pytest.raises(KwspotError, match=r"stream graph causal\.stream\.onnx is missing"):
+        OnnxKeywordModel(tmp_path / "causal.onnx")
