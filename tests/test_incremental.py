@@ -16,6 +16,7 @@ from kwspot.classifier import KeywordClassifier
 from kwspot.errors import KwspotError
 from kwspot.export import export_onnx
 from kwspot.features import FeatureConfig
+from kwspot.models.streaming import StreamingTCResNet
 from kwspot.runtime import Detector, OnnxKeywordModel
 from kwspot.runtime.detector import DetectorConfig
 from kwspot.runtime.engine import StreamScorer
@@ -79,11 +80,24 @@ def test_the_export_carries_an_incremental_graph_and_its_hop(causal_export) -> N
     assert Detector(model).config.hop_ms == 80.0
 
 
-def test_priming_is_a_window_of_silence_ending_on_an_output_frame() -> None:
+def test_priming_covers_a_window_and_the_models_reach(causal_export) -> None:
     samples, outputs = priming(FeatureConfig(), 8)
     assert samples >= RATE
     assert (samples - 480) % (8 * 160) == 0  # its last frame is an output frame
     assert outputs == 1 + (samples - 480) // (8 * 160)
+    _, model = causal_export
+    reach = StreamingTCResNet(model.network, 98).reach
+    assert reach == 12 * 8 + 170  # the pool's 12 earlier positions, the stack's 170 frames
+    primed = OnnxKeywordModel(causal_export[0]).stream
+    assert primed.prime_outputs * 8 >= reach  # the first kept output: frame 8 * outputs
+    # so a longer priming changes nothing any more
+    runtime = OnnxKeywordModel(causal_export[0])
+    runtime.stream.prime_samples += 8 * 1280
+    runtime.stream.prime_outputs += 8
+    audio = speechy(2.0)
+    longer = StreamScorer(runtime, 1280).take(audio)
+    np.testing.assert_allclose(StreamScorer(OnnxKeywordModel(causal_export[0]), 1280)
+                               .take(audio), longer, rtol=0, atol=1e-6)
 
 
 @pytest.mark.parametrize("chunk", [1, 100, 1279, 1280, 4000, 3 * RATE])
@@ -147,3 +161,31 @@ def test_a_missing_stream_graph_is_a_clear_error(causal_export, tmp_path: Path) 
     (tmp_path / "causal.stream.onnx").unlink()
     with pytest.raises(KwspotError, match=r"stream graph causal\.stream\.onnx is missing"):
         OnnxKeywordModel(tmp_path / "causal.onnx")
+
+
+def test_flush_scores_the_stream_end_like_trailing_silence(causal_export) -> None:
+    path, model = causal_export
+    runtime = OnnxKeywordModel(path)
+    audio = speechy(2.05)
+    detector = Detector(runtime, DetectorConfig(smooth_ms=0))
+    ends, _ = detector.score_track(audio)
+    flush_ends, flushed = detector.flush_track()
+    assert flush_ends[-1] == pytest.approx((len(audio) + RATE) // 1280 * 0.08)
+    padded = np.concatenate([audio, np.zeros(RATE, np.float32)])
+    want = reference(model, padded, runtime.stream.prime_samples, 8)
+    np.testing.assert_allclose(flushed, want[len(ends):, 2:], rtol=0, atol=1e-5)
+
+
+def test_without_its_stream_graph_a_causal_export_scores_windows(causal_export,
+                                                                 tmp_path: Path) -> None:
+    """``stream_graph=False`` (``--no-stream-graph``); and re-exporting that way removes
+    the earlier export's stream graph, which the new card no longer names."""
+    _, model = causal_export
+    out = tmp_path / "causal.onnx"
+    check = (np.random.default_rng(0).standard_normal((2, RATE)) * 0.1).astype(np.float32)
+    export_onnx(model, out, check)
+    assert stream_graph_path(out).is_file()
+    card = export_onnx(model, out, check, stream_graph=False)
+    assert "stream" not in card and not stream_graph_path(out).exists()
+    runtime = OnnxKeywordModel(out)
+    assert runtime.stream is None and Detector(runtime).config.hop_ms == 100.0

@@ -8,7 +8,7 @@ from torch import nn
 
 from kwspot.errors import KwspotError
 from kwspot.models import build_model
-from kwspot.models.streaming import StreamingTCResNet, StreamState
+from kwspot.models.streaming import ChunkStep, StreamingTCResNet, StreamState
 from kwspot.models.tc_resnet import TCResNet, TCResNetConfig
 from kwspot.profile import count_parameters
 
@@ -177,3 +177,27 @@ def test_same_padding_is_refused() -> None:
         TCResNetConfig(time_padding="valid")
     with pytest.raises(KwspotError, match="inference only"):
         StreamingTCResNet(build_model("tc-resnet8-causal", 40, 12)).train()
+
+
+@torch.no_grad()
+@pytest.mark.parametrize("name", CAUSAL)
+def test_the_export_step_equals_the_stream_from_its_first_full_window(name: str) -> None:
+    """``ChunkStep`` (the ONNX form: newest-first, calls ending on output frames, a fixed
+    window divisor) gives the reference's outputs once the pool is full, for any such calls."""
+    model = random_model(name)
+    streamer = StreamingTCResNet(model, WINDOW)
+    step = ChunkStep(streamer).eval()
+    x = torch.randn(2, 40, 8 * 60 + 1)
+    want = reference(model, x)
+    for calls in ([8 * 14 + 1, 8, 8 * 3, 8 * 42], [1, 8 * 60], [8 * 60 + 1]):
+        init = streamer.init_state(2)
+        state, got, start = [*init.contexts, init.pool], [], 0
+        for size in calls:
+            posteriors, logits, *state = step(x[..., start : start + size], *state)
+            torch.testing.assert_close(posteriors, logits.softmax(-1))
+            got.append(logits)
+            start += size
+        got_all = torch.cat(got, dim=1)
+        assert got_all.shape == want.shape
+        torch.testing.assert_close(got_all[:, 12:], want[:, 12:], rtol=0, atol=1e-5,
+                                   msg=f"calls {calls}")

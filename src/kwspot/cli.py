@@ -427,6 +427,10 @@ def add_export_parser(sub: argparse._SubParsersAction) -> None:
                    help="calibration clips for int8 (default 300)")
     p.add_argument("--calibration-seed", type=int, default=0, metavar="SEED",
                    help="seed drawing the calibration clips (default 0; logged in the card)")
+    p.add_argument("--no-stream-graph", action="store_true",
+                   help="a causal model: leave out its incremental graph (<name>.stream.onnx), "
+                        "so the engine scores zero-history 1 s windows every 100 ms, as the "
+                        "model was trained, instead of streaming it with real history")
     p.set_defaults(func=cmd_export)
 
 
@@ -470,7 +474,8 @@ def cmd_export(args: argparse.Namespace) -> None:
                              precision=args.precision, calibration=calibration)
     else:
         card = export_onnx(model, out, audio, record, tolerance=args.tolerance,
-                           precision=args.precision, calibration=calibration)
+                           precision=args.precision, calibration=calibration,
+                           stream_graph=not args.no_stream_graph)
     graphs = [card[k]["file"] for k in ("network", "stream") if isinstance(card.get(k), dict)]
     print(f"wrote {out} ({out.stat().st_size / 1024:.0f} KiB), {', '.join(graphs)} "
           f"and {card_path(out)}")

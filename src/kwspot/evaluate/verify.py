@@ -20,11 +20,17 @@ if TYPE_CHECKING:
 
 
 def model_files(path: Path) -> list[Path]:
-    """The files a deployment copies: the model, its network and stream graphs, its card."""
-    from kwspot.runtime.incremental import stream_graph_path
-    from kwspot.runtime.model import card_path, network_path
+    """The files a deployment copies: the model, its card, and the graphs the card names
+    (network, incremental stream, speech embedding)."""
+    from kwspot.runtime.model import card_path, read_card
 
-    files = [path, card_path(path), network_path(path), stream_graph_path(path)]
+    files = [path, card_path(path)]
+    if card_path(path).is_file():
+        card = read_card(card_path(path))
+        for key in ("network", "stream", "embedding"):
+            entry = card.get(key)
+            if isinstance(entry, dict) and isinstance(entry.get("file"), str):
+                files.append(path.parent / entry["file"])
     return [f for f in files if f.exists()]
 
 

@@ -71,19 +71,22 @@ def export_module(module: nn.Module, example: torch.Tensor | tuple[torch.Tensor,
 def export_onnx(model: KeywordClassifier, out_path: str | Path, check_audio: np.ndarray,
                 record: dict[str, Any] | None = None,
                 tolerance: float = PARITY_TOLERANCE, precision: str = "float32",
-                calibration: tuple[np.ndarray, dict[str, Any]] | None = None) -> dict[str, Any]:
+                calibration: tuple[np.ndarray, dict[str, Any]] | None = None,
+                stream_graph: bool = True) -> dict[str, Any]:
     """Write the ONNX model and card; returns the card with the measured parity added.
 
     ``precision="int8"`` quantizes both graphs after the float parity check, calibrated on
     ``calibration`` (clips, and the log of how they were drawn, which goes in the card). A
     causal model's float export adds its incremental graph (``export.stream``), which the
-    streaming engine then runs at the card's hop (one output per total stride)."""
+    streaming engine then runs at the card's hop (one output per total stride);
+    ``stream_graph=False`` leaves it out (the engine then scores zero-history windows, as the
+    model was trained)."""
     check_precision(precision, calibration)
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     model.eval()
     card = model_card(model, record, network_file(out_path).name)
-    incremental = streamable(model) and precision == "float32"
+    incremental = stream_graph and streamable(model) and precision == "float32"
     siblings = (stream_graph_path,) if incremental else ()
     with staged_export(out_path, siblings) as (model_path, network_path, *stream_path):
         _export_checked(model, card, model_path, network_path, check_audio, tolerance,
@@ -91,8 +94,11 @@ def export_onnx(model: KeywordClassifier, out_path: str | Path, check_audio: np.
         if incremental:
             card["stream"] = export_stream_graph(model, stream_path[0], check_audio, tolerance)
             card["stream"]["file"] = stream_graph_path(out_path).name
-            hop_ms = card["stream"]["frames_per_output"] * model.features.hop_ms
-            card.setdefault("detector", {})["hop_ms"] = hop_ms
+            features = model.features
+            hop = card["stream"]["frames_per_output"] * features.hop_length
+            card.setdefault("detector", {})["hop_ms"] = hop / features.sample_rate * 1000
+    if not incremental:  # an earlier export's, which this card no longer names
+        stream_graph_path(out_path).unlink(missing_ok=True)
     write_card(card, out_path)
     return card
 

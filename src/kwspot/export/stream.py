@@ -33,9 +33,11 @@ from kwspot.runtime.model import onnx_session
 
 
 def streamable(model: KeywordClassifier) -> bool:
-    """A model whose export gets an incremental graph: a causal TC-ResNet on MFCC/log-mel."""
+    """A model whose export gets an incremental graph: a causal TC-ResNet (its stem a bare
+    conv, as every registered causal model's is) on MFCC/log-mel."""
     network = model.network
-    return isinstance(network, TCResNet) and network.cfg.time_padding == "causal"
+    return isinstance(network, TCResNet) and network.cfg.time_padding == "causal" \
+        and not network.cfg.stem_norm
 
 
 def export_stream_graph(model: KeywordClassifier, path: Path, check_audio: np.ndarray,
@@ -48,7 +50,7 @@ def export_stream_graph(model: KeywordClassifier, path: Path, check_audio: np.nd
     step = ChunkStep(streaming).eval()
     shapes = step.state_shapes()
     stride = model.network.total_stride
-    prime_samples, _ = priming(model.features, stride)
+    prime_samples, _ = priming(model.features, stride, streaming.reach)
     state = streaming.init_state(1)
     example = (torch.zeros(1, model.features.num_channels, 1 + stride * 2),
                *state.contexts, state.pool)

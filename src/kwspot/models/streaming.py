@@ -71,6 +71,16 @@ class StreamingTCResNet(nn.Module):
     def _blocks(self) -> list[ResidualBlock]:
         return list(self.model.blocks)
 
+    @property
+    def reach(self) -> int:
+        """How many frames before an output frame its window mean depends on: the pool's
+        earlier positions plus the conv stack's receptive field (96 + 170 for TC-ResNet8)."""
+        history, stride = 0, 1
+        for conv in self.convs:
+            history += (conv.kernel_size[0] - 1) * stride
+            stride *= conv.stride[0]
+        return (self.positions - 1) * self.model.total_stride + history
+
     def train(self, mode: bool = True) -> StreamingTCResNet:
         if mode:
             raise KwspotError("StreamingTCResNet is inference only; train the TCResNet itself")
@@ -141,14 +151,14 @@ class ChunkStep(nn.Module):
     """``StreamingTCResNet`` in the form an ONNX graph takes: tensors in, tensors out.
 
     ``forward(frames, *contexts, pool)`` -> ``(posteriors, logits, *contexts, pool)``, outputs
-    (B, n, classes). Every call must end on an output frame (a multiple of the total stride,
-    counting from the stream's frame 0): the first call of a stream holds frames 0..8m
-    (``8m + 1`` frames) and every later call a multiple of 8 frames. The stack runs in
+    (B, n, classes). Every call must end on an output frame (a multiple of the total stride
+    S, counting from the stream's frame 0): the first call of a stream holds frames 0..S*m
+    (``S*m + 1`` frames) and every later call a multiple of S frames. The stack runs in
     reversed time (one flip in, one out; the state is kept newest first). The window mean
     divides by the full window's positions, so the first ``positions - 1`` outputs of a
     stream (zeros in the pool) are not window means; the runtime primes the stream past them
-    and drops them. From there each output equals ``StreamingTCResNet``'s and so
-    ``window_logits``.
+    (and past ``reach``, so no kept output depends on the zero state) and drops them. From
+    there each output equals ``StreamingTCResNet``'s and so ``window_logits``.
     """
 
     def __init__(self, streaming: StreamingTCResNet) -> None:

@@ -133,11 +133,16 @@ class Detector:
         self.model: KeywordModel = load_keyword_model(model) \
             if model is None or isinstance(model, str | Path) else model
         config = config or DetectorConfig()
-        if config.hop_ms is None:
-            config = replace(config, hop_ms=default_hop_ms(self.model))
-        self.config = config
         rate = self.model.sample_rate
-        self.hop = max(1, round(self.config.hop_ms * rate / 1000))
+        stream = getattr(self.model, "stream", None)
+        if config.hop_ms is None and stream is not None:  # exactly its output step
+            self.hop = stream.hop_samples
+            config = replace(config, hop_ms=self.hop / rate * 1000)
+        else:
+            if config.hop_ms is None:
+                config = replace(config, hop_ms=default_hop_ms(self.model))
+            self.hop = max(1, round(config.hop_ms * rate / 1000))
+        self.config = config
         self.window = self.model.window_samples
         self.smooth_windows = max(1, round(self.config.smooth_ms / self.config.hop_ms))
         labels = self.model.labels

@@ -11,8 +11,9 @@ Window ``j`` (j >= 1) ends ``j * hop`` samples into the real stream.
 
 A causal export with an incremental graph (``runtime.incremental``) is run that way instead:
 the frames go through the graph once, with the stream's state, and each output is a hop. Its
-hop is then the model's output step (80 ms for TC-ResNet8); ``take`` already returns the
-posteriors, and ``score`` passes them on.
+hop is then the model's output step (80 ms for TC-ResNet8), its priming the card's (at least
+a window of silence, and the model's reach); ``take`` already returns the posteriors, and
+``score`` passes them on.
 """
 
 from __future__ import annotations
@@ -61,9 +62,8 @@ class StreamScorer:
         self.samples = 0  # real samples pushed so far
         if self.stream is not None:
             self.frontend.reset()
-            frames = self.frontend.push(np.zeros(self.stream.prime_samples, np.float32))
-            self.state = self.stream.primed_state(frames)  # the priming outputs are dropped
-            self.frames = frames[:, :0]  # frames not yet run (fewer than one output's)
+            # frames not yet run (fewer than one output's); the priming outputs are dropped
+            self.state, self.frames = self.stream.primed_state(self.frontend)
         elif self.frontend is not None:
             self.frontend.reset()
             self.frames = self.frontend.push(np.zeros(self.window, np.float32))

@@ -3,13 +3,15 @@ feature frames add, layer by layer, with each stream's state held outside the gr
 
 A causal TC-ResNet (``tc-resnet8-causal``) emits one output per total stride of frames (8
 frames, 80 ms): the mean of its last-layer vectors over the window, each of which sees only
-past frames. Re-running the 1 s window every hop recomputes ~12x the work this graph does.
+past frames (with their real history, where a training clip and the frame-cached engine see
+zero padding). Re-running the 1 s window every hop recomputes ~12x the work this graph does.
 
 Every call must end on an output frame: the stream's frame 0 is one, then every 8th. A stream
-is primed with ``prime_samples`` of silence (at least one window, so the first real output has
-a full window of history, as the frame-cached engine starts from a window of silence). Those
-frames end on an output frame, and the priming outputs are dropped; from then on output ``j``
-(j >= 1) covers the real stream up to sample ``j * hop``, the frame-cached engine's hop grid.
+is primed with the card's ``prime_samples`` of silence: at least one window, and at least the
+frames an output's window mean reaches back over (266 for TC-ResNet8), so no kept output
+depends on the zero state at reset. Those frames end on an output frame, and the priming
+outputs are dropped; from then on output ``j`` (j >= 1) covers the real stream up to sample
+``j * hop``, the frame-cached engine's hop grid.
 """
 
 from __future__ import annotations
@@ -39,11 +41,14 @@ def state_names(count: int) -> tuple[list[str], list[str]]:
     return [f"state{i}" for i in range(count)], [f"next_state{i}" for i in range(count)]
 
 
-def priming(features: FeatureConfig, frames_per_output: int) -> tuple[int, int]:
+def priming(features: FeatureConfig, frames_per_output: int, reach_frames: int = 0
+            ) -> tuple[int, int]:
     """(samples of silence that prime a stream, outputs they produce): the least silence of
-    at least one window whose frames end on an output frame."""
+    at least one window, whose frames end on an output frame, after which the next output
+    reaches back ``reach_frames`` frames without meeting the zero state."""
     step = frames_per_output * features.hop_length
-    steps = math.ceil((features.clip_samples - features.win_length) / step)
+    steps = max(math.ceil((features.clip_samples - features.win_length) / step),
+                math.ceil(reach_frames / frames_per_output) - 1)
     return features.win_length + steps * step, steps + 1
 
 
@@ -57,9 +62,10 @@ class StreamGraph:
             self.frames_per_output = int(entry["frames_per_output"])
             shapes = [tuple(int(d) for d in s) for s in entry["state_shapes"]]
             self.window_positions = int(entry["window_positions"])
+            self.prime_samples = int(entry["prime_samples"])
         except (KeyError, TypeError, ValueError):
             raise KwspotError(f"{where}: the card's 'stream' entry needs frames_per_output, "
-                              "window_positions and state_shapes") from None
+                              "window_positions, state_shapes and prime_samples") from None
         self.state_shapes = shapes
         self.inputs, self.outputs = state_names(len(shapes))
         names = [i.name for i in session.get_inputs()]
@@ -68,18 +74,23 @@ class StreamGraph:
                               f"{[STREAM_INPUT, *self.inputs]}")
         self.output_names = [*STREAM_OUTPUTS, *self.outputs]
         self.hop_samples = self.frames_per_output * features.hop_length
-        self.prime_samples, self.prime_outputs = priming(features, self.frames_per_output)
-        if self.prime_outputs < self.window_positions - 1:
-            raise KwspotError(f"{where}: priming fills {self.prime_outputs} of the "
-                              f"{self.window_positions} window positions")
+        least, _ = priming(features, self.frames_per_output)
+        extra = self.prime_samples - features.win_length
+        if self.prime_samples < least or extra % self.hop_samples:
+            raise KwspotError(f"{where}: prime_samples {self.prime_samples} must be at least "
+                              f"{least} and end on an output frame")
+        self.prime_outputs = 1 + extra // self.hop_samples
         self._primed: list[np.ndarray] | None = None
 
-    def primed_state(self, silence_frames: np.ndarray) -> list[np.ndarray]:
-        """The state after the priming silence's (C, T) frames: the same for every stream, so
-        computed once (the graph never writes its inputs, so streams may share it)."""
+    def primed_state(self, frontend: Any) -> tuple[list[np.ndarray], np.ndarray]:
+        """Prime a stream: push the silence through its (reset) front end; returns the graph
+        state after it and the front end's frames left over (none). The state is the same for
+        every stream, so the graph runs once per model (it never writes its inputs, so
+        streams may share it)."""
+        frames = frontend.push(np.zeros(self.prime_samples, np.float32))
         if self._primed is None:
-            _, _, self._primed = self.run(silence_frames[None], self.init_state())
-        return self._primed
+            _, _, self._primed = self.run(frames[None], self.init_state())
+        return self._primed, frames[:, :0]
 
     def init_state(self, batch: int = 1) -> list[np.ndarray]:
         """A stream at reset: zero history (the causal convs' zero padding)."""
