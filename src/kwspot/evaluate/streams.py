@@ -122,16 +122,8 @@ def score_stream(detector: Detector, stream: str | Path) -> ScoredStream:
 def replay(stream: ScoredStream, thresholds: np.ndarray, refractory_s: float
            ) -> list[tuple[int, float]]:
     """The detector's event logic over a whole score track: (keyword index, end time)."""
-    ratio = stream.smoothed / thresholds[None]
-    best = ratio.argmax(axis=1)
-    best_ratio = ratio[np.arange(len(ratio)), best]
     logic = EventLogic(thresholds, refractory_s)
-    out = []
-    for i in range(len(ratio)):
-        fired = logic.step_best(int(best[i]), float(best_ratio[i]), float(stream.ends[i]))
-        if fired is not None:
-            out.append((fired, float(stream.ends[i])))
-    return out
+    return [(k, float(stream.ends[i])) for k, i in logic.run(stream.smoothed, stream.ends)]
 
 
 def _band_order(item: tuple[str, Any]) -> float:

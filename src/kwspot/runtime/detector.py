@@ -98,15 +98,10 @@ class EventLogic:
         self.armed = True
         self.last_end = -math.inf
 
-    def step(self, scores: np.ndarray, end_s: float) -> int | None:
-        """One hop; returns the index of the keyword that fired, if any."""
-        ratio = scores / self.thresholds
-        best = int(np.argmax(ratio))
-        return self.step_best(best, float(ratio[best]), end_s)
-
     def step_best(self, best: int, best_ratio: float, end_s: float) -> int | None:
-        """``step`` given the keyword whose score is highest relative to its threshold (a
-        replay over a whole score track computes these for all hops at once)."""
+        """One hop, given the keyword whose score is highest relative to its threshold (the
+        detector and a replay compute these for all hops of a track at once); returns the
+        index of the keyword that fired, if any."""
         above = best_ratio >= 1.0
         if not self.armed:
             # (a small tolerance: float hop times must not stretch a refractory by one hop)
@@ -118,6 +113,20 @@ class EventLogic:
         self.armed = False
         self.last_end = end_s
         return best
+
+    def run(self, smoothed: np.ndarray, ends: np.ndarray) -> list[tuple[int, int]]:
+        """Hops (n, K) of a score track, in order -> (keyword index, hop index) of each event.
+        The per-hop comparison is done for all hops at once; only the state machine loops."""
+        ratios = smoothed / self.thresholds
+        best = ratios.argmax(axis=1) if len(ratios) else np.zeros(0, int)
+        best_ratios = ratios[np.arange(len(ratios)), best]
+        out = []
+        for i, (b, ratio, end_s) in enumerate(zip(best.tolist(), best_ratios.tolist(),
+                                                  ends.tolist(), strict=True)):
+            fired = self.step_best(b, ratio, end_s)
+            if fired is not None:
+                out.append((fired, i))
+        return out
 
 
 class Detector:
@@ -219,18 +228,10 @@ class Detector:
 
     def events(self, ends: np.ndarray, smoothed: np.ndarray) -> list[Detection]:
         """Run the event logic over (part of) a score track."""
-        out = []
-        ratios = smoothed / self.thresholds
-        best = np.argmax(ratios, axis=1) if len(ratios) else np.zeros(0, int)
-        best_ratios = ratios[np.arange(len(ratios)), best]
-        for end_s, scores, b, ratio in zip(ends, smoothed, best.tolist(),
-                                           best_ratios.tolist(), strict=True):
-            fired = self.logic.step_best(b, ratio, float(end_s))
-            if fired is not None:
-                out.append(Detection(self.keywords[fired],
-                                     max(0.0, float(end_s) - HALF_KEYWORD_S - self.lag_s),
-                                     float(scores[fired]), float(end_s)))
-        return out
+        return [Detection(self.keywords[k],
+                          max(0.0, float(ends[i]) - HALF_KEYWORD_S - self.lag_s),
+                          float(smoothed[i, k]), float(ends[i]))
+                for k, i in self.logic.run(smoothed, ends)]
 
     def push(self, chunk: Any, sample_rate: int | None = None) -> list[Detection]:
         """Feed audio of any length; returns the keywords that fired."""
