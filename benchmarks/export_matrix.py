@@ -30,8 +30,8 @@ from kwspot.export import export_onnx, parity_clips
 from kwspot.export.calibration import calibration_log
 from kwspot.export.tflite import export_tflite
 from kwspot.models import MODELS
-from kwspot.recipes import recipe_for
 from kwspot.runtime.model import load_keyword_model, network_path
+from kwspot.training.recipes import recipe_for
 
 LABELS = [SILENCE, UNKNOWN, *SPEECH_COMMANDS_KEYWORDS]
 

@@ -1,7 +1,7 @@
 """What one training step of each model costs on this machine, to plan `kwspot table`: one
 thread, the model's own recipe (features, batch size, optimizer, SpecAugment) through the
-training loop's own step (`kwspot.train.training_step`: augmentation, front end, network,
-update), median of a few steps after warm-up; printed as ms a step, seconds an epoch of N
+training loop's own step (`kwspot.training.loop.training_step`: augmentation, front end,
+network, update), median of a few steps after warm-up; printed as ms a step, seconds an epoch of N
 examples and minutes for the recipe's epochs.
 
     python benchmarks/train_step_cost.py [--models a,b] [--examples 2657] [--json FILE]
@@ -16,12 +16,12 @@ import time
 import numpy as np
 import torch
 
-from kwspot.augment import NoiseBank
 from kwspot.classifier import KeywordClassifier
 from kwspot.datasets import DataConfig
 from kwspot.models import MODELS
-from kwspot.recipes import recipe_config
-from kwspot.train import optimizer_for, training_step
+from kwspot.training.augment import NoiseBank
+from kwspot.training.loop import optimizer_for, training_step
+from kwspot.training.recipes import recipe_config
 
 LABELS = [str(i) for i in range(12)]
 

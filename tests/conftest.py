@@ -140,8 +140,8 @@ def tiny_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def tiny_train_config(data_path: Path, steps: int = 300, **changes: object):
     import dataclasses
 
-    from kwspot.config import OptimConfig, TrainConfig
     from kwspot.datasets import DataConfig
+    from kwspot.training.config import OptimConfig, TrainConfig
 
     data = DataConfig(path=str(data_path), keywords=TINY_KEYWORDS, unknown_fraction=0.3)
     optim = dataclasses.replace(OptimConfig(batch_size=50), steps=30_000).scaled_to(steps)
@@ -151,7 +151,7 @@ def tiny_train_config(data_path: Path, steps: int = 300, **changes: object):
 @pytest.fixture(scope="session")
 def tiny_run(tiny_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     """TC-ResNet8 trained 300 steps on the tiny dataset: (run_dir, summary)."""
-    from kwspot.train import train
+    from kwspot.training.loop import train
 
     run_dir = tmp_path_factory.mktemp("tiny-run") / "run"
     summary = train(tiny_train_config(tiny_dataset), run_dir, quiet=True)

@@ -246,7 +246,7 @@ def test_every_model_exports_to_onnx_and_tflite(name: str, tmp_path: Path) -> No
 
     torch.manual_seed(0)
     model = KeywordClassifier(name, ["_silence_", "_unknown_", "yes", "no"], FeatureConfig())
-    if name.startswith("res"):  # as training leaves it (kwspot.train)
+    if name.startswith("res"):  # as training leaves it (kwspot.training.loop)
         model.network.to(memory_format=torch.channels_last)
     model.eval()
     audio = parity_clips(None, 4, 16000, seed=1)

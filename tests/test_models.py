@@ -7,7 +7,11 @@ import pytest
 import soundfile as sf
 import torch
 
-from kwspot.augment import (
+from kwspot.errors import KwspotError
+from kwspot.experiments.table import PAPER
+from kwspot.models import MODELS, build_model
+from kwspot.profile import count_flops, count_parameters
+from kwspot.training.augment import (
     AugmentConfig,
     NoiseBank,
     augment_batch,
@@ -15,10 +19,6 @@ from kwspot.augment import (
     mix_background,
     time_shift,
 )
-from kwspot.errors import KwspotError
-from kwspot.experiments.table import PAPER
-from kwspot.models import MODELS, build_model
-from kwspot.profile import count_flops, count_parameters
 
 # The published counts (Choi et al. 2019 Tables 1-2, Kim et al. 2021) live in one place, the
 # table that `kwspot table` prints them in; each model is checked on its own recipe's input.
@@ -33,14 +33,14 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_model_table_is_the_paper_set() -> None:
-    from kwspot.recipes import RECIPES
+    from kwspot.training.recipes import RECIPES
 
     assert set(MODELS) == set(PUBLISHED) | {"tc-resnet8-causal", "tc-resnet14-causal"}
     assert set(RECIPES) == set(MODELS)  # every model has its published recipe
 
 
 def recipe_input(name: str) -> tuple[int, int]:
-    from kwspot.recipes import recipe_for
+    from kwspot.training.recipes import recipe_for
 
     features = recipe_for(name).features
     return features.num_channels, features.num_frames
@@ -104,7 +104,7 @@ def test_bc_resnet_parameter_counts_are_exact() -> None:
 
 
 def test_spec_augment_masks_bands_and_spans_reproducibly() -> None:
-    from kwspot.augment import SpecAugmentConfig, spec_augment
+    from kwspot.training.augment import SpecAugmentConfig, spec_augment
 
     x = torch.ones(64, 40, 98)
     cfg = SpecAugmentConfig(freq_masks=2, freq_width=7, time_masks=2, time_width=20)
@@ -315,7 +315,7 @@ def test_fill_silence_replaces_only_silence_rows_reproducibly() -> None:
 def test_noise_bank_rms_normalisation_equalises_recordings() -> None:
     import numpy as np
 
-    from kwspot.augment import NoiseBank
+    from kwspot.training.augment import NoiseBank
 
     rng = np.random.default_rng(0)
     quiet, loud = rng.standard_normal(20000) * 0.003, rng.standard_normal(30000) * 0.3

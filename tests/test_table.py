@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from kwspot.cli import build_parser, train_config_from_args
+from kwspot.cli import build_parser
+from kwspot.cli.training import train_config_from_args
 from kwspot.datasets import DataConfig
 from kwspot.datasets.prepare import prepare_dataset
 from kwspot.errors import KwspotError
@@ -138,7 +139,7 @@ def test_table_helpers_and_bad_input(tmp_path: Path) -> None:
     for bad in (["res15"], ["res15=-1"], ["res15=x"]):
         with pytest.raises(KwspotError, match="--epochs"):
             parse_epochs(bad)
-    from kwspot.config import OptimConfig
+    from kwspot.training.config import OptimConfig
 
     for bad in ({"batch_size": -5}, {"steps": 0}, {"lr_values": ()}):
         with pytest.raises(KwspotError):

@@ -12,7 +12,7 @@ from conftest import TINY_KEYWORDS, tiny_train_config
 
 from kwspot.datasets import DataConfig
 from kwspot.errors import KwspotError
-from kwspot.train import train
+from kwspot.training.loop import train
 
 
 def test_training_beats_chance_by_a_wide_margin(tiny_run: tuple[Path, dict]) -> None:
@@ -58,7 +58,7 @@ def test_same_seed_same_run_and_resume_is_exact(
     import os
     import signal
 
-    import kwspot.train as train_module
+    import kwspot.training.loop as train_module
 
     real_augment = train_module.augment_batch
     calls = {"n": 0}
@@ -130,7 +130,7 @@ def test_one_training_process_per_run_directory(tmp_path: Path) -> None:
     import subprocess
     import sys
 
-    from kwspot.train import run_lock
+    from kwspot.training.loop import run_lock
 
     with run_lock(tmp_path / "run"):
         assert (tmp_path / "run" / "train.lock").read_text().split()[0] == str(os.getpid())

@@ -2,10 +2,11 @@
 
     python tools/ship_model.py runs/tc8-neg2/best.pt
 
-Keeps the calibrated thresholds and calibration record of the card already shipped (they were
-measured on validation streams with this network; the export changes only how the front end is
-computed, equal within 1e-4), and adds what a model card needs: training data and its licence,
-metrics with the data they were measured on, intended use and limitations.
+When the checkpoint holds the network already shipped, keeps the card's calibrated thresholds
+and calibration record (they were measured on validation streams with this network; a re-export
+changes only how the front end is computed, equal within 1e-4). A new network drops them: run
+`kwspot calibrate shipped ...` next. Adds what a model card needs: training data and its
+licence, metrics with the data they were measured on, intended use and limitations.
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ import argparse
 import json
 from pathlib import Path
 
-from kwspot.checkpoint import load_classifier, model_record, save_record
+import torch
+
+from kwspot.checkpoint import load_classifier, load_record, model_record, save_record
 from kwspot.export import export_onnx, parity_clips
 from kwspot.fileio import write_card
 from kwspot.runtime.model import card_path, pretrained_path
@@ -56,6 +59,16 @@ DOCUMENTATION = {
 }
 
 
+def same_network(model: torch.nn.Module, shipped_checkpoint: Path) -> bool:
+    """Whether the checkpoint already shipped holds exactly these weights."""
+    if not shipped_checkpoint.is_file():
+        return False
+    shipped = load_record(shipped_checkpoint)["state_dict"]
+    mine = model.state_dict()
+    return shipped.keys() == mine.keys() and all(torch.equal(shipped[k], mine[k])
+                                                 for k in mine)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("checkpoint")
@@ -65,6 +78,10 @@ def main() -> None:
     out = Path(args.out)
     previous = json.loads(card_path(out).read_text()) if card_path(out).exists() else {}
     model, record = load_classifier(args.checkpoint)
+    if not same_network(model, out.with_suffix(".pt")):
+        previous = {}
+        print("a new network: its thresholds are not calibrated yet; run `kwspot calibrate "
+              "shipped VALIDATION_STREAMS... --target-fa-per-hour 2`")
     check = args.check_data if Path(args.check_data).is_dir() else None
     card = export_onnx(model, out, parity_clips(check, 32, model.features.clip_samples), record)
     card.update({key: previous[key] for key in KEPT if key in previous})

@@ -11,10 +11,10 @@ from typing import Any
 import torch
 
 from kwspot.classifier import KeywordClassifier
-from kwspot.config import from_dict
 from kwspot.errors import KwspotError
 from kwspot.features import FeatureConfig
 from kwspot.fileio import atomic_path
+from kwspot.training.config import from_dict
 
 
 def model_record(model: KeywordClassifier, **extra: Any) -> dict[str, Any]:

@@ -44,14 +44,14 @@ def _prepare_out(out: Path) -> None:
 
 
 def run_demo(cfg: DemoConfig) -> dict:
-    from kwspot.config import OptimConfig, TrainConfig
     from kwspot.datasets import DataConfig
     from kwspot.datasets.synth import render_utterance, synthesize_dataset
     from kwspot.evaluate import run_evaluation
     from kwspot.export import export_onnx, parity_clips
     from kwspot.runtime import OnnxKeywordModel
     from kwspot.runtime.detector import DetectorConfig, detect_audio
-    from kwspot.train import train
+    from kwspot.training.config import OptimConfig, TrainConfig
+    from kwspot.training.loop import train
 
     started = time.perf_counter()
     out = cfg.out

@@ -42,7 +42,7 @@ def split_speakers(speakers: set[str], validation_pct: float, test_pct: float) -
     if all(not want or name in chosen.values() for name, want in wanted.items()):
         return chosen
     if len(speakers) < sum(wanted.values()):
-        return chosen  # too few to hold any out; training says so (see kwspot.train)
+        return chosen  # too few to hold any out; training says so (see kwspot.training.loop)
     order = sorted(speakers, key=_digest)
     n_val = max(1, round(len(order) * validation_pct / 100)) if wanted["validation"] else 0
     n_test = max(1, round(len(order) * test_pct / 100)) if wanted["test"] else 0

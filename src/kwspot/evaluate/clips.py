@@ -24,15 +24,20 @@ if TYPE_CHECKING:
 
 
 @torch.no_grad()
-def predict_proba(model: KeywordClassifier, audio: np.ndarray, batch_size: int = 256) -> np.ndarray:
-    """(N, S) audio -> (N, C) posteriors, in eval mode, without augmentation."""
+def predict_proba(model: KeywordClassifier, audio: np.ndarray, batch_size: int = 256,
+                  window_frames: int | None = None) -> np.ndarray:
+    """(N, S) audio -> (N, C) posteriors, in eval mode, without augmentation. With
+    ``window_frames`` (a causal model), audio longer than a clip is history and only the last
+    window is scored, as a stream scores it."""
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
     out = []
     for start in range(0, len(audio), batch_size):
         chunk = torch.from_numpy(audio[start : start + batch_size]).to(device)
-        out.append(torch.softmax(model(chunk), dim=-1).cpu().numpy())
+        logits = model(chunk) if window_frames is None else \
+            model.network.window_logits(model.frontend(chunk), window_frames)
+        out.append(torch.softmax(logits, dim=-1).cpu().numpy())
     model.train(was_training)
     return np.concatenate(out) if out else np.zeros((0, len(model.labels)), np.float32)
 
@@ -213,11 +218,11 @@ def evaluation_clips(labels: Sequence[str], window_samples: int, sample_rate: in
     the recipe's silence filled from noise with ``seed``), and the label mapping used."""
     import dataclasses
 
-    from kwspot.augment import fill_silence, noise_bank
     from kwspot.clips import load_labelled
     from kwspot.datasets import open_dataset
     from kwspot.datasets.speech_commands import is_speech_commands
     from kwspot.errors import KwspotError
+    from kwspot.training.augment import fill_silence, noise_bank
 
     data = dataclasses.replace(data, seed=seed)
     keywords = tuple(label for label in labels if label not in (SILENCE, UNKNOWN))

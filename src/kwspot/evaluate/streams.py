@@ -36,9 +36,11 @@ FA_TARGETS = (0.5, 1.0, 5.0)
 
 
 def threshold_grid() -> np.ndarray:
+    """Thresholds swept: coarse up to 0.95, then ~10 a decade of 1 - threshold down to 1e-7
+    (where low FA/h lives for a confident model; float32 posteriors still step there)."""
     coarse = np.linspace(0.05, 0.95, 19)
-    fine = 1.0 - np.logspace(-1.3, -5, 38)  # 0.95 .. 0.99999: where low FA/h lives
-    return np.unique(np.round(np.concatenate([coarse, fine]), 7))
+    fine = 1.0 - np.logspace(-1.3, -7, 58)  # 0.95 .. 0.9999999
+    return np.unique(np.round(np.concatenate([coarse, fine]), 9))
 
 
 @dataclass

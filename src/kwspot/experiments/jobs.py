@@ -70,12 +70,12 @@ def run_job(job: Job, prepared: str | Path, results_dir: str | Path, runs_dir: s
     decode and scoring of the test split."""
 
     from kwspot.checkpoint import load_classifier
-    from kwspot.config import TrainConfig
     from kwspot.datasets import DataConfig, open_dataset
     from kwspot.datasets.prepare import is_prepared
     from kwspot.profile import count_flops, count_parameters
-    from kwspot.recipes import recipe_config
-    from kwspot.train import train
+    from kwspot.training.config import TrainConfig
+    from kwspot.training.loop import train
+    from kwspot.training.recipes import recipe_config
 
     out = result_path(results_dir, job)
     if out.is_file():

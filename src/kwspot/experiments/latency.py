@@ -70,7 +70,7 @@ def time_taking_turns(models: list[str], runs: int, warmup: int, labels: int,
 
 
 def _shape(model_name: str) -> tuple[int, int, int]:
-    from kwspot.recipes import recipe_for
+    from kwspot.training.recipes import recipe_for
 
     features = recipe_for(model_name).features
     return (1, features.num_channels, features.num_frames)

@@ -79,8 +79,8 @@ def export_onnx(model: KeywordClassifier, out_path: str | Path, check_audio: np.
     ``calibration`` (clips, and the log of how they were drawn, which goes in the card). A
     causal model's float export adds its incremental graph (``export.stream``), which the
     streaming engine then runs at the card's hop (one output per total stride);
-    ``stream_graph=False`` leaves it out (the engine then scores zero-history windows, as the
-    model was trained)."""
+    ``stream_graph=False`` leaves it out (the engine then scores zero-history windows, as a
+    model trained on clips alone was trained; ``--history-ms`` trains the streamed mode)."""
     check_precision(precision, calibration)
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)

@@ -1,5 +1,5 @@
 """The model table: one name -> one builder(in_channels, num_classes, dropout, frames) ->
-nn.Module taking features (B, C, T). ``kwspot.recipes`` pairs each name with its published
+nn.Module taking features (B, C, T). ``kwspot.training.recipes`` pairs each name with its published
 features and training recipe."""
 
 from __future__ import annotations

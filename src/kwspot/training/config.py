@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kwspot.augment import AugmentConfig, SpecAugmentConfig
 from kwspot.datasets import DataConfig
 from kwspot.errors import KwspotError
 from kwspot.features import FeatureConfig
+from kwspot.training.augment import AugmentConfig, SpecAugmentConfig
 
 OPTIMIZERS = ("sgd", "adam")
 SCHEDULES = ("piecewise", "cosine")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import math
 import os
 import signal
 import threading
@@ -25,17 +26,26 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from torch import nn
 
-from kwspot.augment import NoiseBank, augment_batch, fill_silence, noise_bank, spec_augment
 from kwspot.checkpoint import load_record, model_record, save_record
 from kwspot.classifier import KeywordClassifier
 from kwspot.clips import LabelledAudio, load_labelled
-from kwspot.config import TrainConfig
 from kwspot.data import SILENCE, Dataset
 from kwspot.datasets import open_dataset
 from kwspot.datasets.prepare import write_prepared
 from kwspot.errors import KwspotError, TrainingInterrupted
 from kwspot.evaluate import classification_report, predict_proba, run_evaluation
 from kwspot.fileio import atomic_write_text
+from kwspot.models.tc_resnet import TCResNet
+from kwspot.training.augment import (
+    NoiseBank,
+    augment_batch,
+    fill_silence,
+    history_frames,
+    noise_bank,
+    sample_history,
+    spec_augment,
+)
+from kwspot.training.config import TrainConfig
 
 console = Console(stderr=True)
 
@@ -103,8 +113,29 @@ def optimizer_for(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
     return torch.optim.SGD(groups, lr=cfg.optim.lr_at(0), momentum=cfg.optim.momentum)
 
 
-def validate(model: KeywordClassifier, data: LabelledAudio) -> tuple[float, float]:
-    proba = predict_proba(model, data.audio)
+def history_samples(model: KeywordClassifier, cfg: TrainConfig) -> int:
+    """Samples of history put before each clip (``--history-ms``), 0 when off; refused for a
+    model that is not causal, since only a causal model has a window a stream scores alone."""
+    if cfg.augment.history_ms <= 0:
+        return 0
+    network = model.network
+    if not isinstance(network, TCResNet) or network.cfg.time_padding != "causal":
+        raise KwspotError(f"--history-ms needs a causal model (e.g. tc-resnet8-causal); "
+                          f"{cfg.model} looks ahead, so a stream scores whole windows alone")
+    wanted = math.ceil(cfg.augment.history_ms / cfg.features.hop_ms - 1e-9)
+    frames = history_frames(wanted, cfg.features.num_frames, network.total_stride)
+    return frames * cfg.features.hop_length
+
+
+def validate(model: KeywordClassifier, data: LabelledAudio,
+             history: np.ndarray | None = None) -> tuple[float, float]:
+    """Accuracy and loss on clips; with ``history`` (N, H) before them, each clip's window
+    is scored as a stream scores it."""
+    if history is None:
+        proba = predict_proba(model, data.audio)
+    else:
+        proba = predict_proba(model, np.concatenate([history, data.audio], axis=1),
+                              window_frames=model.features.num_frames)
     loss = float(-np.log(proba[np.arange(len(data)), data.targets] + 1e-9).mean())
     report = classification_report(data.targets, proba.argmax(1), model.labels)
     return report.accuracy, loss
@@ -113,14 +144,18 @@ def validate(model: KeywordClassifier, data: LabelledAudio) -> tuple[float, floa
 def training_step(model: KeywordClassifier, optimizer: torch.optim.Optimizer,
                   audio: torch.Tensor, is_silence: torch.Tensor, targets: torch.Tensor,
                   noise: NoiseBank, cfg: TrainConfig,
-                  generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """One SGD/Adam step on a batch of raw clips: augment (shift, noise), features,
+                  generator: torch.Generator,
+                  history: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """One SGD/Adam step on a batch of raw clips: augment (shift, history, noise), features,
     SpecAugment, network, cross-entropy, update. Returns the loss and the logits."""
     batch = augment_batch(audio, is_silence, noise, cfg.augment, cfg.features.sample_rate,
-                          generator)  # on the CPU, from the checkpointed generator
+                          generator, history)  # on the CPU, from the checkpointed generator
     device = next(model.parameters()).device
     features = spec_augment(model.frontend(batch.to(device)), cfg.spec_augment, generator)
-    logits = model.network(features)
+    if history is None:
+        logits = model.network(features)
+    else:
+        logits = model.network.window_logits(features, cfg.features.num_frames)
     loss = nn.functional.cross_entropy(logits, targets.to(device))
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
@@ -286,6 +321,13 @@ def _train(cfg: TrainConfig | None, run_dir: Path, resume: bool, quiet: bool,
     )
 
     model = KeywordClassifier(cfg.model, dataset.labels, cfg.features, cfg.dropout)
+    history = history_samples(model, cfg)
+    val_history = None
+    if history:  # fixed for the run, so validation accuracies compare across steps
+        val_history = sample_history(
+            torch.from_numpy(val_set.audio), len(val_set), history,
+            cfg.augment.history_speech_prob, torch.Generator().manual_seed(silence_seed + 2),
+        ).numpy()
     model.to(device)
     if getattr(model.network, "train_channels_last", False):
         model.network.to(memory_format=torch.channels_last)
@@ -356,15 +398,18 @@ def _train(cfg: TrainConfig | None, run_dir: Path, resume: bool, quiet: bool,
                 for group in optimizer.param_groups:
                     group["lr"] = lr
                 idx = sampler.next()
+                past = sample_history(audio_all, len(idx), history,
+                                      cfg.augment.history_speech_prob, generator) \
+                    if history else None
                 loss, logits = training_step(model, optimizer, audio_all[idx], silence_all[idx],
-                                             targets_all[idx], noise, cfg, generator)
+                                             targets_all[idx], noise, cfg, generator, past)
                 step += 1
                 running_loss += loss.item() * len(idx)
                 running_correct += int((logits.argmax(1).cpu() == targets_all[idx]).sum())
                 running_n += len(idx)
                 bar.advance(task)
                 if step % cfg.eval_every == 0 or step == cfg.optim.steps:
-                    val_acc, val_loss = validate(model, val_set)
+                    val_acc, val_loss = validate(model, val_set, val_history)
                     train_loss = running_loss / running_n
                     train_acc = running_correct / running_n
                     running_loss, running_correct, running_n = 0.0, 0, 0

@@ -28,11 +28,11 @@ import dataclasses
 import math
 from dataclasses import dataclass, field
 
-from kwspot.augment import AugmentConfig, SpecAugmentConfig
-from kwspot.config import OptimConfig, TrainConfig
 from kwspot.datasets import DataConfig
 from kwspot.errors import KwspotError
 from kwspot.features import FeatureConfig
+from kwspot.training.augment import AugmentConfig, SpecAugmentConfig
+from kwspot.training.config import OptimConfig, TrainConfig
 
 
 @dataclass(frozen=True)

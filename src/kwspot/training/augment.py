@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from kwspot.audio import load_audio
+from kwspot.errors import KwspotError
 
 
 @dataclass(frozen=True)
@@ -25,6 +26,19 @@ class AugmentConfig:
     # recording to this RMS first, so "volume" means the same for every file and silence
     # covers loud rooms too (the lite set's noise files are at RMS 0.002-0.006).
     noise_rms: float | None = None
+    # Causal models only: each example is preceded by this much audio (other training clips,
+    # kept with ``history_speech_prob``, else silence; the background noise runs on across
+    # it), and the loss is taken on the clip's window as a stream scores it (real history in
+    # the convs, not zero padding). 0: off, clips alone (the paper's recipe).
+    history_ms: float = 0.0
+    history_speech_prob: float = 0.5
+
+    def __post_init__(self) -> None:
+        if self.history_ms < 0:
+            raise KwspotError(f"--history-ms must be 0 or more, got {self.history_ms}")
+        if not 0.0 <= self.history_speech_prob <= 1.0:
+            raise KwspotError("history_speech_prob must be in [0, 1], got "
+                              f"{self.history_speech_prob}")
 
 
 @dataclass(frozen=True)
@@ -159,9 +173,36 @@ def augment_batch(
     cfg: AugmentConfig,
     sample_rate: int,
     generator: torch.Generator,
+    history: torch.Tensor | None = None,
 ) -> torch.Tensor:
+    """Shift each clip, put ``history`` (B, H) before it, mix background noise over the whole
+    (B, H + S): the noise runs on from the history into the clip, as in a stream."""
     shifted = time_shift(batch, round(cfg.time_shift_ms * sample_rate / 1000), generator)
+    if history is not None:
+        shifted = torch.cat([history, shifted], dim=1)
     return mix_background(shifted, is_silence, noise, cfg, generator)
+
+
+def history_frames(wanted_frames: int, window_frames: int, total_stride: int) -> int:
+    """At least ``wanted_frames`` of history, rounded up so that the clip's last frame is one a
+    causal model emits an output at (a multiple of ``total_stride`` from the first frame), as
+    the stream's newest frame is: otherwise the window would leave the clip's end unseen."""
+    if wanted_frames <= 0:
+        return 0
+    return wanted_frames + (-(wanted_frames + window_frames - 1)) % total_stride
+
+
+def sample_history(pool: torch.Tensor, count: int, samples: int, speech_prob: float,
+                   generator: torch.Generator) -> torch.Tensor:
+    """(count, samples) of what came before a clip: clips of ``pool`` (N, S) end to end, each
+    kept with ``speech_prob`` and silent otherwise, the last ``samples`` of them."""
+    if samples <= 0:
+        return pool.new_zeros(count, 0)
+    per_row = -(-samples // pool.shape[1])
+    picks = torch.randint(len(pool), (count, per_row), generator=generator)
+    keep = (torch.rand(count, per_row, generator=generator) < speech_prob).to(pool.dtype)
+    clips = pool[picks] * keep[..., None]  # (count, per_row, S)
+    return clips.reshape(count, -1)[:, -samples:]
 
 
 def fill_silence(
