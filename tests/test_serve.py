@@ -105,7 +105,8 @@ def test_healthz_and_demo_page(client: TestClient) -> None:
     page = client.get("/")
     assert page.status_code == 200 and "getUserMedia" in client.get("/static/demo.js").text
     assert "AudioWorkletProcessor" in client.get("/static/capture-worklet.js").text
-    for path in ("/static/%2e%2e/app.py", "/static/..%2fapp.py", "/static/%2e%2e/%2e%2e/cli.py"):
+    for path in ("/static/%2e%2e/app.py", "/static/..%2fapp.py",
+                 "/static/%2e%2e/%2e%2e/classifier.py"):
         response = client.get(path)
         assert response.status_code == 404 and "import" not in response.text
 

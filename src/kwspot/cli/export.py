@@ -65,6 +65,7 @@ def cmd_export(args: argparse.Namespace) -> None:
         if not args.out:
             raise KwspotError("exporting the shipped model needs --out FILE")
     model, record = load_classifier(args.checkpoint)
+    warn_if_history_is_lost(record, args)
     tag = "" if args.precision == "float32" else f".{args.precision}"
     out = Path(args.out) if args.out else (
         run_dir_of(args.checkpoint) / "export" / f"{model.model_name}{tag}{suffix}")
@@ -101,6 +102,24 @@ def cmd_export(args: argparse.Namespace) -> None:
         print(f"int8: max |int8 - torch| = "
               f"{card['quantization']['max_abs_diff_from_float']:.2e} (accuracy: "
               f"`kwspot verify-export {out} --data DATA`)")
+
+
+def warn_if_history_is_lost(record: dict, args: argparse.Namespace) -> None:
+    """A model trained with --history-ms is meant to be streamed incrementally; an export
+    without the stream graph is scored on zero-history windows, a mode it was not trained in."""
+    import warnings
+
+    augment = (record.get("config") or {}).get("augment") or {}
+    history_ms = augment.get("history_ms") or 0
+    if not history_ms:
+        return
+    if args.format == "tflite" or args.precision == "int8" or args.no_stream_graph:
+        what = "a TFLite" if args.format == "tflite" else (
+            "an int8" if args.precision == "int8" else "a --no-stream-graph")
+        warnings.warn(f"this model was trained with --history-ms {history_ms:g} to be streamed "
+                      f"incrementally; {what} export has no stream graph, so the detector "
+                      "will score zero-history windows, a mode it was not trained in",
+                      stacklevel=2)
 
 
 def add_verify_export_parser(sub: argparse._SubParsersAction) -> None:

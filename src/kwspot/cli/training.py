@@ -162,6 +162,9 @@ def _print_summary(summary: dict) -> None:
     if "test_accuracy" in summary:
         line += f"; test accuracy {summary['test_accuracy']:.2%} ({summary['test_clips']} clips)"
     print(line)
+    for key in ("val_accuracy_mode", "test_accuracy_mode"):
+        if key in summary:
+            print(f"{key.split('_')[0]}: {summary[key]}")
     print(f"checkpoint: {Path(summary['run_dir']) / 'best.pt'}")
 
 

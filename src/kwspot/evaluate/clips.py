@@ -16,6 +16,7 @@ import torch
 
 from kwspot.classifier import KeywordClassifier
 from kwspot.data import SILENCE, UNKNOWN, given_label
+from kwspot.errors import KwspotError
 from kwspot.fileio import atomic_write_text, save_figure
 
 if TYPE_CHECKING:
@@ -29,6 +30,9 @@ def predict_proba(model: KeywordClassifier, audio: np.ndarray, batch_size: int =
     """(N, S) audio -> (N, C) posteriors, in eval mode, without augmentation. With
     ``window_frames`` (a causal model), audio longer than a clip is history and only the last
     window is scored, as a stream scores it."""
+    if window_frames is not None and not hasattr(model.network, "window_logits"):
+        raise KwspotError(f"{model.model_name} has no stream window (window_logits): only a "
+                          "causal TC-ResNet scores clips after history")
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
@@ -221,7 +225,6 @@ def evaluation_clips(labels: Sequence[str], window_samples: int, sample_rate: in
     from kwspot.clips import load_labelled
     from kwspot.datasets import open_dataset
     from kwspot.datasets.speech_commands import is_speech_commands
-    from kwspot.errors import KwspotError
     from kwspot.training.augment import fill_silence, noise_bank
 
     data = dataclasses.replace(data, seed=seed)

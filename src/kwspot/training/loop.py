@@ -447,6 +447,10 @@ def _train(cfg: TrainConfig | None, run_dir: Path, resume: bool, quiet: bool,
     summary = {"model": cfg.model, "steps": step, "train_seconds": round(total_time, 1),
                "best_step": best_step, "val_accuracy": best_acc, "labels": dataset.labels,
                "data_checksum": dataset.checksum, "run_dir": str(run_dir)}
+    if history:  # the two accuracies are of different modes; say which
+        summary["val_accuracy_mode"] = (f"each clip after a fixed history ({history} samples "
+                                        "of other validation clips), as a stream scores it")
+        summary["test_accuracy_mode"] = "clips alone, zero history (as `kwspot eval`)"
     if dataset.split("test"):  # the same computation as `kwspot eval <run_dir> --split test`
         report, _bad, _mapping = run_evaluation(run_dir / "best.pt", cfg.data, "test", None)
         summary["test_accuracy"] = report.accuracy
