@@ -243,9 +243,13 @@ class Detector:
         ends, windows = self.take_flush()
         return self.accept(ends, self.scorer.score(windows))
 
-    def take_flush(self) -> tuple[np.ndarray, np.ndarray]:
-        """``flush_track``'s first half (see ``take``)."""
-        taken = self.take(np.zeros(self.window, np.float32))
+    def take_flush(self, tail: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """``flush_track``'s first half (see ``take``): the stream's last audio (``tail``,
+        e.g. a resampler's), then one window of silence, taken at once."""
+        silence = np.zeros(self.window, np.float32)
+        taken = self.take(silence if tail is None or not len(tail) else
+                          np.concatenate([as_audio(tail, None, self.model.sample_rate),
+                                          silence]))
         self.flushed = True
         return taken
 

@@ -12,11 +12,16 @@ Window ``j`` (j >= 1) ends ``j * hop`` samples into the real stream.
 A causal export with an incremental graph (``runtime.incremental``) is run that way instead:
 the frames go through the graph once, with the stream's state, and each output is a hop. Its
 hop is then the model's output step (80 ms for TC-ResNet8), its priming the card's (at least
-a window of silence, and the model's reach); ``take`` already returns the posteriors, and
-``score`` passes them on.
+a window of silence, and the model's reach). ``take`` returns the frames still to run with the
+stream's state (``PendingOutputs``); ``score`` runs them and moves the stream's state on,
+alone or together with other streams' (one graph call per chunk length), so the server's
+micro-batcher batches incremental streams too.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -24,6 +29,19 @@ from kwspot.errors import KwspotError
 from kwspot.runtime.model import KeywordModel
 
 MAX_BATCH = 512
+
+
+@dataclass
+class PendingOutputs:
+    """Frames an incremental stream has taken but not yet run through its stream graph; they
+    must run with that stream's state, and before the stream takes more audio."""
+
+    scorer: StreamScorer
+    frames: np.ndarray  # (C, T): T a multiple of the graph's frames per output
+    outputs: int  # how many outputs (hops) they complete
+
+    def __len__(self) -> int:
+        return self.outputs
 
 
 class StreamScorer:
@@ -58,6 +76,7 @@ class StreamScorer:
         self.reset()
 
     def reset(self) -> None:
+        self.pending: PendingOutputs | None = None  # incremental: taken, not yet scored
         self.hops_done = 0  # windows scored so far
         self.samples = 0  # real samples pushed so far
         if self.stream is not None:
@@ -72,13 +91,17 @@ class StreamScorer:
             self.audio = np.zeros(self.window, np.float32)
             self.first_sample = 0  # virtual sample index of self.audio[0]
 
-    def take(self, chunk: np.ndarray) -> np.ndarray:
+    def take(self, chunk: np.ndarray) -> np.ndarray | PendingOutputs:
         """Push audio and return the windows it completed, unscored: (n, C, T) features or
-        (n, window) audio (for an incremental model, already their (n, classes) posteriors).
-        The stream's state moves on now; ``score`` may run later, or
+        (n, window) audio, or for an incremental model ``PendingOutputs`` (or no rows).
+        The stream's state moves on now (an incremental stream's when its ``PendingOutputs``
+        are scored, which must happen before it takes more); ``score`` may run later, or
         batched with other streams' windows (the server's micro-batching). The windows are
         read-only views of the stream's buffer (which is only ever replaced, never written),
         so nothing is copied until the model call stacks or converts them."""
+        if self.pending is not None:  # checked before anything moves
+            raise KwspotError("score the windows this stream took before taking more audio "
+                              "(its state moves on when they are scored)")
         self.samples += len(chunk)
         ready = self.samples // self.hop - self.hops_done
         if self.stream is not None:
@@ -87,10 +110,17 @@ class StreamScorer:
             return self._take_frames(chunk, ready)
         return self._take_audio(chunk, ready)
 
-    def score(self, windows: np.ndarray) -> np.ndarray:
-        """Windows from ``take`` (of this or any stream of the same model) -> posteriors."""
-        if not len(windows) or self.stream is not None:  # incremental: already scored
-            return windows.reshape(-1, len(self.model.labels))
+    def score(self, windows: np.ndarray | PendingOutputs | Sequence[PendingOutputs]
+              ) -> np.ndarray | list[np.ndarray]:
+        """Windows from ``take`` (of this or any stream of the same model) -> posteriors.
+        ``PendingOutputs`` are run and their stream's state moved on; a list of them (several
+        streams') gives a list of posteriors, in order."""
+        if isinstance(windows, PendingOutputs):
+            return run_pending([windows])[0]
+        if not isinstance(windows, np.ndarray):
+            return run_pending(list(windows))
+        if not len(windows):
+            return windows.reshape(0, len(self.model.labels))
         run = self.model.network_posteriors if self.frontend is not None \
             else self.model.posteriors
         return np.concatenate([run(windows[i : i + MAX_BATCH])
@@ -120,20 +150,21 @@ class StreamScorer:
         self.first_frame += keep_from
         return windows
 
-    def _take_incremental(self, chunk: np.ndarray, ready: int) -> np.ndarray:
-        """Run the frames that end on output frames through the stream graph now."""
+    def _take_incremental(self, chunk: np.ndarray, ready: int
+                          ) -> np.ndarray | PendingOutputs:
+        """The frames that end on output frames, to run with this stream's state."""
         new = self.frontend.push(chunk)
         frames = np.concatenate([self.frames, new], axis=1) if self.frames.shape[1] else new
         step = self.stream.frames_per_output
         usable = frames.shape[1] // step * step
+        if usable // step != ready:  # the hop grid and the frame grid must agree
+            raise KwspotError(f"internal: {usable // step} outputs for {ready} hops")
         self.frames = frames[:, usable:]
         if usable == 0:
             return self._empty()
-        posteriors, _, self.state = self.stream.run(frames[None, :, :usable], self.state)
-        if len(posteriors[0]) != ready:  # the hop grid and the frame grid must agree
-            raise KwspotError(f"internal: {len(posteriors[0])} outputs for {ready} hops")
         self.hops_done += ready
-        return posteriors[0]
+        self.pending = PendingOutputs(self, frames[:, :usable], ready)
+        return self.pending
 
     def _take_audio(self, chunk: np.ndarray, ready: int) -> np.ndarray:
         self.audio = np.concatenate([self.audio, chunk])
@@ -147,3 +178,29 @@ class StreamScorer:
         self.audio = self.audio[keep_from:]
         self.first_sample += keep_from
         return windows
+
+
+def run_pending(work: Sequence[PendingOutputs]) -> list[np.ndarray]:
+    """Run streams' pending frames through their stream graph: the streams whose chunks have
+    the same length go in one call, their states stacked; each stream's state moves on.
+    Returns each one's posteriors (outputs, classes), in order."""
+    out: list[np.ndarray | None] = [None] * len(work)
+    by_length: dict[int, list[int]] = {}
+    for i, item in enumerate(work):
+        if item.scorer.pending is not item:
+            raise KwspotError("these frames were scored already, or the stream was reset")
+        by_length.setdefault(item.frames.shape[1], []).append(i)
+    for indices in by_length.values():
+        for start in range(0, len(indices), MAX_BATCH):
+            group = [work[i] for i in indices[start : start + MAX_BATCH]]
+            graph = group[0].scorer.stream
+            frames = np.stack([g.frames for g in group])
+            state = [np.concatenate(parts) for parts in zip(*(g.scorer.state for g in group),
+                                                            strict=True)]
+            posteriors, _, next_state = graph.run(frames, state)
+            for row, (i, item) in enumerate(zip(indices[start : start + MAX_BATCH], group,
+                                                strict=True)):
+                item.scorer.state = [s[row : row + 1] for s in next_state]
+                item.scorer.pending = None
+                out[i] = posteriors[row]
+    return out  # type: ignore[return-value]

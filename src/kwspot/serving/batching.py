@@ -4,7 +4,9 @@ are stacked into one model call. The first request opens a batch; it closes when
 (that request opens the next batch). One stream's windows are never split, so a single
 request larger than ``max_batch`` (a burst of audio) is a call of its own. The model runs
 on one executor thread (ONNX Runtime releases the GIL), so the event loop keeps reading
-sockets meanwhile. ``max_wait_ms=0`` scores each request alone."""
+sockets meanwhile. ``max_wait_ms=0`` scores each request alone. An incremental model's
+requests are its streams' pending frames (``runtime.engine.PendingOutputs``): the model call
+runs them with their streams' states, those of equal length in one graph call."""
 
 from __future__ import annotations
 
@@ -27,15 +29,18 @@ def score_together(fn: ScoreFn, metrics: ServerMetrics | None,
     """One model call for several streams' windows: stack them, score, record the batch in
     ``metrics``, and hand each request its own rows. Shared by the built-in batcher and the
     Ray Serve deployment (whose ``@serve.batch`` collects the requests)."""
-    stacked = requests[0] if len(requests) == 1 else np.concatenate(requests)
     start = time.perf_counter()
-    out = fn(stacked)
+    if all(isinstance(r, np.ndarray) for r in requests):
+        stacked = requests[0] if len(requests) == 1 else np.concatenate(requests)
+        outs = np.split(fn(stacked), np.cumsum([len(r) for r in requests])[:-1])
+    else:  # an incremental model's pending frames: each carries its stream's state
+        outs = fn(list(requests))
     if metrics is not None:
         metrics.model_seconds.observe(time.perf_counter() - start)
         metrics.model_calls.inc()
-        metrics.batch_windows.observe(len(stacked))
+        metrics.batch_windows.observe(sum(len(r) for r in requests))
         metrics.batch_streams.observe(len(requests))
-    return np.split(out, np.cumsum([len(r) for r in requests])[:-1])
+    return outs
 
 
 @dataclass

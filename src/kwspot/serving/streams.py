@@ -73,17 +73,11 @@ class StreamSession:
         return self.detector.take(self.decode(data))
 
     def take_end(self) -> tuple[np.ndarray, np.ndarray]:
-        """End of stream: the resampler's tail, then one window of silence (``flush``)."""
-        ends, windows = [], []
-        if self.resampler is not None:
-            tail = self.resampler(np.zeros(0, np.float32), last=True)
-            e, w = self.detector.take(tail)
-            ends.append(e)
-            windows.append(w)
-        e, w = self.detector.take_flush()
-        ends.append(e)
-        windows.append(w)
-        return np.concatenate(ends), np.concatenate(windows)
+        """End of stream: the resampler's tail, then one window of silence (``flush``), in
+        one take (an incremental stream takes nothing more until what it took is scored)."""
+        tail = None if self.resampler is None else \
+            self.resampler(np.zeros(0, np.float32), last=True)
+        return self.detector.take_flush(tail)
 
     def accept(self, ends: np.ndarray, posteriors: np.ndarray
                ) -> tuple[list[Detection], np.ndarray, np.ndarray]:
