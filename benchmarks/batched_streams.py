@@ -1,7 +1,9 @@
-"""Many live streams scored the way `kwspot serve` scores them: every stream takes its 20 ms
-chunk, then all the windows (frame-cached) or pending frames (incremental) that the round
-completed go to the model in one call, as the micro-batcher sends them; each stream then
-accepts its own rows. One thread, side by side in one run, for a causal export run both ways.
+"""Many live streams in step, batched the way `kwspot serve`'s micro-batcher batches them:
+every stream takes its 20 ms chunk, then all the windows (frame-cached) or pending frames
+(incremental) that the round completed go to the model in one call; each stream then accepts
+its own rows. Streams in step finish their hops together, so this is the best case for
+batching (a server's clients are not in step). One thread, side by side in one run, for a
+causal export run both ways.
 
     python benchmarks/batched_streams.py CAUSAL.onnx [--streams 100] [--seconds 20]
         [--json FILE]

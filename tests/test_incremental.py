@@ -244,6 +244,32 @@ def test_without_its_stream_graph_a_causal_export_scores_windows(causal_export,
     assert runtime.stream is None and Detector(runtime).config.hop_ms == 100.0
 
 
+def test_a_failed_model_call_leaves_every_stream_as_it_was(causal_export) -> None:
+    path, _ = causal_export
+    runtime = OnnxKeywordModel(path)
+    scorers = [StreamScorer(runtime, 1280) for _ in range(2)]
+    pending = [scorers[0].take(speechy(0.16)), scorers[1].take(speechy(0.32))]  # two groups
+    before = [[a.copy() for a in s.state] for s in scorers]
+    real_run, calls = runtime.stream.run, []
+
+    def second_call_fails(frames, state):
+        calls.append(frames.shape)
+        if len(calls) == 2:
+            raise RuntimeError("the model call failed")
+        return real_run(frames, state)
+
+    runtime.stream.run = second_call_fails
+    with pytest.raises(RuntimeError, match="failed"):
+        scorers[0].score(pending)
+    runtime.stream.run = real_run
+    # nothing moved on, not even the stream whose group ran before the failure
+    for scorer, state in zip(scorers, before, strict=True):
+        assert all(np.array_equal(a, b) for a, b in zip(scorer.state, state, strict=True))
+    retried = scorers[0].score(pending)  # the group that ran: the same pending work retries
+    alone = StreamScorer(runtime, 1280)
+    np.testing.assert_allclose(retried[1], alone.score(alone.take(speechy(0.32))), atol=1e-6)
+
+
 def test_the_micro_batcher_runs_incremental_streams_in_one_call(causal_export) -> None:
     import asyncio
 

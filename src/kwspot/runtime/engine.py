@@ -31,7 +31,7 @@ from kwspot.runtime.model import KeywordModel
 MAX_BATCH = 512
 
 
-@dataclass
+@dataclass(eq=False)  # identity, never array comparison
 class PendingOutputs:
     """Frames an incremental stream has taken but not yet run through its stream graph; they
     must run with that stream's state, and before the stream takes more audio."""
@@ -101,7 +101,7 @@ class StreamScorer:
         so nothing is copied until the model call stacks or converts them."""
         if self.pending is not None:  # checked before anything moves
             raise KwspotError("score the windows this stream took before taking more audio "
-                              "(its state moves on when they are scored)")
+                              "(its state moves on when they are scored), or reset() it")
         self.samples += len(chunk)
         ready = self.samples // self.hop - self.hops_done
         if self.stream is not None:
@@ -181,26 +181,31 @@ class StreamScorer:
 
 
 def run_pending(work: Sequence[PendingOutputs]) -> list[np.ndarray]:
-    """Run streams' pending frames through their stream graph: the streams whose chunks have
-    the same length go in one call, their states stacked; each stream's state moves on.
-    Returns each one's posteriors (outputs, classes), in order."""
-    out: list[np.ndarray | None] = [None] * len(work)
-    by_length: dict[int, list[int]] = {}
+    """Run streams' pending frames through their stream graph: the streams of one graph whose
+    chunks have the same length go in one call, their states stacked. Every call runs before
+    any stream's state moves on, so a failed call leaves every stream as it was. Returns each
+    one's posteriors (outputs, classes), in order."""
+    groups: dict[tuple[int, int], list[int]] = {}
     for i, item in enumerate(work):
         if item.scorer.pending is not item:
             raise KwspotError("these frames were scored already, or the stream was reset")
-        by_length.setdefault(item.frames.shape[1], []).append(i)
-    for indices in by_length.values():
+        key = (id(item.scorer.stream), item.frames.shape[1])
+        groups.setdefault(key, []).append(i)
+    out: list[np.ndarray | None] = [None] * len(work)
+    moves: list[tuple[PendingOutputs, list[np.ndarray]]] = []
+    for indices in groups.values():
         for start in range(0, len(indices), MAX_BATCH):
-            group = [work[i] for i in indices[start : start + MAX_BATCH]]
-            graph = group[0].scorer.stream
+            chunk = indices[start : start + MAX_BATCH]
+            group = [work[i] for i in chunk]
             frames = np.stack([g.frames for g in group])
             state = [np.concatenate(parts) for parts in zip(*(g.scorer.state for g in group),
                                                             strict=True)]
-            posteriors, _, next_state = graph.run(frames, state)
-            for row, (i, item) in enumerate(zip(indices[start : start + MAX_BATCH], group,
-                                                strict=True)):
-                item.scorer.state = [s[row : row + 1] for s in next_state]
-                item.scorer.pending = None
+            posteriors, _, next_state = group[0].scorer.stream.run(frames, state)
+            for row, (i, item) in enumerate(zip(chunk, group, strict=True)):
+                # copies: a view would keep the whole batch's arrays alive with the stream
+                moves.append((item, [s[row : row + 1].copy() for s in next_state]))
                 out[i] = posteriors[row]
+    for item, next_item_state in moves:
+        item.scorer.state = next_item_state
+        item.scorer.pending = None
     return out  # type: ignore[return-value]
