@@ -55,7 +55,7 @@ def test_table_runs_two_tiny_jobs_on_local_ray_and_resumes(tiny_dataset: Path,
     done: list[str] = []
     rows = build_table(cfg, lambda r: done.append(r.job.name))
     assert sorted(done) == ["ds-cnn-s-e3-seed0", "tc-resnet8-e3-seed0"]
-    assert [r["model"] for r in rows] == ["tc-resnet8", "ds-cnn-s"]
+    assert [r["model"] for r in rows] == ["ds-cnn-s", "tc-resnet8"]  # the paper's order
     results = tmp_path / "results"
     record = json.loads((results / "tc-resnet8-e3-seed0.json").read_text())
     other = json.loads((results / "ds-cnn-s-e3-seed0.json").read_text())
@@ -158,3 +158,26 @@ def test_table_helpers_and_bad_input(tmp_path: Path) -> None:
     with pytest.raises(KwspotError, match="not prepared"):
         build_table(TableConfig(prepared=str(tmp_path), results_dir=str(tmp_path / "r"),
                                 models=("tc-resnet8",), seeds=(0,)))
+
+
+def test_a_table_run_for_some_models_keeps_every_result_present(tmp_path: Path) -> None:
+    """A run for one model must add its rows, not drop the rows of models run before."""
+    from kwspot.experiments.table import everything_present, summarize
+
+    results = tmp_path / "results"
+    results.mkdir()
+    for model, seed, acc in (("tc-resnet8", 0, 0.88), ("tc-resnet8", 1, 0.86),
+                             ("ds-cnn-s", 2, 0.81), ("tc-resnet8-causal", 0, 0.83)):
+        record = {"model": model, "seed": seed, "data_checksum": "c", "test_accuracy": acc,
+                  "flops": 1, "params": 1, "epochs": 1.0, "validation_curve": [],
+                  "train_seconds": 1.0, "device": "cpu"}
+        (results / f"{model}-seed{seed}.json").write_text(json.dumps(record))
+    cfg = TableConfig(prepared=str(tmp_path), results_dir=str(results),
+                      models=("bc-resnet-3",), seeds=(0,))
+    wide = everything_present(cfg)
+    # the paper's order, then models outside it; the requested model stays (no rows yet)
+    assert wide.models == ("ds-cnn-s", "tc-resnet8", "bc-resnet-3", "tc-resnet8-causal")
+    assert wide.seeds == (0, 1, 2)
+    rows = {r["model"]: r for r in summarize(wide)}
+    assert set(rows) == {"ds-cnn-s", "tc-resnet8", "tc-resnet8-causal"}
+    assert rows["tc-resnet8"]["seeds"] == 2 and rows["tc-resnet8"]["accuracy_mean"] == 87.0

@@ -178,7 +178,8 @@ def add_table_parser(sub: argparse._SubParsersAction) -> None:
                        "on its test split, time each network on this machine (ONNX Runtime, "
                        "one thread), and write table.md, table.csv and table.png. Each "
                        "(model, seed) writes a small result file and is skipped when it "
-                       "exists, so the table is built in pieces and resumes.")
+                       "exists, so the table is built in pieces and resumes; it shows every result "
+                       "file in --results, whatever --models and --seeds pick to run.")
     p.add_argument("--data", required=True, metavar="PREPARED",
                    help="prepared data (`kwspot prepare`)")
     p.add_argument("--models", type=_words, default=defaults.models, metavar="M1,M2,..",

@@ -6,6 +6,7 @@ cluster (``kwspot[scale]``) without changing anything else."""
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import math
@@ -318,6 +319,17 @@ def _data_checksum(cfg: TableConfig) -> str:
     return checksum
 
 
+def everything_present(cfg: TableConfig) -> TableConfig:
+    """``cfg`` widened to every result file in ``results_dir`` (all carry this data's
+    checksum): the table shows every model and seed measured so far, so a run for a few
+    models adds rows instead of dropping the others'. The paper's order, then any others."""
+    found = [json.loads(p.read_text()) for p in Path(cfg.results_dir).glob("*-seed*.json")]
+    models = {r["model"] for r in found if "model" in r} | set(cfg.models)
+    ordered = [m for m in TABLE_MODELS if m in models] + sorted(models - set(TABLE_MODELS))
+    seeds = sorted({int(r["seed"]) for r in found if "seed" in r} | set(cfg.seeds))
+    return dataclasses.replace(cfg, models=tuple(ordered), seeds=tuple(seeds))
+
+
 def build_table(cfg: TableConfig, report: Callable[[JobResult], None] = lambda r: None,
                 train: bool = True) -> list[dict[str, Any]]:
     """Run the missing jobs (unless ``train=False``), time the models, write table.md,
@@ -329,7 +341,7 @@ def build_table(cfg: TableConfig, report: Callable[[JobResult], None] = lambda r
         failures = run_jobs(cfg, todo, report)
     else:
         failures = []
-    rows = summarize(cfg)
+    rows = summarize(everything_present(cfg))
     if rows:
         latency = measure_latency([r["model"] for r in rows], cfg.results_dir,
                                   cfg.latency_runs, again=cfg.remeasure_latency)
