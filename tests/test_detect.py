@@ -48,6 +48,25 @@ def test_fires_once_per_keyword_near_its_time() -> None:
         assert truth < event.end_s < truth + 1.0  # fired after the beep, within a window
 
 
+def test_event_time_uses_the_calibrated_latency_of_its_settings() -> None:
+    """A model that fires late (an incremental causal one fires ~0.25 s after the keyword)
+    places its keyword with the latency `kwspot calibrate` measured, when the detector runs
+    with the hop and smoothing it was measured with; else with the smoothing lag."""
+    model = EnergyModel()
+    model.card = {"calibration": {"latency_s": 0.35,
+                                  "detector": {"hop_ms": 100.0, "smooth_ms": 300.0}}}
+    audio = beeps([2.0, 5.0], total=7.0)
+    calibrated = detect_audio(audio, model, DetectorConfig(threshold=0.6, hop_ms=100))
+    assert len(calibrated) == 2
+    for event in calibrated:
+        assert event.time_s == pytest.approx(event.end_s - 0.35 - 0.2)
+    other = detect_audio(audio, model, DetectorConfig(threshold=0.6, hop_ms=100,
+                                                      smooth_ms=500))
+    lag = (5 - 1) * 0.1 / 2  # five 100 ms hops averaged
+    for event in other:
+        assert event.time_s == pytest.approx(event.end_s - lag - 0.2)
+
+
 def test_sustained_confusable_audio_fires_once() -> None:
     """The old logic compared a lagged centre with a past weighted centre and re-fired every
     ~1.5 s on a long confusable sound; now the scores must fall before it can fire again."""

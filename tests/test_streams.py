@@ -163,6 +163,11 @@ def test_calibration_puts_thresholds_between_negatives_and_keywords(stream: Path
     # every 'low', and the calibration says so
     assert c["per_keyword"]["low"] == {"threshold": result["thresholds"]["low"], "frr": 1.0,
                                        "fa_per_hour": 0.0}
+    # the firing latency at the calibrated thresholds, as eval-stream measures it there
+    at_thresholds = evaluate_streams(TwoToneModel(), [stream], DetectorConfig(
+        thresholds=result["thresholds"]))["default_thresholds"]
+    assert c["latency_s"] == pytest.approx(at_thresholds["latency_s"]["median"])
+    assert 0.0 < c["latency_s"] < 1.0
     with pytest.raises(KwspotError):
         calibrate(TwoToneModel(), [stream], target_fa_per_hour=0)
 

@@ -88,6 +88,9 @@ def calibrate(model: str | Path | None, streams: Sequence[str | Path], target_fa
                          "refractory_ms": detector.config.refractory_ms},
             "per_keyword": measured,
             "all_keywords": {"frr": together.frr(), "fa_per_hour": together.fa_per_hour()},
+            # median event time minus keyword end at these thresholds: the detector places
+            # an event's keyword with it (``Detection.time_s``)
+            "latency_s": together.summary()["latency_s"]["median"],
             "date": dt.date.today().isoformat(),
         },
     }

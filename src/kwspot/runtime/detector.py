@@ -40,9 +40,11 @@ def default_hop_ms(model: Any) -> float:
     return float(hop) if isinstance(hop, int | float) and not isinstance(hop, bool) \
         and hop > 0 else DEFAULT_HOP_MS
 INT16_SCALE = 32768.0
-# Events fire at the first hop whose window holds enough of the keyword, which on the lite
-# test streams is a median ~0.05 s after the keyword ends (`kwspot eval-stream` reports it);
-# a spoken keyword lasts ~0.4 s, so its centre is estimated this long before the event.
+# A spoken keyword lasts ~0.4 s: its centre is estimated this long before its end. Where the
+# keyword ended is the event's window end minus the model's firing latency, as `kwspot
+# calibrate` measured it on validation streams (the card's ``calibration.latency_s``; it
+# differs by model: ~0 s for "same"-padded TC-ResNet8, ~0.25 s for a causal one scored
+# incrementally), else the smoothing lag.
 HALF_KEYWORD_S = 0.2
 
 
@@ -81,7 +83,7 @@ class DetectorConfig:
 @dataclass(frozen=True)
 class Detection:
     keyword: str
-    time_s: float  # estimated centre of the keyword: end_s - smoothing lag - HALF_KEYWORD_S
+    time_s: float  # estimated centre of the keyword: end_s - latency_s - HALF_KEYWORD_S
     score: float  # smoothed posterior when it fired
     end_s: float = 0.0  # stream time when it fired: the end of the window that crossed
 
@@ -165,6 +167,7 @@ class Detector:
             raise KwspotError(f"thresholds for {stray}, which the model does not know")
         self.keyword_index = np.array([labels.index(k) for k in chosen])
         self.thresholds = np.array([self._threshold(k) for k in chosen])
+        self.latency_s = self._calibrated_latency()
         self.scorer = StreamScorer(self.model, self.hop)
         self.logic = EventLogic(self.thresholds, self.config.refractory_ms / 1000)
         self.reset()
@@ -176,6 +179,22 @@ class Detector:
         if cfg.threshold is not None:
             return cfg.threshold
         return self.model.thresholds.get(keyword, DEFAULT_THRESHOLD)
+
+    def _calibrated_latency(self) -> float:
+        """How long after a keyword's end an event fires: the card's calibrated median when
+        it was measured with this detector's hop and smoothing, else the smoothing lag."""
+        card = getattr(self.model, "card", None) or {}
+        calibration = card.get("calibration") if isinstance(card, dict) else None
+        if isinstance(calibration, dict):
+            latency = calibration.get("latency_s")
+            settings = calibration.get("detector") or {}
+            same = all(isinstance(settings.get(k), int | float) and
+                       abs(float(settings[k]) - float(getattr(self.config, k))) < 1e-6
+                       for k in ("hop_ms", "smooth_ms"))
+            if isinstance(latency, int | float) and not isinstance(latency, bool) and \
+                    math.isfinite(latency) and same:
+                return float(latency)
+        return self.lag_s
 
     def reset(self) -> None:
         """Start a new stream."""
@@ -229,7 +248,7 @@ class Detector:
     def events(self, ends: np.ndarray, smoothed: np.ndarray) -> list[Detection]:
         """Run the event logic over (part of) a score track."""
         return [Detection(self.keywords[k],
-                          max(0.0, float(ends[i]) - HALF_KEYWORD_S - self.lag_s),
+                          max(0.0, float(ends[i]) - self.latency_s - HALF_KEYWORD_S),
                           float(smoothed[i, k]), float(ends[i]))
                 for k, i in self.logic.run(smoothed, ends)]
 

@@ -41,7 +41,8 @@ def embedding_path(model_path: str | Path) -> Path:
 
 def wakeword_card(model: WakewordClassifier, out_path: Path,
                   extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    posteriors = {"name": OUTPUT_NAME, "shape": ["batch", 2],
+    classes = len(model.labels)
+    posteriors = {"name": OUTPUT_NAME, "shape": ["batch", classes],
                   "meaning": "softmax posteriors in label order"}
     return {
         "format": "kwspot-onnx-v1",
@@ -54,7 +55,7 @@ def wakeword_card(model: WakewordClassifier, out_path: Path,
         "input": {"name": INPUT_NAME, "shape": ["batch", WINDOW_SAMPLES], "dtype": "float32",
                   "range": [-1.0, 1.0]},
         "output": posteriors,
-        "outputs": [posteriors, {"name": LOGITS_NAME, "shape": ["batch", 2],
+        "outputs": [posteriors, {"name": LOGITS_NAME, "shape": ["batch", classes],
                                  "meaning": "logits (pre-softmax) in label order"}],
         "embedding": {
             "file": embedding_path(out_path).name, "frame_samples": emb.EMBED_SAMPLES,
