@@ -1,0 +1,74 @@
+"""tools/ship_model.py: a re-export of the shipped network keeps its calibration and gets its
+measured metrics; any other network gets neither (no card may claim figures measured on
+another network)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+from kwspot.checkpoint import load_record, save_record
+from kwspot.runtime.model import OnnxKeywordModel, card_path, pretrained_path
+
+TOOL = Path(__file__).resolve().parents[1] / "tools" / "ship_model.py"
+
+
+def ship_model():
+    spec = importlib.util.spec_from_file_location("ship_model", TOOL)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def run(module, checkpoint: Path, out: Path, monkeypatch: pytest.MonkeyPatch) -> dict:
+    monkeypatch.setattr(sys, "argv", ["ship_model.py", str(checkpoint), "--out", str(out),
+                                      "--check-data", str(out.parent / "no-such-data")])
+    module.main()
+    return json.loads(card_path(out).read_text())
+
+
+@pytest.fixture
+def shipped_copy(tmp_path: Path) -> Path:
+    shipped = pretrained_path()
+    for suffix in (".onnx", ".json", ".pt"):
+        shutil.copy(shipped.with_suffix(suffix), tmp_path / f"model{suffix}")
+    return tmp_path / "model.onnx"
+
+
+def test_the_shipped_network_keeps_its_calibration_and_metrics(
+        shipped_copy: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    module = ship_model()
+    before = json.loads(card_path(shipped_copy).read_text())
+    checkpoint = shipped_copy.parent / "checkpoint.pt"
+    shutil.copy(shipped_copy.with_suffix(".pt"), checkpoint)
+    card = run(module, checkpoint, shipped_copy, monkeypatch)
+    assert card["thresholds"] == before["thresholds"]
+    assert card["calibration"] == before["calibration"]
+    assert card["metrics"] == module.SHIPPED_MEASUREMENTS["metrics"]
+    assert any(line.startswith("Thresholds were calibrated") for line in card["limitations"])
+    assert card["training_data"]["licence"].startswith("Speech Commands: CC BY 4.0")
+    # the written model runs with that card, and its embedded copy matches the side file
+    assert OnnxKeywordModel(shipped_copy).thresholds == before["thresholds"]
+
+
+def test_another_network_gets_no_thresholds_and_no_metrics(
+        shipped_copy: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    module = ship_model()
+    record = load_record(shipped_copy.with_suffix(".pt"))
+    first = next(k for k, v in record["state_dict"].items() if v.is_floating_point())
+    record["state_dict"][first] = record["state_dict"][first] + 0.01
+    checkpoint = shipped_copy.parent / "other.pt"
+    save_record(record, checkpoint)
+    card = run(module, checkpoint, shipped_copy, monkeypatch)
+    assert "thresholds" not in card and "calibration" not in card
+    assert "metrics" not in card
+    assert not any(line.startswith("Thresholds were calibrated")
+                   for line in card["limitations"])
+    assert OnnxKeywordModel(shipped_copy).thresholds == {}
+    shipped = load_record(shipped_copy.with_suffix(".pt"))
+    assert (shipped["state_dict"][first] == record["state_dict"][first]).all()  # it ships
