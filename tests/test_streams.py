@@ -172,6 +172,25 @@ def test_calibration_puts_thresholds_between_negatives_and_keywords(stream: Path
         calibrate(TwoToneModel(), [stream], target_fa_per_hour=0)
 
 
+def test_shared_calibration_is_one_threshold_within_the_whole_budget(stream: Path) -> None:
+    from kwspot.evaluate.streams import threshold_grid
+
+    result = calibrate(TwoToneModel(), [stream], target_fa_per_hour=1000.0, shared=True)
+    c = result["calibration"]
+    assert c["mode"] == "shared" and len(set(result["thresholds"].values())) == 1
+    t = next(iter(result["thresholds"].values()))
+    assert c["all_keywords"]["fa_per_hour"] <= 1000.0
+    # the next threshold down the grid breaks the budget (or t is the grid's lowest)
+    grid = threshold_grid()
+    below = grid[grid < t]
+    if len(below):
+        lower = evaluate_streams(TwoToneModel(), [stream], DetectorConfig(
+            threshold=float(below[-1])))["default_thresholds"]
+        assert lower["fa_per_hour"] > 1000.0
+    per_keyword = calibrate(TwoToneModel(), [stream], target_fa_per_hour=1000.0)
+    assert per_keyword["calibration"]["mode"] == "per keyword"
+
+
 def test_thresholds_written_into_the_card_become_the_default(tiny_onnx: Path,
                                                              tmp_path: Path) -> None:
     import shutil

@@ -193,13 +193,17 @@ def add_calibrate_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("calibrate", help="per-keyword thresholds for a false-alarm budget",
                        description="Choose per-keyword thresholds on VALIDATION streams so that "
                        "the detector fires at most --target-fa-per-hour false alarms per hour "
-                       "(split evenly over the keywords), and write them into the model card; "
+                       "(split evenly over the keywords, or with --shared one threshold for "
+                       "all), and write them into the model card; "
                        "`kwspot detect` then uses them by default. Never calibrate on the "
                        "streams you report on.")
     add_stream_args(p, "exported .onnx (its .json card is updated)",
                     "validation stream .wav files with .json truth")
     p.add_argument("--target-fa-per-hour", type=float, required=True, metavar="X",
                    help="false alarms per hour allowed, all keywords together")
+    p.add_argument("--shared", action="store_true",
+                   help="one threshold for every keyword, the whole budget for all of them "
+                        "together (default: the budget split evenly, a threshold each)")
     p.add_argument("--dry-run", action="store_true", help="print, do not write the card")
     add_detector_args(p, with_model=False)
     p.set_defaults(func=cmd_calibrate)
@@ -212,7 +216,7 @@ def cmd_calibrate(args: argparse.Namespace) -> None:
         raise KwspotError(f"{args.model}: calibrate needs an exported .onnx model")
     result = calibrate(args.model, args.streams, args.target_fa_per_hour,
                        detector_config(args), list(args.keywords) if args.keywords else None,
-                       args.tolerance_s)
+                       args.tolerance_s, shared=args.shared)
     c = result["calibration"]
     for keyword, m in c["per_keyword"].items():
         print(f"{keyword:>10}  threshold {m['threshold']:.7g}  FRR {m['frr']:.1%}  "

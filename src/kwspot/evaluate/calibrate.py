@@ -1,12 +1,16 @@
-"""Per-keyword thresholds chosen on validation streams, written into the model card.
+"""Thresholds chosen on validation streams, written into the model card.
 
-The false-alarm budget is split evenly over the keywords: keyword k gets the lowest threshold
-at which it alone (the others switched off) fires at most ``target / K`` false alarms per hour
-on the validation streams, and so does every higher threshold (if even the highest threshold
-is over budget, the highest is taken and the calibration report shows the overrun). With
-few hours of validation audio that means "no false alarm at all" for small budgets, so
-expect the rate on new audio to be higher than the target: report it on test streams, never
-on the streams used here.
+Per keyword (the default): the false-alarm budget is split evenly over the keywords: keyword
+k gets the lowest threshold at which it alone (the others switched off) fires at most
+``target / K`` false alarms per hour on the validation streams, and so does every higher
+threshold (if even the highest threshold is over budget, the highest is taken and the
+calibration report shows the overrun). With few hours of validation audio that means "no
+false alarm at all" for each keyword at small budgets. ``shared=True`` instead gives every
+keyword one threshold: the lowest at which all keywords together stay within the whole
+budget (and so does every higher one). It suits a model whose false alarms are few but very
+confident and spread over the keywords, where an even split forces every keyword to the top
+of the scale. Expect the rate on new audio to be higher than the target either way: report
+it on test streams, never on the streams used here.
 """
 
 from __future__ import annotations
@@ -34,9 +38,22 @@ from kwspot.runtime.model import card_path
 OFF = 2.0  # a threshold no posterior reaches
 
 
+def _lowest_within(grid: np.ndarray, fa_per_hour: Any, budget: float) -> int:
+    """Index of the lowest grid threshold whose false alarms, and those of every higher one,
+    are within ``budget``; the highest when even it is over. False alarms mostly fall as the
+    threshold rises, but not strictly (a higher threshold can let the detector re-arm inside
+    a long confusable stretch), so scan down from the top and stop at the first one over."""
+    best = len(grid) - 1
+    for i in range(len(grid) - 1, -1, -1):
+        if fa_per_hour(grid[i]) > budget:
+            break
+        best = i
+    return best
+
+
 def calibrate(model: str | Path | None, streams: Sequence[str | Path], target_fa_per_hour: float,
               config: DetectorConfig | None = None, keywords: Sequence[str] | None = None,
-              tolerance_s: float = TOLERANCE_S) -> dict[str, Any]:
+              tolerance_s: float = TOLERANCE_S, shared: bool = False) -> dict[str, Any]:
     """Returns {"thresholds": {keyword: t}, "calibration": what was measured}."""
     if not target_fa_per_hour > 0:
         raise KwspotError("--target-fa-per-hour must be > 0")
@@ -49,38 +66,40 @@ def calibrate(model: str | Path | None, streams: Sequence[str | Path], target_fa
     refractory = detector.config.refractory_ms / 1000
     window_s = detector.window / detector.model.sample_rate
     grid = threshold_grid()
-    per_keyword_budget = target_fa_per_hour / len(detector.keywords)
+    count = len(detector.keywords)
+    per_keyword_budget = target_fa_per_hour if shared else target_fa_per_hour / count
+
+    def outcome(thresholds: np.ndarray):
+        return match(scored, detector.keywords, thresholds, refractory, tolerance_s, window_s)
+
     chosen: dict[str, float] = {}
+    if shared:
+        t = float(grid[_lowest_within(grid, lambda t: outcome(np.full(count, t))
+                                      .fa_per_hour(), target_fa_per_hour)])
+        chosen = dict.fromkeys(detector.keywords, t)
+    else:
+        for k, keyword in enumerate(detector.keywords):
+            def alone(t: float, k: int = k, keyword: str = keyword) -> float:
+                thresholds = np.full(count, OFF)
+                thresholds[k] = t
+                return outcome(thresholds).fa_per_hour(keyword)
+
+            chosen[keyword] = float(grid[_lowest_within(grid, alone, per_keyword_budget)])
+    together = outcome(np.array([chosen[k] for k in detector.keywords]))
     measured: dict[str, Any] = {}
     for k, keyword in enumerate(detector.keywords):
-        def outcome(t: float, k: int = k):
-            thresholds = np.full(len(detector.keywords), OFF)
-            thresholds[k] = t
-            return match(scored, detector.keywords, thresholds, refractory, tolerance_s,
-                         window_s)
-
-        # False alarms mostly fall as the threshold rises, but not strictly (a higher
-        # threshold can let the detector re-arm inside a long confusable stretch). Scan down
-        # from the top and stop at the first threshold over budget: every threshold kept,
-        # and all above it, meet the budget.
-        best, result = len(grid) - 1, None
-        for i in range(len(grid) - 1, -1, -1):
-            trial = outcome(grid[i])
-            if result is not None and trial.fa_per_hour(keyword) > per_keyword_budget:
-                break
-            best, result = i, trial
-            if trial.fa_per_hour(keyword) > per_keyword_budget:
-                break  # even the highest threshold is over budget
-        chosen[keyword] = float(grid[best])
+        # each keyword alone at its threshold (the others switched off)
+        thresholds = np.full(count, OFF)
+        thresholds[k] = chosen[keyword]
+        result = outcome(thresholds)
         measured[keyword] = {"threshold": chosen[keyword], "frr": result.frr(keyword),
                              "fa_per_hour": result.fa_per_hour(keyword)}
-    together = match(scored, detector.keywords, np.array([chosen[k] for k in detector.keywords]),
-                     refractory, tolerance_s, window_s)
     return {
         "thresholds": chosen,
         "calibration": {
             "target_fa_per_hour": target_fa_per_hour,
-            "per_keyword_budget": per_keyword_budget,
+            "mode": "shared" if shared else "per keyword",
+            "per_keyword_budget": None if shared else per_keyword_budget,
             "streams": [str(s) for s in streams],
             "hours": together.hours,
             "detector": {"hop_ms": detector.config.hop_ms,
