@@ -93,7 +93,8 @@ def add_detector_args(p: argparse.ArgumentParser, with_model: bool = True) -> No
     if with_model:
         p.add_argument("--model", default=None, metavar="FILE.onnx|FILE.tflite",
                        help="exported model (.onnx, or .tflite with kwspot[tflite]) and its "
-                            "card (default: the shipped TC-ResNet8 trained on Speech Commands)")
+                            "card, or 'shipped-embedding' for the shipped speech-embedding "
+                            "model (default: the shipped TC-ResNet8 trained on Speech Commands)")
     p.add_argument("--keywords", type=_words, default=None, metavar="W1,W2,..",
                    help="only report these (default: every class but _silence_/_unknown_)")
     p.add_argument("--threshold", type=float, default=None,

@@ -39,7 +39,7 @@ def cmd_eval(args: argparse.Namespace) -> None:
     from kwspot.checkpoint import run_dir_of
     from kwspot.datasets import default_eval_split
     from kwspot.evaluate import run_evaluation
-    from kwspot.runtime.model import is_exported
+    from kwspot.runtime.model import SHIPPED_EMBEDDING, is_exported, pretrained_path
 
     data = Path(args.data)
     split = args.split
@@ -48,7 +48,8 @@ def cmd_eval(args: argparse.Namespace) -> None:
         if split == "all":
             print(f"scoring every clip of {data} (a label folder has no split lists; "
                   "--split test scores its held-out speakers only)", file=sys.stderr)
-    model = Path(args.model)
+    model = pretrained_path(SHIPPED_EMBEDDING) if args.model == SHIPPED_EMBEDDING \
+        else Path(args.model)
     # reports of a run go into the run; of an exported model, under the current folder (never
     # into an installed package's folder)
     name = f"eval-{data.stem or data.name}"
@@ -148,7 +149,7 @@ def add_eval_stream_parser(sub: argparse._SubParsersAction) -> None:
                        "firing between the keyword's start and --tolerance-s after its end; "
                        "anything else is a false alarm. Writes report.json, report.html, "
                        "det.png and precision_recall.png.")
-    add_stream_args(p, "exported .onnx, or 'shipped' for the packaged model",
+    add_stream_args(p, "exported .onnx, or 'shipped' / 'shipped-embedding' for a packaged model",
                     "stream .wav files with .json truth beside them")
     p.add_argument("--out", default="reports/eval-stream", metavar="DIR",
                    help="report folder (default reports/eval-stream)")

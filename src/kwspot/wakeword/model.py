@@ -60,12 +60,15 @@ class TemporalHead(nn.Module):
 
 
 class WakewordClassifier(nn.Module):
-    """(B, 31,712) audio in [-1, 1] -> (B, 2) logits for ``labels`` = [_unknown_, phrase]."""
+    """(B, 31,712) audio in [-1, 1] -> (B, len(labels)) logits; ``labels`` defaults to
+    [_unknown_, phrase] (a keyword classifier on the embedding gives its own, e.g. the 12
+    Speech Commands classes)."""
 
-    def __init__(self, phrase: str, head: TemporalHead | None = None) -> None:
+    def __init__(self, phrase: str, head: nn.Module | None = None,
+                 labels: list[str] | None = None) -> None:
         super().__init__()
         self.phrase = phrase
-        self.labels = [UNKNOWN, phrase]
+        self.labels = list(labels) if labels else [UNKNOWN, phrase]
         self.embedding = SpeechEmbedding()
         self.head = head if head is not None else TemporalHead()
 

@@ -61,6 +61,9 @@ class HeadConfig:
     dropout: float = 0.3
     classes: int = 2  # [_unknown_, phrase]; more for a classifier (benchmarks/embedding_12class)
     seed: int = 0
+    # multiplies the balanced weight of each class (None: all 1): > 1 for the negative class
+    # trades recall for fewer false alarms
+    class_weight: tuple[float, ...] | None = None
 
 
 def frontend_features(windows: np.ndarray, features: FeatureConfig, threads: int = 0,
@@ -94,7 +97,12 @@ def train_head(features: np.ndarray, labels: np.ndarray, validation: np.ndarray,
     counts = np.bincount(labels[train], minlength=cfg.classes).astype(np.float64)
     if counts.min() == 0:
         raise KwspotError("the training windows need every class (positive and negative)")
-    weights = torch.tensor(counts.sum() / (cfg.classes * counts), dtype=torch.float32)
+    balanced = counts.sum() / (cfg.classes * counts)
+    if cfg.class_weight is not None:
+        if len(cfg.class_weight) != cfg.classes or min(cfg.class_weight) <= 0:
+            raise KwspotError(f"class_weight needs {cfg.classes} positive numbers")
+        balanced = balanced * np.asarray(cfg.class_weight, np.float64)
+    weights = torch.tensor(balanced, dtype=torch.float32)
     head = build() if build is not None else TemporalHead(cfg.channels, cfg.dropout,
                                                           cfg.classes)
     optimizer = torch.optim.AdamW(head.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
