@@ -148,6 +148,15 @@ class CachedEmbeddings:
         return [np.stack([self.store[k] for k in keys])]
 
 
+def store_for(model_path: Path, out: Path) -> Path:
+    """The memo of stream embeddings for an export: one per embedding graph (its hash in the
+    name), so a changed embedding never reads another's."""
+    from kwspot.wakeword.export import embedding_path
+
+    digest = hashlib.sha256(embedding_path(model_path).read_bytes()).hexdigest()[:12]
+    return out / f"stream-embeddings-{digest}.npz"
+
+
 def load_store(path: Path) -> dict[bytes, np.ndarray]:
     if not path.is_file():
         return {}
@@ -191,10 +200,13 @@ TARGETS = (0.5, 1, 2, 5, 10, 20)
 
 
 def mine_windows(model_path: Path, streams: list[str], threshold: float, store_path: Path,
-                 limit: int, seed: int) -> np.ndarray:
+                 limit: int, seed: int, margin_s: float = 0.0) -> np.ndarray:
     """Hard negatives: the 1.98 s windows where ``model_path`` scores any keyword >=
-    ``threshold`` (smoothed, as the detector does) in streams of **training** audio, every
-    other such hop, none overlapping a true keyword; at most ``limit``, drawn at random."""
+    ``threshold`` (smoothed, as the detector does) in streams of **training** audio (others
+    are refused), every other such hop, none overlapping a true keyword widened by
+    ``margin_s`` on each side (the shipped model's mining used 0; ``kwspot mine`` uses 0.2:
+    a keyword's quiet onset can lie outside its labelled span); at most ``limit``, drawn at
+    random."""
     from kwspot.datasets.streams import read_truth
     from kwspot.evaluate.streams import score_stream
     from kwspot.runtime.detector import Detector, DetectorConfig
@@ -206,10 +218,13 @@ def mine_windows(model_path: Path, streams: list[str], threshold: float, store_p
     detector = Detector(model, DetectorConfig(threshold=threshold))
     found: list[np.ndarray] = []
     for stream in streams:
+        if read_truth(stream)[1].get("split") != "train":
+            raise SystemExit(f"{stream}: mining needs streams of the training split "
+                             "(`kwspot streams --split train`)")
         scored = score_stream(detector, stream)
         wav, truth = read_truth(stream)
         audio = load_audio(wav)
-        spans = [(e["start"], e["end"]) for e in truth["events"]]
+        spans = [(e["start"] - margin_s, e["end"] + margin_s) for e in truth["events"]]
         hot = np.flatnonzero(scored.smoothed.max(axis=1) >= threshold)[::2]
         for i in hot:
             end_s = float(scored.ends[i])
@@ -250,6 +265,8 @@ def main() -> None:
                         help="streams of training audio (kwspot streams --split train)")
     parser.add_argument("--mine-threshold", type=float, default=0.5)
     parser.add_argument("--mine-limit", type=int, default=8000)
+    parser.add_argument("--mine-margin-s", type=float, default=0.0,
+                        help="keep mined windows this far from true keywords too")
     parser.add_argument("--streams", nargs="*", default=[],
                         help="validation streams to score the export on (kwspot eval-stream)")
     args = parser.parse_args()
@@ -289,12 +306,14 @@ def main() -> None:
             tag = hashlib.sha256(json.dumps([Path(mine_model).resolve().as_posix(),
                                              Path(mine_model).stat().st_mtime,
                                              args.mine_streams, args.mine_threshold,
-                                             args.mine_limit]).encode()).hexdigest()[:12]
+                                             args.mine_limit,
+                                             *([args.mine_margin_s] if args.mine_margin_s
+                                               else [])]).encode()).hexdigest()[:12]
             mined_cache = out / f"mined-{tag}.npy"
             if not mined_cache.is_file():
                 mined = mine_windows(Path(mine_model), args.mine_streams,
-                                     args.mine_threshold, out / "stream-embeddings.npz",
-                                     args.mine_limit, args.seed)
+                                     args.mine_threshold, store_for(Path(mine_model), out),
+                                     args.mine_limit, args.seed, args.mine_margin_s)
                 np.save(mined_cache, embed_windows(mined, graph))
             parts.append(np.load(mined_cache))
         mined_x = np.concatenate(parts)
@@ -330,8 +349,8 @@ def main() -> None:
                         "threshold": args.mine_threshold, "windows": mined_count},
               "parity": card["parity"]["max_abs_diff"]}
     if args.streams:
-        result["validation_streams"] = stream_figures(
-            exported, args.streams, out / "stream-embeddings.npz")
+        result["validation_streams"] = stream_figures(exported, args.streams,
+                                                      store_for(exported, out))
     result["seconds"] = round(time.perf_counter() - start)
     (out / f"{args.name}.result.json").write_text(json.dumps(result, indent=1) + "\n")
     print(json.dumps(result, indent=1))

@@ -53,18 +53,23 @@ def test_event_time_uses_the_calibrated_latency_of_its_settings() -> None:
     places its keyword with the latency `kwspot calibrate` measured, when the detector runs
     with the hop and smoothing it was measured with; else with the smoothing lag."""
     model = EnergyModel()
+    model.thresholds = {"beep": 0.6}  # as calibrated
     model.card = {"calibration": {"latency_s": 0.35,
                                   "detector": {"hop_ms": 100.0, "smooth_ms": 300.0}}}
     audio = beeps([2.0, 5.0], total=7.0)
-    calibrated = detect_audio(audio, model, DetectorConfig(threshold=0.6, hop_ms=100))
+    calibrated = detect_audio(audio, model, DetectorConfig(hop_ms=100))
     assert len(calibrated) == 2
     for event in calibrated:
         assert event.time_s == pytest.approx(event.end_s - 0.35 - 0.2)
-    other = detect_audio(audio, model, DetectorConfig(threshold=0.6, hop_ms=100,
-                                                      smooth_ms=500))
-    lag = (5 - 1) * 0.1 / 2  # five 100 ms hops averaged
-    for event in other:
-        assert event.time_s == pytest.approx(event.end_s - lag - 0.2)
+    # other smoothing, or a threshold of the user's: the latency was not measured so
+    for config, span in ((DetectorConfig(hop_ms=100, smooth_ms=500), 5),
+                         (DetectorConfig(hop_ms=100, threshold=0.6), 3),
+                         (DetectorConfig(hop_ms=100, thresholds={"beep": 0.6}), 3)):
+        other = detect_audio(audio, model, config)
+        assert len(other) == 2
+        lag = (span - 1) * 0.1 / 2  # the smoothing lag: half the averaged hops
+        for event in other:
+            assert event.time_s == pytest.approx(event.end_s - lag - 0.2)
 
 
 def test_sustained_confusable_audio_fires_once() -> None:

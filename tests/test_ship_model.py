@@ -15,11 +15,11 @@ import pytest
 from kwspot.checkpoint import load_record, save_record
 from kwspot.runtime.model import OnnxKeywordModel, card_path, pretrained_path
 
-TOOL = Path(__file__).resolve().parents[1] / "tools" / "ship_model.py"
+TOOLS = Path(__file__).resolve().parents[1] / "tools"
 
 
-def ship_model():
-    spec = importlib.util.spec_from_file_location("ship_model", TOOL)
+def ship_model(name: str = "ship_model"):
+    spec = importlib.util.spec_from_file_location(name, TOOLS / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -72,3 +72,43 @@ def test_another_network_gets_no_thresholds_and_no_metrics(
     assert OnnxKeywordModel(shipped_copy).thresholds == {}
     shipped = load_record(shipped_copy.with_suffix(".pt"))
     assert (shipped["state_dict"][first] == record["state_dict"][first]).all()  # it ships
+
+
+@pytest.fixture
+def embedding_export(tmp_path: Path) -> Path:
+    """The shipped embedding model's files, as an export named ``cand`` would be."""
+    from kwspot.runtime.model import SHIPPED_EMBEDDING
+
+    shipped = pretrained_path(SHIPPED_EMBEDDING)
+    if not shipped.is_file():
+        pytest.skip("no shipped embedding model in this checkout")
+    (tmp_path / "export").mkdir()
+    for suffix in (".onnx", ".embed.onnx", ".net.onnx", ".json"):
+        shutil.copy(shipped.with_name(shipped.stem + suffix),
+                    tmp_path / "export" / f"cand{suffix}")
+    return tmp_path / "export" / "cand.onnx"
+
+
+def test_the_embedding_model_gets_its_metrics_only_for_its_network(
+        embedding_export: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    module = ship_model("ship_embedding_model")
+    out = tmp_path / "shipped" / "model.onnx"
+
+    def ship() -> dict:
+        monkeypatch.setattr(sys, "argv", ["ship_embedding_model.py", str(embedding_export),
+                                          "--out", str(out)])
+        module.main()
+        return json.loads(card_path(out).read_text())
+
+    card = ship()
+    assert card["metrics"] == module.MEASUREMENTS["metrics"]
+    assert card["embedding"]["file"] == "model.embed.onnx"
+    assert card["network"]["file"] == "model.net.onnx"
+    assert any(line.startswith("One shared threshold, calibrated for 2 false alarms")
+               for line in card["limitations"])
+    model = OnnxKeywordModel(out)  # the renamed graphs load together
+    assert len(model.labels) == 12 and model.embedding_session is not None
+    # another head (its graph differs by one byte here): no metrics carried over
+    net = embedding_export.with_name("cand.net.onnx")
+    net.write_bytes(net.read_bytes() + b"\0")
+    assert "metrics" not in ship()

@@ -60,6 +60,17 @@ def test_the_cli_takes_its_name(tmp_path: Path, model, capsys: pytest.CaptureFix
     assert [json.loads(line) for line in capsys.readouterr().out.splitlines()
             if line.strip()] == []
     assert main(["detect", "--model", "shipped-tiny", str(wav)]) == 1
+    # the name resolves to this model wherever a model is loaded, not to TC-ResNet8
+    from kwspot.evaluate.clips import load_scorer
+    from kwspot.runtime import Detector, OnnxKeywordModel
+
+    assert Detector(SHIPPED_EMBEDDING).window == model.window_samples == 31712
+    assert OnnxKeywordModel(SHIPPED_EMBEDDING).path == model.path
+    assert load_scorer(SHIPPED_EMBEDDING).window_samples == 31712
+    # calibrate may only read it (it would write into the installed package)
+    capsys.readouterr()
+    assert main(["calibrate", SHIPPED_EMBEDDING, str(wav), "--target-fa-per-hour", "2"]) == 1
+    assert "copy the model out of the package" in capsys.readouterr().err
 
 
 def test_it_finds_real_keywords_at_known_times(model, shared_dataset) -> None:
@@ -72,8 +83,9 @@ def test_it_finds_real_keywords_at_known_times(model, shared_dataset) -> None:
         clip = load_audio(sorted((clips / word).glob("*.wav"))[3])
         audio = noise.copy()
         audio[4 * RATE : 4 * RATE + len(clip)] += clip
+        # a low threshold: a stream's start (primed with faint noise, not digital zeros,
+        # which had fired "up" here at 0.6) and end must stay quiet too
         events = detect_audio(audio, model, DetectorConfig(threshold=0.6))
-        hits = [e for e in events if e.keyword == word and abs(e.time_s - 4.5) < 0.6]
-        found += bool(hits)
-        assert len(events) <= 2, events
+        assert all(e.keyword == word and abs(e.time_s - 4.5) < 0.6 for e in events), events
+        found += len(events) == 1
     assert found >= 4, f"found {found} of {len(words)} keywords"

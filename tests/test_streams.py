@@ -175,20 +175,23 @@ def test_calibration_puts_thresholds_between_negatives_and_keywords(stream: Path
 def test_shared_calibration_is_one_threshold_within_the_whole_budget(stream: Path) -> None:
     from kwspot.evaluate.streams import threshold_grid
 
-    result = calibrate(TwoToneModel(), [stream], target_fa_per_hour=1000.0, shared=True)
+    # one false alarm in the 20 s stream is 180 FA/h: a budget of 200 allows exactly one
+    result = calibrate(TwoToneModel(), [stream], target_fa_per_hour=200.0, shared=True)
     c = result["calibration"]
     assert c["mode"] == "shared" and len(set(result["thresholds"].values())) == 1
     t = next(iter(result["thresholds"].values()))
-    assert c["all_keywords"]["fa_per_hour"] <= 1000.0
-    # the next threshold down the grid breaks the budget (or t is the grid's lowest)
+    assert c["all_keywords"]["fa_per_hour"] == pytest.approx(180.0)
+    # the next threshold down the grid breaks the budget
     grid = threshold_grid()
     below = grid[grid < t]
-    if len(below):
-        lower = evaluate_streams(TwoToneModel(), [stream], DetectorConfig(
-            threshold=float(below[-1])))["default_thresholds"]
-        assert lower["fa_per_hour"] > 1000.0
-    per_keyword = calibrate(TwoToneModel(), [stream], target_fa_per_hour=1000.0)
+    assert len(below)
+    lower = evaluate_streams(TwoToneModel(), [stream], DetectorConfig(
+        threshold=float(below[-1])))["default_thresholds"]
+    assert lower["fa_per_hour"] > 200.0
+    # the even split (100 FA/h each: none at all) gives other, per-keyword thresholds
+    per_keyword = calibrate(TwoToneModel(), [stream], target_fa_per_hour=200.0)
     assert per_keyword["calibration"]["mode"] == "per keyword"
+    assert per_keyword["thresholds"] != result["thresholds"]
 
 
 def test_thresholds_written_into_the_card_become_the_default(tiny_onnx: Path,

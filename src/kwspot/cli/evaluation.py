@@ -212,8 +212,13 @@ def add_calibrate_parser(sub: argparse._SubParsersAction) -> None:
 
 def cmd_calibrate(args: argparse.Namespace) -> None:
     from kwspot.evaluate.calibrate import calibrate, write_thresholds
+    from kwspot.runtime.model import SHIPPED, SHIPPED_EMBEDDING
 
-    if not str(args.model).endswith(".onnx"):
+    if str(args.model) in (SHIPPED, SHIPPED_EMBEDDING) and not args.dry_run:
+        raise KwspotError(f"{args.model}: calibrate writes into the model's card; copy the "
+                          "model out of the package first (or use --dry-run)")
+    if not str(args.model).endswith(".onnx") and str(args.model) not in (SHIPPED,
+                                                                         SHIPPED_EMBEDDING):
         raise KwspotError(f"{args.model}: calibrate needs an exported .onnx model")
     result = calibrate(args.model, args.streams, args.target_fa_per_hour,
                        detector_config(args), list(args.keywords) if args.keywords else None,
@@ -234,7 +239,7 @@ def add_mine_parser(sub: argparse._SubParsersAction) -> None:
                        "train`) and save every 1 s window where it fires but no keyword was "
                        "said (a few shifted copies each) as WAV files under --out/<keyword "
                        "fired>/. Train again with `--negatives DIR` (fine-tune with --init).")
-    add_stream_args(p, "exported .onnx, or 'shipped'",
+    add_stream_args(p, "exported .onnx, or 'shipped' / 'shipped-embedding'",
                     "training stream .wav files with .json truth", tolerance=False)
     p.add_argument("--out", required=True, metavar="DIR", help="output folder")
     p.add_argument("--threshold", type=float, default=0.5,

@@ -26,7 +26,7 @@ import numpy as np
 from kwspot.data import SILENCE, UNKNOWN
 from kwspot.errors import KwspotError
 from kwspot.runtime.engine import StreamScorer
-from kwspot.runtime.model import KeywordModel, load_keyword_model
+from kwspot.runtime.model import KeywordModel, load_keyword_model, silence_for
 
 DEFAULT_THRESHOLD = 0.8
 DEFAULT_HOP_MS = 100.0
@@ -182,10 +182,12 @@ class Detector:
 
     def _calibrated_latency(self) -> float:
         """How long after a keyword's end an event fires: the card's calibrated median when
-        it was measured with this detector's hop and smoothing, else the smoothing lag."""
+        the detector runs as it was measured (the card's thresholds, the same hop and
+        smoothing; a lower threshold fires earlier), else the smoothing lag."""
         card = getattr(self.model, "card", None) or {}
         calibration = card.get("calibration") if isinstance(card, dict) else None
-        if isinstance(calibration, dict):
+        overridden = self.config.threshold is not None or bool(self.config.thresholds)
+        if isinstance(calibration, dict) and not overridden:
             latency = calibration.get("latency_s")
             settings = calibration.get("detector") or {}
             same = all(isinstance(settings.get(k), int | float) and
@@ -265,7 +267,7 @@ class Detector:
     def take_flush(self, tail: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """``flush_track``'s first half (see ``take``): the stream's last audio (``tail``,
         e.g. a resampler's), then one window of silence, taken at once."""
-        silence = np.zeros(self.window, np.float32)
+        silence = silence_for(self.model, self.window)
         taken = self.take(silence if tail is None or not len(tail) else
                           np.concatenate([as_audio(tail, None, self.model.sample_rate),
                                           silence]))

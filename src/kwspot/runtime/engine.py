@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from kwspot.errors import KwspotError
-from kwspot.runtime.model import KeywordModel
+from kwspot.runtime.model import KeywordModel, silence_for
 
 MAX_BATCH = 512
 
@@ -85,7 +85,7 @@ class StreamScorer:
             self.state, self.frames = self.stream.primed_state(self.frontend)
         elif self.frontend is not None:
             self.frontend.reset()
-            self.frames = self.frontend.push(np.zeros(self.window, np.float32))
+            self.frames = self.frontend.push(silence_for(self.model, self.window))
             self.first_frame = 0  # stream frame index of self.frames[:, 0]
         else:
             self.audio = np.zeros(self.window, np.float32)

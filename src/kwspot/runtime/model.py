@@ -75,6 +75,23 @@ class KeywordModel(Protocol):
     def network_posteriors(self, features: np.ndarray) -> np.ndarray: ...
 
 
+# The speech embedding never heard digital silence in training (its windows always carry
+# noise): a stream of exact zeros, as primed before its first sample and padded after its
+# last, raised the shipped embedding model's "up" to ~0.7. Its streams are primed and flushed
+# with this instead: seeded white noise at -80 dBFS RMS, below any microphone's noise floor.
+EMBEDDING_SILENCE_RMS = 1e-4
+
+
+def silence_for(model: object, samples: int) -> np.ndarray:
+    """What a stream is primed and flushed with: zeros, or for models on the speech embedding
+    (a card "embedding" entry) faint seeded noise (``EMBEDDING_SILENCE_RMS``), the same
+    samples every time."""
+    if getattr(model, "embedding", None) is None:
+        return np.zeros(samples, np.float32)
+    noise = np.random.default_rng(0).standard_normal(samples) * EMBEDDING_SILENCE_RMS
+    return noise.astype(np.float32)
+
+
 def softmax(logits: np.ndarray) -> np.ndarray:
     """Row-wise softmax, stable for large logits (the network graph outputs logits)."""
     e = np.exp(logits - logits.max(axis=1, keepdims=True))
@@ -88,6 +105,16 @@ def pretrained_path(name: str = SHIPPED) -> Path:
         raise KwspotError(f"no shipped model named {name!r}: {SHIPPED} or {SHIPPED_EMBEDDING}")
     stem = PRETRAINED_NAME if name == SHIPPED else PRETRAINED_EMBEDDING_NAME
     return Path(str(resources.files("kwspot") / "pretrained" / f"{stem}.onnx"))
+
+
+def resolve_shipped(path: str | Path | None) -> Path:
+    """A model path, with None / ``"shipped"`` / ``"shipped-embedding"`` resolved to the
+    packaged files."""
+    if path is None or str(path) in ("", SHIPPED):
+        return pretrained_path()
+    if str(path) == SHIPPED_EMBEDDING:
+        return pretrained_path(SHIPPED_EMBEDDING)
+    return Path(path)
 
 
 def onnx_session(path: Path, threads: int) -> ort.InferenceSession:
@@ -209,7 +236,7 @@ class OnnxKeywordModel(ExportedModel):
     network graph, (N, C, T) features -> (N, classes) posteriors."""
 
     def __init__(self, path: str | Path | None = None, threads: int = 1) -> None:
-        path = Path(path) if path else pretrained_path()
+        path = resolve_shipped(path)
         if path.is_dir():
             candidates = sorted(p for p in path.glob("*.onnx")
                                 if not p.name.endswith((".net.onnx", ".embed.onnx",
@@ -268,11 +295,8 @@ def load_keyword_model(path: str | Path | None = None,
     """The runtime model for an exported file, by its suffix: ``.tflite`` runs in
     ai-edge-litert, anything else (``.onnx``, a folder, None or ``"shipped"`` for the shipped
     model, ``"shipped-embedding"`` for the shipped speech-embedding model) in ONNX Runtime."""
-    if path is not None and str(path) == SHIPPED:
-        path = None
-    elif path is not None and str(path) == SHIPPED_EMBEDDING:
-        path = pretrained_path(SHIPPED_EMBEDDING)
-    if path is not None and Path(path).suffix.lower() == ".tflite":
+    path = resolve_shipped(path)
+    if path.suffix.lower() == ".tflite":
         from kwspot.runtime.tflite_model import TfliteKeywordModel
 
         return TfliteKeywordModel(path, threads)
