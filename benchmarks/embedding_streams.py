@@ -34,6 +34,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import soundfile as sf
 import torch
 
 from kwspot.audio import load_audio
@@ -173,7 +174,7 @@ def save_store(store: dict[bytes, np.ndarray], path: Path) -> None:
 
 def stream_figures(model_path: Path, streams: list[str], store_path: Path) -> dict:
     """``kwspot eval-stream``'s figures for one export, the embeddings memoized."""
-    from kwspot.evaluate.streams import evaluate_streams
+    from kwspot.evaluate.streams import evaluate_streams, operating_points
     from kwspot.runtime.model import load_keyword_model
 
     model = load_keyword_model(model_path)
@@ -183,13 +184,10 @@ def stream_figures(model_path: Path, streams: list[str], store_path: Path) -> di
     report = evaluate_streams(model, streams)
     if len(store) > before:
         save_store(store, store_path)
-    points = {}
-    for target in TARGETS:
-        ok = [r for r in report["sweep"] if r["fa_per_hour"] <= target]
-        best = min(ok, key=lambda r: (r["frr"], r["fa_per_hour"])) if ok else None
-        points[f"{target:g}"] = None if best is None else {
-            "frr": round(best["frr"], 4), "fa_per_hour": round(best["fa_per_hour"], 2),
-            "threshold": best["threshold"]}
+    overall = operating_points(report["sweep"], report["keywords"], TARGETS)["overall"]
+    points = {key: None if best is None else {
+        "frr": round(best["frr"], 4), "fa_per_hour": round(best["fa_per_hour"], 2),
+        "threshold": best["threshold"]} for key, best in overall.items()}
     default = report["default_thresholds"]
     return {"model": str(model_path), "hours": report["hours"], "frr_at_fa_per_hour": points,
             "at_0.8": {"frr": default["frr"], "fa_per_hour": default["fa_per_hour"],
@@ -218,22 +216,26 @@ def mine_windows(model_path: Path, streams: list[str], threshold: float, store_p
     detector = Detector(model, DetectorConfig(threshold=threshold))
     found: list[np.ndarray] = []
     for stream in streams:
-        if read_truth(stream)[1].get("split") != "train":
+        wav, truth = read_truth(stream)
+        if truth.get("split") != "train":
             raise SystemExit(f"{stream}: mining needs streams of the training split "
                              "(`kwspot streams --split train`)")
         scored = score_stream(detector, stream)
-        wav, truth = read_truth(stream)
-        audio = load_audio(wav)
+        info = sf.info(str(wav))
+        if info.samplerate != RATE:  # windows are read straight from the file, not resampled
+            raise SystemExit(f"{wav}: {info.samplerate} Hz; mining reads 16 kHz streams")
+        length = info.frames
         spans = [(e["start"] - margin_s, e["end"] + margin_s) for e in truth["events"]]
         hot = np.flatnonzero(scored.smoothed.max(axis=1) >= threshold)[::2]
         for i in hot:
             end_s = float(scored.ends[i])
             start_s = end_s - WINDOW_SAMPLES / RATE
             end = round(end_s * RATE)
-            if end - WINDOW_SAMPLES < 0 or end > len(audio) or \
+            if end - WINDOW_SAMPLES < 0 or end > length or \
                     any(a < end_s and b > start_s for a, b in spans):
                 continue  # (the flushed tail ends past the audio)
-            found.append(audio[end - WINDOW_SAMPLES : end])
+            found.append(sf.read(str(wav), start=end - WINDOW_SAMPLES, stop=end,
+                                 dtype="float32")[0])
         print(f"mined {len(found)} windows so far ({stream})", file=sys.stderr, flush=True)
         save_store(store, store_path)
     if len(found) > limit:

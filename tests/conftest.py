@@ -168,3 +168,22 @@ def tiny_onnx(tiny_run: tuple[Path, dict], tiny_dataset: Path) -> Path:
     path = run_dir / "export" / "tiny.onnx"
     export_onnx(model, path, parity_clips(tiny_dataset, 16, 16000), record)
     return path
+
+
+@pytest.fixture(scope="session")
+def keyword_in_tap_noise(shared_dataset: Callable[[str], Path]) -> Callable[[str], np.ndarray]:
+    """``keyword_in_tap_noise("yes")``: 8 s of running-tap noise (at 0.05) with a real test
+    clip of the word added at 4-5 s (its centre near 4.5 s); skipped without the data."""
+    from kwspot.audio import load_audio
+
+    clips = shared_dataset("speech_commands_lite_test")
+    noise = load_audio(shared_dataset("speech_commands_lite/_background_noise_") /
+                       "running_tap.wav")[: 8 * 16000] * 0.05
+
+    def make(word: str) -> np.ndarray:
+        clip = load_audio(sorted((clips / word).glob("*.wav"))[3])
+        audio = noise.copy()
+        audio[4 * 16000 : 4 * 16000 + len(clip)] += clip
+        return audio
+
+    return make

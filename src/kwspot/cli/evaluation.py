@@ -39,7 +39,7 @@ def cmd_eval(args: argparse.Namespace) -> None:
     from kwspot.checkpoint import run_dir_of
     from kwspot.datasets import default_eval_split
     from kwspot.evaluate import run_evaluation
-    from kwspot.runtime.model import SHIPPED_EMBEDDING, is_exported, pretrained_path
+    from kwspot.runtime.model import is_exported, resolve_export
 
     data = Path(args.data)
     split = args.split
@@ -48,8 +48,7 @@ def cmd_eval(args: argparse.Namespace) -> None:
         if split == "all":
             print(f"scoring every clip of {data} (a label folder has no split lists; "
                   "--split test scores its held-out speakers only)", file=sys.stderr)
-    model = pretrained_path(SHIPPED_EMBEDDING) if args.model == SHIPPED_EMBEDDING \
-        else Path(args.model)
+    model = resolve_export(args.model)
     # reports of a run go into the run; of an exported model, under the current folder (never
     # into an installed package's folder)
     name = f"eval-{data.stem or data.name}"
@@ -212,13 +211,13 @@ def add_calibrate_parser(sub: argparse._SubParsersAction) -> None:
 
 def cmd_calibrate(args: argparse.Namespace) -> None:
     from kwspot.evaluate.calibrate import calibrate, write_thresholds
-    from kwspot.runtime.model import SHIPPED, SHIPPED_EMBEDDING
+    from kwspot.runtime.model import SHIPPED_NAMES
 
-    if str(args.model) in (SHIPPED, SHIPPED_EMBEDDING) and not args.dry_run:
+    packaged = str(args.model) in SHIPPED_NAMES
+    if packaged and not args.dry_run:
         raise KwspotError(f"{args.model}: calibrate writes into the model's card; copy the "
                           "model out of the package first (or use --dry-run)")
-    if not str(args.model).endswith(".onnx") and str(args.model) not in (SHIPPED,
-                                                                         SHIPPED_EMBEDDING):
+    if not packaged and not str(args.model).endswith(".onnx"):
         raise KwspotError(f"{args.model}: calibrate needs an exported .onnx model")
     result = calibrate(args.model, args.streams, args.target_fa_per_hour,
                        detector_config(args), list(args.keywords) if args.keywords else None,

@@ -191,11 +191,10 @@ class Scorer:
 def load_scorer(model_path: str | Path) -> Scorer:
     """A checkpoint (.pt or run dir) or an exported .onnx or .tflite (whose card records its
     training)."""
-    from kwspot.runtime.model import SHIPPED_EMBEDDING, is_exported, pretrained_path
+    from kwspot.runtime.model import is_exported, resolve_export
 
     # "shipped" stays the TC-ResNet8 checkpoint (PyTorch); the embedding model has none
-    path = pretrained_path(SHIPPED_EMBEDDING) if str(model_path) == SHIPPED_EMBEDDING \
-        else Path(model_path)
+    path = resolve_export(model_path)
 
     if is_exported(path):
         from kwspot.runtime.model import load_keyword_model

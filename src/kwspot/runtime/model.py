@@ -10,6 +10,7 @@ then runs instead, so each layer's work is done once per stream too.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from collections.abc import Callable
@@ -85,11 +86,18 @@ EMBEDDING_SILENCE_RMS = 1e-4
 def silence_for(model: object, samples: int) -> np.ndarray:
     """What a stream is primed and flushed with: zeros, or for models on the speech embedding
     (a card "embedding" entry) faint seeded noise (``EMBEDDING_SILENCE_RMS``), the same
-    samples every time."""
+    samples every time (made once per length, read-only)."""
     if getattr(model, "embedding", None) is None:
         return np.zeros(samples, np.float32)
-    noise = np.random.default_rng(0).standard_normal(samples) * EMBEDDING_SILENCE_RMS
-    return noise.astype(np.float32)
+    return _faint_noise(samples)
+
+
+@functools.cache
+def _faint_noise(samples: int) -> np.ndarray:
+    noise = (np.random.default_rng(0).standard_normal(samples) * EMBEDDING_SILENCE_RMS
+             ).astype(np.float32)
+    noise.setflags(write=False)
+    return noise
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -107,14 +115,21 @@ def pretrained_path(name: str = SHIPPED) -> Path:
     return Path(str(resources.files("kwspot") / "pretrained" / f"{stem}.onnx"))
 
 
+SHIPPED_NAMES = (SHIPPED, SHIPPED_EMBEDDING)
+
+
+def resolve_export(path: str | Path) -> Path:
+    """``"shipped-embedding"`` -> its packaged export; anything else as a path. (``"shipped"``
+    is left alone: where checkpoints are taken it names the TC-ResNet8's checkpoint.)"""
+    return pretrained_path(SHIPPED_EMBEDDING) if str(path) == SHIPPED_EMBEDDING else Path(path)
+
+
 def resolve_shipped(path: str | Path | None) -> Path:
     """A model path, with None / ``"shipped"`` / ``"shipped-embedding"`` resolved to the
-    packaged files."""
+    packaged exports."""
     if path is None or str(path) in ("", SHIPPED):
         return pretrained_path()
-    if str(path) == SHIPPED_EMBEDDING:
-        return pretrained_path(SHIPPED_EMBEDDING)
-    return Path(path)
+    return resolve_export(path)
 
 
 def onnx_session(path: Path, threads: int) -> ort.InferenceSession:
