@@ -1,4 +1,4 @@
-"""Ship a speech-embedding keyword model (an export of benchmarks/embedding_streams.py,
+"""Ship a speech-embedding keyword model (an export of ``kwspot train-embedding``,
 calibrated) inside the package as ``shipped-embedding``, with its full model card.
 
     python tools/ship_embedding_model.py runs/candidate-embedding/emb12-w4-m3.onnx

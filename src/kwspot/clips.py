@@ -32,7 +32,13 @@ def decode_clips(
     sample_rate: int = 16000,
     workers: int = 4,
     progress: Callable[[int], None] | None = None,
+    pad: np.ndarray | None = None,
 ) -> ClipTable:
+    """Each utterance as ``clip_samples``: longer ones centre-cropped, shorter ones zero-padded
+    at the end (as training sees them) or, with ``pad`` (``clip_samples`` of what the model
+    hears between words), centred on it."""
+    if pad is not None and pad.shape != (clip_samples,):
+        raise ValueError(f"pad must be {clip_samples} samples, got {pad.shape}")
     recordings: dict[str, np.ndarray] = {}
     lock = threading.Lock()
 
@@ -55,7 +61,13 @@ def decode_clips(
         try:
             if u.speaker.startswith(NOISE_SPEAKER):  # a resolved silence segment
                 return segment(u)
-            return fit_length(load_audio(u.path, sample_rate), clip_samples)
+            audio = load_audio(u.path, sample_rate)
+            if pad is None or len(audio) >= clip_samples:
+                return fit_length(audio, clip_samples)
+            row = pad.astype(np.float32, copy=True)
+            start = (clip_samples - len(audio)) // 2
+            row[start : start + len(audio)] = audio
+            return row
         except AudioError as exc:
             return str(exc)
 
@@ -95,9 +107,10 @@ def load_labelled(
     clip_samples: int,
     sample_rate: int = 16000,
     progress: Callable[[int], None] | None = None,
+    pad: np.ndarray | None = None,
 ) -> LabelledAudio:
     index = {label: i for i, label in enumerate(labels)}
-    table = decode_clips(utterances, clip_samples, sample_rate, progress=progress)
+    table = decode_clips(utterances, clip_samples, sample_rate, progress=progress, pad=pad)
     targets = np.array([index[u.label] for u in table.utterances], dtype=np.int64)
     silence = np.array([u.path is None for u in table.utterances], dtype=bool)
     return LabelledAudio(table.audio, targets, silence, table.bad_files)

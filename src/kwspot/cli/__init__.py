@@ -29,12 +29,18 @@ from kwspot.cli.runtime import (
     add_listen_parser,
     add_serve_parser,
 )
-from kwspot.cli.tools import add_review_export_parser, add_review_parser, add_wakeword_parser
+from kwspot.cli.tools import (
+    add_review_export_parser,
+    add_review_parser,
+    add_train_embedding_parser,
+    add_wakeword_parser,
+)
 from kwspot.cli.training import add_table_parser, add_train_parser
 from kwspot.errors import KwspotError
 
 SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
-    add_prepare_parser, add_train_parser, add_table_parser, add_eval_parser, add_export_parser,
+    add_prepare_parser, add_train_parser, add_train_embedding_parser, add_table_parser,
+    add_eval_parser, add_export_parser,
     add_verify_export_parser, add_detect_parser, add_listen_parser, add_serve_parser,
     add_bench_parser,
     add_synth_parser, add_negatives_parser, add_streams_parser, add_eval_stream_parser,

@@ -102,3 +102,9 @@ def add_wakeword_parser(sub: argparse._SubParsersAction) -> None:
     from kwspot.wakeword.cli import add_wakeword_parser as add
 
     add(sub)
+
+
+def add_train_embedding_parser(sub: argparse._SubParsersAction) -> None:
+    from kwspot.wakeword.cli import add_train_embedding_parser as add
+
+    add(sub)

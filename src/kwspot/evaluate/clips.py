@@ -186,6 +186,9 @@ class Scorer:
     sample_rate: int
     window_samples: int
     training_seed: int | None  # the data seed it was trained with, if recorded
+    # clips shorter than the window are centred on this (a model on the speech embedding
+    # reads 1.98 s and never heard digital zeros: its stream silence); None: zeros after
+    pad: np.ndarray | None = None
 
 
 def load_scorer(model_path: str | Path) -> Scorer:
@@ -206,8 +209,13 @@ def load_scorer(model_path: str | Path) -> Scorer:
             return np.concatenate([onnx_model.posteriors(audio[i : i + 256])
                                    for i in range(0, len(audio), 256)])
 
+        pad = None
+        if getattr(onnx_model, "embedding", None) is not None:
+            from kwspot.runtime.model import silence_for
+
+            pad = silence_for(onnx_model, onnx_model.window_samples)
         return Scorer(score_onnx, onnx_model.labels, onnx_model.sample_rate,
-                      onnx_model.window_samples, config.get("data", {}).get("seed"))
+                      onnx_model.window_samples, config.get("data", {}).get("seed"), pad)
     from kwspot.checkpoint import load_classifier
 
     model, record = load_classifier(path)
@@ -218,10 +226,11 @@ def load_scorer(model_path: str | Path) -> Scorer:
 
 
 def evaluation_clips(labels: Sequence[str], window_samples: int, sample_rate: int,
-                     data: DataConfig, split: str, seed: int) -> tuple[LabelledAudio,
-                                                                       dict[str, str]]:
+                     data: DataConfig, split: str, seed: int,
+                     pad: np.ndarray | None = None) -> tuple[LabelledAudio, dict[str, str]]:
     """The clips of one split, labelled in the model's classes (unknown words as _unknown_,
-    the recipe's silence filled from noise with ``seed``), and the label mapping used."""
+    the recipe's silence filled from noise with ``seed``), and the label mapping used.
+    ``pad``: see ``decode_clips``."""
     import dataclasses
 
     from kwspot.clips import load_labelled
@@ -248,7 +257,7 @@ def evaluation_clips(labels: Sequence[str], window_samples: int, sample_rate: in
             raise KwspotError(f"the data has label {label!r}, unknown to the model {labels}")
         mapping[label] = name
     rows = [dataclasses.replace(u, label=mapping[u.label]) for u in rows]
-    clips = load_labelled(rows, labels, window_samples, sample_rate)
+    clips = load_labelled(rows, labels, window_samples, sample_rate, pad=pad)
     if clips.is_silence.any():  # the recipe's silence: noise as recorded, at U[0, 1]
         seed = data.seed if dataset.silence_seed is None else dataset.silence_seed
         noise = noise_bank(dataset.noise_paths, seed)
@@ -276,7 +285,7 @@ def run_evaluation(
     if seed is None:
         seed = scorer.training_seed if scorer.training_seed is not None else 0
     clips, mapping = evaluation_clips(labels, scorer.window_samples, scorer.sample_rate, data,
-                                      split, seed)
+                                      split, seed, scorer.pad)
     proba = scorer.score(clips.audio)
     report = classification_report(clips.targets, proba.argmax(1), labels)
     if out_dir is not None:

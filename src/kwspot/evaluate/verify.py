@@ -56,7 +56,7 @@ def verify_export(model_path: str | Path, data: DataConfig, split: str = "test",
     if seed is None:
         seed = exported.training_seed if exported.training_seed is not None else 0
     clips, _ = evaluation_clips(exported.labels, exported.window_samples, exported.sample_rate,
-                                data, split, seed)
+                                data, split, seed, exported.pad)
     got = exported.score(clips.audio)
     result: dict[str, Any] = {
         "model": str(model_path), "data": str(data.path), "split": split, "seed": seed,

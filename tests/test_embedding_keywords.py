@@ -1,0 +1,172 @@
+"""``kwspot train-embedding``: a keyword classifier for any dataset on the frozen speech
+embedding, with rounds of hard negatives mined from training streams, resumable."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from kwspot.cli import main
+from kwspot.datasets import DataConfig, open_dataset
+from kwspot.datasets.streams import Item, StreamConfig, write_streams
+from kwspot.errors import KwspotError
+from kwspot.runtime.model import load_keyword_model, network_path
+from kwspot.wakeword.keywords import (
+    EmbeddingTrainConfig,
+    mine_windows,
+    split_windows,
+    train_embedding_classifier,
+)
+from kwspot.wakeword.model import WINDOW_SAMPLES
+
+pytest.importorskip("onnxruntime")
+
+KEYWORDS = ("yes", "no")
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two keywords and one other word spoken by espeak-ng (voices are speakers: splits)."""
+    from kwspot.datasets.synth import synthesize_dataset
+
+    root = tmp_path_factory.mktemp("emb-data") / "data"
+    synthesize_dataset(list(KEYWORDS), root, clips_per_word=24, seed=3)
+    synthesize_dataset(["tree", "house"], root, clips_per_word=16, seed=4)
+    return root
+
+
+def _config(data: Path, **changes: object) -> EmbeddingTrainConfig:
+    base = dict(data=DataConfig(str(data), keywords=KEYWORDS, unknown_fraction=1.0,
+                                train_unknown_fraction=float("inf")),
+                keyword_copies=1, silence_copies=1, epochs=6, threads=2)
+    return EmbeddingTrainConfig(**{**base, **changes})
+
+
+def _streams(data: Path, out: Path, split: str = "train") -> list[str]:
+    """keywords.wav and negatives.wav of ``split``'s clips (a tiny `kwspot streams`)."""
+    from kwspot.clips import decode_clips
+
+    dataset = open_dataset(DataConfig(str(data), keywords=KEYWORDS, unknown_fraction=1.0))
+    table = decode_clips(dataset.split(split), 16000)
+    items = [Item("keyword" if u.label in KEYWORDS else "unknown_word", u.label, a)
+             for u, a in zip(table.utterances, table.audio, strict=True)
+             if u.label in KEYWORDS or u.label == "_unknown_"]
+    write_streams([i for i in items if i.kind == "keyword"],
+                  [i for i in items if i.kind != "keyword"], out,
+                  StreamConfig(split=split, negatives_minutes=0.5, seed=1), {"split": split})
+    return [str(out / "keywords.wav"), str(out / "negatives.wav")]
+
+
+@pytest.fixture(scope="module")
+def trained(data: Path, tmp_path_factory: pytest.TempPathFactory):
+    out = tmp_path_factory.mktemp("emb-out")
+    streams = _streams(data, out / "streams")
+    cfg = _config(data, mine_streams=tuple(streams), mine_rounds=1, mine_threshold=0.05)
+    lines: list[str] = []
+    summary = train_embedding_classifier(cfg, out, log=lines.append)
+    return cfg, out, summary, lines
+
+
+def test_windows_hold_each_clip_with_its_label(data: Path) -> None:
+    dataset = open_dataset(_config(data).data)
+    audio, labels = split_windows(dataset, "train", [], {"keyword": 2, "unknown": 1,
+                                                         "silence": 1}, 0.7)
+    rows = dataset.split("train")
+    kinds = [u.label for u in rows]
+    expected = sum(2 if k in KEYWORDS else 1 for k in kinds)
+    assert audio.shape == (expected, WINDOW_SAMPLES)
+    assert sorted(set(labels.tolist())) == sorted({dataset.labels.index(k) for k in kinds})
+    assert np.isfinite(audio).all() and np.abs(audio).max() <= 1.0
+    # the same seed makes the same windows: seeds of the head compare on one set
+    again, _ = split_windows(dataset, "train", [], {"keyword": 2, "unknown": 1,
+                                                    "silence": 1}, 0.7)
+    np.testing.assert_array_equal(audio, again)
+
+
+def test_it_trains_mines_a_round_and_exports_a_carded_classifier(trained) -> None:
+    _cfg, out, summary, lines = trained
+    model_path = out / "model.onnx"
+    card = json.loads(model_path.with_suffix(".json").read_text())
+    assert card["labels"] == summary["labels"] == ["_silence_", "_unknown_", "yes", "no"]
+    assert card["training"]["mined_windows"] == summary["mined_windows"]
+    rounds = summary["mining"]["rounds"]
+    assert len(rounds) == 1 and Path(rounds[0]["model"]).is_file()
+    assert rounds[0]["mined_windows"] == summary["mined_windows"] > 0  # at threshold 0.05
+    assert any(line.startswith("round 1:") for line in lines)
+    assert summary["parity"] <= 1e-4
+    # the export scores audio as every kwspot model does, and tells the keywords apart on
+    # validation windows better than chance (4 classes)
+    assert summary["val_accuracy"] > 0.5
+    model = load_keyword_model(model_path)
+    assert model.labels == card["labels"]
+
+
+def test_a_second_run_resumes_from_its_caches_and_repeats_the_network(trained) -> None:
+    cfg, out, summary, _ = trained
+    round_model = Path(summary["mining"]["rounds"][0]["model"])
+    stamp = round_model.stat().st_mtime_ns
+    first = network_path(out / "model.onnx").read_bytes()
+    lines: list[str] = []
+    again = train_embedding_classifier(cfg, out, log=lines.append)
+    assert round_model.stat().st_mtime_ns == stamp  # not retrained
+    assert not any("windows made" in line or "training the model" in line for line in lines)
+    assert again["mined_windows"] == summary["mined_windows"]
+    assert network_path(out / "model.onnx").read_bytes() == first  # same seed, same network
+
+
+def test_mining_refuses_streams_that_are_not_training_audio(trained, data: Path,
+                                                            tmp_path: Path) -> None:
+    _cfg, out, _summary, _ = trained
+    streams = _streams(data, tmp_path / "val", split="validation")
+    with pytest.raises(KwspotError, match="training split"):
+        mine_windows(out / "model.onnx", streams, 0.5, tmp_path / "memo.npz", 10, 0)
+
+
+@pytest.mark.parametrize(("changes", "message"), [
+    ({"mine_rounds": 1}, "mining needs streams"),
+    ({"context": 1.5}, "context must be in"),
+    ({"unknown_weight": 0.0}, "unknown weight must be positive"),
+    ({"epochs": 0}, "epochs must be at least 1"),
+    ({"mine_streams": ("nowhere.wav",), "mine_rounds": 1}, "nowhere.wav: not found"),
+])
+def test_bad_settings_are_one_clear_error(data: Path, tmp_path: Path, changes: dict,
+                                          message: str) -> None:
+    with pytest.raises(KwspotError, match=message):
+        train_embedding_classifier(_config(data, **changes), tmp_path)
+    assert not (tmp_path / "work").exists()  # refused before anything was made
+
+
+def test_cli_says_what_is_wrong_in_one_line(data: Path, tmp_path: Path,
+                                            capsys: pytest.CaptureFixture) -> None:
+    code = main(["train-embedding", "--data", str(data), "--out", str(tmp_path),
+                 "--mine-rounds", "2"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1 and len(err) == 1 and "mining needs streams" in err[0]
+
+
+def test_eval_centres_short_clips_on_the_models_stream_silence(trained, tmp_path: Path) -> None:
+    """A 1 s clip in a 1.98 s window: centred on what the model hears between words (the
+    faint noise its streams are primed with), not followed by digital zeros it never heard."""
+    from kwspot.audio import save_audio
+    from kwspot.clips import decode_clips
+    from kwspot.data import Utterance
+    from kwspot.evaluate.clips import load_scorer
+
+    _cfg, out, _summary, _ = trained
+    scorer = load_scorer(out / "model.onnx")
+    assert scorer.window_samples == WINDOW_SAMPLES
+    assert scorer.pad is not None and scorer.pad.shape == (WINDOW_SAMPLES,)
+    assert 0 < float(np.sqrt(np.mean(scorer.pad**2))) < 1e-3
+    tone = (0.3 * np.sin(np.arange(16000) * 0.1)).astype(np.float32)
+    save_audio(tmp_path / "tone.wav", tone)
+    row = decode_clips([Utterance(str(tmp_path / "tone.wav"), "yes", "test")],
+                       WINDOW_SAMPLES, pad=scorer.pad).audio[0]
+    start = (WINDOW_SAMPLES - 16000) // 2
+    np.testing.assert_allclose(row[start : start + 16000], tone, atol=1e-4)  # 16-bit WAV
+    np.testing.assert_array_equal(row[:start], scorer.pad[:start])
+    np.testing.assert_array_equal(row[start + 16000 :], scorer.pad[start + 16000 :])
+    # a model whose window is the clip is fed as it was trained: no pad
+    assert load_scorer("shipped").pad is None
