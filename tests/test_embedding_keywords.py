@@ -38,8 +38,8 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-def _config(data: Path, **changes: object) -> EmbeddingTrainConfig:
-    base = dict(data=DataConfig(str(data), keywords=KEYWORDS, unknown_fraction=1.0,
+def _config(path: Path, **changes: object) -> EmbeddingTrainConfig:
+    base = dict(data=DataConfig(str(path), keywords=KEYWORDS, unknown_fraction=1.0,
                                 train_unknown_fraction=float("inf")),
                 keyword_copies=1, silence_copies=1, epochs=6, threads=2)
     return EmbeddingTrainConfig(**{**base, **changes})
@@ -128,15 +128,94 @@ def test_mining_refuses_streams_that_are_not_training_audio(trained, data: Path,
 @pytest.mark.parametrize(("changes", "message"), [
     ({"mine_rounds": 1}, "mining needs streams"),
     ({"context": 1.5}, "context must be in"),
-    ({"unknown_weight": 0.0}, "unknown weight must be positive"),
+    ({"unknown_weight": 0.0}, "unknown_weight must be positive"),
     ({"epochs": 0}, "epochs must be at least 1"),
-    ({"mine_streams": ("nowhere.wav",), "mine_rounds": 1}, "nowhere.wav: not found"),
+    ({"mine_limit": 0}, "mine_limit must be at least 1"),
+    ({"mine_margin_s": -1.0}, "mine_margin_s must be >= 0"),
+    ({"mine_streams": ("nowhere.wav",), "mine_rounds": 1}, "no ground truth"),
 ])
 def test_bad_settings_are_one_clear_error(data: Path, tmp_path: Path, changes: dict,
                                           message: str) -> None:
     with pytest.raises(KwspotError, match=message):
         train_embedding_classifier(_config(data, **changes), tmp_path)
     assert not (tmp_path / "work").exists()  # refused before anything was made
+
+
+def test_validation_streams_are_refused_before_anything_is_embedded(data: Path,
+                                                                    tmp_path: Path) -> None:
+    streams = _streams(data, tmp_path / "val", split="validation")
+    with pytest.raises(KwspotError, match="training split"):
+        train_embedding_classifier(_config(data, mine_streams=tuple(streams), mine_rounds=1),
+                                   tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_data_without_unknown_trains_every_label_and_refuses_mining(data: Path,
+                                                                    tmp_path: Path) -> None:
+    """keywords=(): every label a class, no _unknown_ / _silence_; accuracy is still said."""
+    import torch
+
+    plain = DataConfig(str(data), keywords=())
+    streams = _streams(data, tmp_path / "streams")
+    with pytest.raises(KwspotError, match="_unknown_ class"):
+        train_embedding_classifier(_config(data, data=plain, mine_streams=tuple(streams),
+                                           mine_rounds=1), tmp_path / "refused")
+    assert not (tmp_path / "refused").exists()
+    torch.set_num_threads(1)
+    summary = train_embedding_classifier(_config(data, data=plain, epochs=2, threads=2),
+                                         tmp_path / "out")
+    assert torch.get_num_threads() == 1  # the library's thread count does not leak
+    assert sorted(summary["labels"]) == ["house", "no", "tree", "yes"]
+    assert 0.0 <= summary["val_accuracy"] <= 1.0
+    assert summary["mining"]["rounds"] == []
+
+
+def test_a_changed_setting_retrains_the_round(trained, tmp_path: Path) -> None:
+    import dataclasses
+
+    cfg, out, summary, _ = trained
+    round_model = Path(summary["mining"]["rounds"][0]["model"])
+    stamp = round_model.stat().st_mtime_ns
+    lines: list[str] = []
+    changed = dataclasses.replace(cfg, unknown_weight=2.0)
+    train_embedding_classifier(changed, tmp_path / "changed", work=out / "work",
+                               log=lines.append)
+    assert "round 1: training the model that mines it" in lines
+    assert round_model.stat().st_mtime_ns != stamp
+
+
+def test_given_models_mine_the_first_rounds(trained, tmp_path: Path) -> None:
+    import dataclasses
+
+    cfg, out, _summary, _ = trained
+    given = dataclasses.replace(cfg, mine_models=(str(out / "model.onnx"),), mine_rounds=0)
+    again = train_embedding_classifier(given, tmp_path / "given", work=out / "work")
+    rounds = again["mining"]["rounds"]
+    assert [r["model"] for r in rounds] == [str(out / "model.onnx")]
+    assert again["mined_windows"] == rounds[0]["mined_windows"]
+
+
+def test_eval_and_verify_feed_the_model_centred_clips(trained, data: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """run_evaluation and verify_export both pass the scorer's pad on."""
+    from kwspot.evaluate import clips as clip_eval
+    from kwspot.evaluate import verify
+
+    _cfg, out, _summary, _ = trained
+    seen: list[object] = []
+    real = clip_eval.evaluation_clips
+
+    def spy(*args, **kwargs):
+        seen.append(args[6] if len(args) > 6 else kwargs.get("pad"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(clip_eval, "evaluation_clips", spy)
+    monkeypatch.setattr(verify, "evaluation_clips", spy)
+    data_cfg = DataConfig(str(data), keywords=KEYWORDS, unknown_fraction=1.0)
+    clip_eval.run_evaluation(out / "model.onnx", data_cfg, "test", None)
+    verify.verify_export(out / "model.onnx", data_cfg, "test", runs=3)
+    assert len(seen) == 2
+    assert all(isinstance(pad, np.ndarray) and pad.shape == (WINDOW_SAMPLES,) for pad in seen)
 
 
 def test_cli_says_what_is_wrong_in_one_line(data: Path, tmp_path: Path,

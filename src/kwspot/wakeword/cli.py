@@ -119,7 +119,8 @@ def add_train_embedding_parser(sub: argparse._SubParsersAction) -> None:
     m.add_argument("--mine-rounds", type=int, default=d.mine_rounds,
                    help="rounds of mining, each with a model trained on the rounds before "
                         f"(default {d.mine_rounds})")
-    m.add_argument("--mine-model", nargs="+", default=[], metavar="FILE.onnx",
+    m.add_argument("--mine-models", "--mine-model", dest="mine_models", nargs="+", default=[],
+                   metavar="FILE.onnx",
                    help="exports (of this command) whose false alarms are mined as the "
                         "first rounds instead of training them")
     m.add_argument("--mine-threshold", type=float, default=d.mine_threshold,
@@ -136,19 +137,25 @@ def add_train_embedding_parser(sub: argparse._SubParsersAction) -> None:
 def cmd_train_embedding(args: argparse.Namespace) -> None:
     import dataclasses
     import math
+    from pathlib import Path
 
     from kwspot.cli.common import data_config
+    from kwspot.datasets.prepare import is_prepared
     from kwspot.wakeword.keywords import EmbeddingTrainConfig, train_embedding_classifier
 
     data = data_config(args)
-    if args.train_unknown_fraction is None:  # every negative clip, weighted instead
+    root = Path(args.data)  # as open_dataset reads prepared data: a folder or its manifest
+    prepared = (root.is_dir() or root.suffix.lower() == ".jsonl") and \
+        is_prepared(root if root.is_dir() else root.parent)
+    if args.train_unknown_fraction is None and not prepared:
+        # every negative clip, weighted instead (prepared data has its recipe fixed)
         data = dataclasses.replace(data, train_unknown_fraction=math.inf)
     cfg = EmbeddingTrainConfig(
         data=data, name=args.name, keyword_copies=args.keyword_copies,
         unknown_copies=args.unknown_copies, silence_copies=args.silence_copies,
         context=args.context, unknown_weight=args.unknown_weight, epochs=args.epochs,
         seed=args.seed, mine_streams=tuple(args.mine_streams),
-        mine_models=tuple(args.mine_model), mine_rounds=args.mine_rounds,
+        mine_models=tuple(args.mine_models), mine_rounds=args.mine_rounds,
         mine_threshold=args.mine_threshold, mine_limit=args.mine_limit,
         mine_margin_s=args.mine_margin_s, threads=args.threads,
         command=" ".join(["kwspot", *sys.argv[1:]]))

@@ -42,6 +42,7 @@ from kwspot.clips import decode_clips
 from kwspot.data import SILENCE, UNKNOWN
 from kwspot.datasets import DataConfig, open_dataset
 from kwspot.errors import KwspotError
+from kwspot.fileio import atomic_write_text
 from kwspot.wakeword.data import augment
 from kwspot.wakeword.export import embedding_path, export_wakeword
 from kwspot.wakeword.memo import load_store, memoized_model, save_store, store_for
@@ -76,23 +77,59 @@ class EmbeddingTrainConfig:
     command: str = ""  # how it was made, for the card
 
     def check(self) -> None:
-        for name in ("keyword_copies", "unknown_copies", "silence_copies", "epochs"):
+        """Refuse bad settings before anything is decoded or embedded (one line each)."""
+        for name in ("keyword_copies", "unknown_copies", "silence_copies", "epochs",
+                     "mine_limit"):
             if getattr(self, name) < 1:
-                raise KwspotError(f"{name.replace('_', '-')} must be at least 1")
+                raise KwspotError(f"{name} must be at least 1, got {getattr(self, name)}")
         if not 0.0 <= self.context <= 1.0:
             raise KwspotError(f"context must be in [0, 1], got {self.context}")
         if not (self.unknown_weight > 0 and math.isfinite(self.unknown_weight)):
-            raise KwspotError(f"unknown weight must be positive, got {self.unknown_weight}")
-        if self.mine_rounds < 0:
-            raise KwspotError("mine rounds must be >= 0")
+            raise KwspotError(f"unknown_weight must be positive, got {self.unknown_weight}")
+        if self.mine_rounds < 0 or self.threads < 0:
+            raise KwspotError("mine_rounds and threads must be >= 0")
+        if not (self.mine_margin_s >= 0 and math.isfinite(self.mine_margin_s)):
+            raise KwspotError(f"mine_margin_s must be >= 0, got {self.mine_margin_s}")
         if (self.mine_rounds or self.mine_models) and not self.mine_streams:
-            raise KwspotError("mining needs streams of training audio (--mine-streams; "
+            raise KwspotError("mining needs streams of training audio (mine_streams; "
                               "`kwspot streams --split train` makes them)")
         if not 0.0 < self.mine_threshold < 1.0:
-            raise KwspotError(f"mine threshold must be in (0, 1), got {self.mine_threshold}")
-        for path in (*self.mine_streams, *self.mine_models):
+            raise KwspotError(f"mine_threshold must be in (0, 1), got {self.mine_threshold}")
+        for path in self.mine_models:
             if not Path(path).is_file():
                 raise KwspotError(f"{path}: not found")
+        for stream in self.mine_streams:
+            _check_training_stream(stream)
+
+
+def _check_training_stream(stream: str | Path) -> None:
+    from kwspot.datasets.streams import read_truth
+
+    wav, truth = read_truth(stream)
+    if truth.get("split") != "train":
+        raise KwspotError(f"{stream}: mining needs streams of the training split "
+                          "(`kwspot streams --split train`)")
+    if not wav.is_file():
+        raise KwspotError(f"{wav}: not found")
+    if sf.info(str(wav)).samplerate != RATE:  # windows are read straight from the file
+        raise KwspotError(f"{wav}: not {RATE} Hz; mining reads 16 kHz streams")
+
+
+def check_dataset(dataset: Any, mining: bool) -> None:
+    """What the windows and the head need from the data, checked before the expensive part."""
+    if len(dataset.labels) < 2:
+        raise KwspotError(f"needs at least 2 classes, got {dataset.labels}")
+    if mining and UNKNOWN not in dataset.labels:
+        raise KwspotError("mining puts false alarms in the _unknown_ class, which this data "
+                          "does not have (give --keywords so other labels become _unknown_)")
+    if not dataset.split("validation"):
+        raise KwspotError("no validation clips: the best epoch is chosen on them "
+                          "(give more speakers or set --validation-pct)")
+    present = {u.label for u in dataset.split("train")}
+    missing = [label for label in dataset.labels if label not in present]
+    if missing:
+        raise KwspotError(f"no training clips of {', '.join(missing)}; every class needs "
+                          "some (e.g. --silence-fraction > 0)")
 
 
 def trimmed(clip: np.ndarray, floor: float = 0.02) -> np.ndarray:
@@ -145,7 +182,9 @@ def split_windows(dataset: Any, name: str, noises: Sequence[np.ndarray],
                   seed: int = WINDOW_SEED) -> tuple[np.ndarray, np.ndarray]:
     """(N, 31,712) augmented windows and their label indices for one split: ``copies`` per
     clip by kind (keyword, unknown, silence); the split's ``_unknown_`` clips are the context
-    speech. Silence windows are real noise at a level (half), else augmented near-silence."""
+    speech. Silence windows are real noise at a level (half), else augmented near-silence.
+    Everything is held in memory (127 KB a window): fine for tens of thousands of windows,
+    not for the full Speech Commands with every negative and several copies."""
     rows = dataset.split(name)
     table = decode_clips(rows, CLIP)
     labels = [dataset.labels.index(u.label) for u in table.utterances]
@@ -161,8 +200,9 @@ def split_windows(dataset: Any, name: str, noises: Sequence[np.ndarray],
                 window = np.zeros(WINDOW_SAMPLES, np.float32)
                 if noises and rng.random() < 0.5:  # real noise at a level, else augment's
                     source = noises[int(rng.integers(len(noises)))]
-                    start = int(rng.integers(0, len(source) - WINDOW_SAMPLES))
-                    window = source[start : start + WINDOW_SAMPLES] * rng.uniform(0.01, 1.0)
+                    start = int(rng.integers(0, max(1, len(source) - WINDOW_SAMPLES)))
+                    piece = np.resize(source[start : start + WINDOW_SAMPLES], WINDOW_SAMPLES)
+                    window = piece * rng.uniform(0.01, 1.0)
                     out.append(window.astype(np.float32))
                     ys.append(y)
                     continue
@@ -181,8 +221,10 @@ def mine_windows(model_path: str | Path, streams: Sequence[str], threshold: floa
                  log: Callable[[str], None] | None = None) -> np.ndarray:
     """Hard negatives: the 1.98 s windows where ``model_path`` scores any keyword >=
     ``threshold`` (smoothed, as the detector does) in streams of **training** audio (others
-    are refused), every other such hop, none overlapping a true keyword widened by
-    ``margin_s`` on each side; at most ``limit``, drawn at random."""
+    are refused): of the hops whose window lies inside the audio and overlaps no true
+    keyword widened by ``margin_s`` on each side, every other one (filtered first, so one
+    more hop at a stream's edge does not shift the whole stream's selection); at most
+    ``limit``, drawn at random with ``seed``."""
     from kwspot.datasets.streams import read_truth
     from kwspot.evaluate.streams import score_stream
     from kwspot.runtime.detector import Detector, DetectorConfig
@@ -192,23 +234,20 @@ def mine_windows(model_path: str | Path, streams: Sequence[str], threshold: floa
     detector = Detector(model, DetectorConfig(threshold=threshold))
     found: list[np.ndarray] = []
     for stream in streams:
+        _check_training_stream(stream)
         wav, truth = read_truth(stream)
-        if truth.get("split") != "train":
-            raise KwspotError(f"{stream}: mining needs streams of the training split "
-                              "(`kwspot streams --split train`)")
-        info = sf.info(str(wav))
-        if info.samplerate != RATE:  # windows are read straight from the file, not resampled
-            raise KwspotError(f"{wav}: {info.samplerate} Hz; mining reads 16 kHz streams")
+        frames = sf.info(str(wav)).frames
         scored = score_stream(detector, stream)
         spans = [(e["start"] - margin_s, e["end"] + margin_s) for e in truth["events"]]
-        hot = np.flatnonzero(scored.smoothed.max(axis=1) >= threshold)[::2]
-        for i in hot:
+        usable = []  # hot hops whose window lies inside the audio and away from keywords
+        for i in np.flatnonzero(scored.smoothed.max(axis=1) >= threshold):
             end_s = float(scored.ends[i])
-            start_s = end_s - WINDOW_SAMPLES / RATE
             end = round(end_s * RATE)
-            if end - WINDOW_SAMPLES < 0 or end > info.frames or \
-                    any(a < end_s and b > start_s for a, b in spans):
+            if end - WINDOW_SAMPLES < 0 or end > frames or any(
+                    a < end_s and b > end_s - WINDOW_SAMPLES / RATE for a, b in spans):
                 continue  # (the flushed tail ends past the audio)
+            usable.append(end)
+        for end in usable[::2]:  # neighbours overlap by 1.9 s: every other one
             found.append(sf.read(str(wav), start=end - WINDOW_SAMPLES, stop=end,
                                  dtype="float32")[0])
         if log is not None:
@@ -223,13 +262,19 @@ def mine_windows(model_path: str | Path, streams: Sequence[str], threshold: floa
 
 def _mining_tag(model_path: str | Path, cfg: EmbeddingTrainConfig) -> str:
     """What a round's mined windows depend on: the model's graphs (by content), the streams
-    and the mining settings."""
+    (path, size, time, truth), the mining settings and the seed (which draws the subset
+    when there are more than ``mine_limit``)."""
     from kwspot.runtime.model import network_path
 
     digests = [hashlib.sha256(p.read_bytes()).hexdigest()
                for p in (network_path(model_path), embedding_path(model_path))]
-    key = [digests, [Path(s).resolve().as_posix() for s in cfg.mine_streams],
-           cfg.mine_threshold, cfg.mine_limit, cfg.mine_margin_s]
+    streams = []
+    for stream in cfg.mine_streams:  # rebuilt streams at the same path are other streams
+        wav = Path(stream).with_suffix(".wav")
+        truth = Path(stream).with_suffix(".json")
+        streams.append([wav.resolve().as_posix(), wav.stat().st_size, wav.stat().st_mtime_ns,
+                        hashlib.sha256(truth.read_bytes()).hexdigest()])
+    key = [digests, streams, cfg.mine_threshold, cfg.mine_limit, cfg.mine_margin_s, cfg.seed]
     return hashlib.sha256(json.dumps(key).encode()).hexdigest()[:12]
 
 
@@ -250,8 +295,7 @@ def _window_features(cfg: EmbeddingTrainConfig, dataset: Any, work: Path, graph:
                              ("validation", {"keyword": 1, "unknown": 1, "silence": 1})):
             audio, labels = split_windows(dataset, name, noises, copies, cfg.context)
             if not len(labels):
-                raise KwspotError(f"{cfg.data.path}: no {name} clips; a {name} split is "
-                                  "needed (see --validation-pct)")
+                raise KwspotError(f"{cfg.data.path}: no {name} clips")
             log(f"{name}: {len(labels)} windows made ({time.perf_counter() - started:.0f} s)")
             parts[f"{name}_x"] = embed_windows(audio, graph, cfg.threads)
             parts[f"{name}_y"] = labels
@@ -286,8 +330,6 @@ def _train_and_export(cfg: EmbeddingTrainConfig, dataset: Any, windows: dict[str
                       mined: list[np.ndarray], out_path: Path,
                       log: Callable[[str], None]) -> dict[str, Any]:
     unknown = dataset.labels.index(UNKNOWN) if UNKNOWN in dataset.labels else None
-    if mined and unknown is None:
-        raise KwspotError("mining needs an _unknown_ class to put the windows in")
     extra = np.concatenate(mined) if mined else np.zeros((0, *windows["train_x"].shape[1:]),
                                                          np.float32)
     train_x = np.concatenate([windows["train_x"], extra])
@@ -299,6 +341,9 @@ def _train_and_export(cfg: EmbeddingTrainConfig, dataset: Any, windows: dict[str
     head, info = train_head(x, y, validation, HeadConfig(
         epochs=cfg.epochs, seed=cfg.seed, classes=len(dataset.labels), class_weight=weight),
         log=log)
+    with torch.no_grad():  # accuracy whatever the class count (train_head's metrics differ)
+        predicted = head(torch.from_numpy(x[validation])).argmax(1).numpy()
+    info["val_accuracy"] = float((predicted == y[validation]).mean())
     model = WakewordClassifier("keywords", head, labels=dataset.labels)
     training = {"data": cfg.data.path, "data_checksum": dataset.checksum,
                 "negatives": list(cfg.data.negatives),
@@ -329,14 +374,22 @@ def train_embedding_classifier(cfg: EmbeddingTrainConfig, out: str | Path,
     cfg.check()
     out = Path(out)
     work = Path(work) if work is not None else out / "work"
-    out.mkdir(parents=True, exist_ok=True)
-    work.mkdir(parents=True, exist_ok=True)
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
+    threads_before = torch.get_num_threads()
+    try:
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        return _build(cfg, out, work, log)
+    finally:
+        torch.set_num_threads(threads_before)
+
+
+def _build(cfg: EmbeddingTrainConfig, out: Path, work: Path,
+           log: Callable[[str], None]) -> dict[str, Any]:
     started = time.perf_counter()
     dataset = open_dataset(cfg.data)
-    if len(dataset.labels) < 2:
-        raise KwspotError(f"{cfg.data.path}: needs at least 2 classes, got {dataset.labels}")
+    check_dataset(dataset, mining=bool(cfg.mine_rounds or cfg.mine_models))
+    out.mkdir(parents=True, exist_ok=True)
+    work.mkdir(parents=True, exist_ok=True)
     graph = embedding_graph(work / "embed-windows.onnx")
     windows = _window_features(cfg, dataset, work, graph, log)
     mined: list[np.ndarray] = []
@@ -348,10 +401,12 @@ def train_embedding_classifier(cfg: EmbeddingTrainConfig, out: str | Path,
     for _ in range(cfg.mine_rounds):
         path = work / "rounds" / f"{cfg.name}-round{len(rounds)}.onnx"
         done = path.with_suffix(".done.json")
-        if not done.is_file() or json.loads(done.read_text()) != _round_key(cfg, mined):
+        key = _round_key(cfg, dataset.checksum, mined)
+        if not done.is_file() or json.loads(done.read_text()) != key:
+            done.unlink(missing_ok=True)  # a kill mid-export must not leave it vouching
             log(f"round {len(rounds) + 1}: training the model that mines it")
             _train_and_export(cfg, dataset, windows, mined, path, log)
-            done.write_text(json.dumps(_round_key(cfg, mined)))
+            atomic_write_text(done, json.dumps(key))
         mined.append(_mined_features(path, cfg, work, graph, log))
         rounds.append({"model": str(path), "mined_windows": len(mined[-1])})
         log(f"round {len(rounds)}: {len(mined[-1])} windows mined")
@@ -361,19 +416,21 @@ def train_embedding_classifier(cfg: EmbeddingTrainConfig, out: str | Path,
                    "streams": list(cfg.mine_streams), "threshold": cfg.mine_threshold,
                    "limit": cfg.mine_limit, "margin_s": cfg.mine_margin_s, "rounds": rounds},
                "config": _jsonable(cfg), "seconds": round(time.perf_counter() - started, 1)}
-    (out / f"{cfg.name}.summary.json").write_text(json.dumps(summary, indent=1) + "\n")
+    atomic_write_text(out / f"{cfg.name}.summary.json", json.dumps(summary, indent=1) + "\n")
     return summary
 
 
-def _round_key(cfg: EmbeddingTrainConfig, mined: list[np.ndarray]) -> dict[str, Any]:
-    """What a round's model depends on (not how many rounds follow it), so a resumed or
-    lengthened run retrains it only if something it learns from changed."""
+def _round_key(cfg: EmbeddingTrainConfig, checksum: str,
+               mined: list[np.ndarray]) -> dict[str, Any]:
+    """What a round's model depends on (not how many rounds follow it): the data, the
+    settings (threads too: the head's weights depend on them) and the windows mined before
+    it, so a resumed or lengthened run retrains it only if one of them changed."""
     digest = hashlib.sha256()
     for part in mined:
         digest.update(np.ascontiguousarray(part).tobytes())
     settings = {k: v for k, v in _jsonable(cfg).items()
-                if k not in ("mine_rounds", "name", "threads", "command")}
-    return {"config": settings, "mined": digest.hexdigest()}
+                if k not in ("mine_rounds", "name", "command")}
+    return {"data_checksum": checksum, "config": settings, "mined": digest.hexdigest()}
 
 
 def _jsonable(cfg: EmbeddingTrainConfig) -> dict[str, Any]:
