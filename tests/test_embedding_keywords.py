@@ -249,3 +249,21 @@ def test_eval_centres_short_clips_on_the_models_stream_silence(trained, tmp_path
     np.testing.assert_array_equal(row[start + 16000 :], scorer.pad[start + 16000 :])
     # a model whose window is the clip is fed as it was trained: no pad
     assert load_scorer("shipped").pad is None
+
+
+def test_cli_trains_on_prepared_data(data: Path, tmp_path: Path,
+                                     capsys: pytest.CaptureFixture) -> None:
+    """Prepared data has its recipe fixed: the command must not change it behind the user."""
+    from kwspot.datasets.prepare import prepare_dataset
+
+    prepare_dataset(DataConfig(str(data), keywords=KEYWORDS, unknown_fraction=1.0),
+                    tmp_path / "prep")
+    code = main(["train-embedding", "--data", str(tmp_path / "prep"), "--out",
+                 str(tmp_path / "out"), "--keyword-copies", "1", "--silence-copies", "1",
+                 "--epochs", "2", "--threads", "2"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    summary = json.loads(captured.out)
+    assert summary["labels"] == ["_silence_", "_unknown_", "yes", "no"]
+    assert (tmp_path / "out" / "model.onnx").is_file()
+    assert "validation accuracy" in captured.err
