@@ -267,3 +267,31 @@ def test_cli_trains_on_prepared_data(data: Path, tmp_path: Path,
     assert summary["labels"] == ["_silence_", "_unknown_", "yes", "no"]
     assert (tmp_path / "out" / "model.onnx").is_file()
     assert "validation accuracy" in captured.err
+
+
+def test_several_heads_export_their_mean_posterior(trained, tmp_path: Path) -> None:
+    """--heads 2: two seeds' heads in one graph whose softmax is their mean posterior."""
+    import dataclasses
+
+    import torch
+
+    from kwspot.wakeword.model import AveragedHeads, TemporalHead
+
+    cfg, out, _summary, _ = trained
+    two = dataclasses.replace(cfg, heads=2, mine_rounds=0, mine_streams=())
+    summary = train_embedding_classifier(two, tmp_path / "two", work=out / "work")
+    card = json.loads((tmp_path / "two" / "model.json").read_text())
+    assert card["training"]["heads"] == 2 and card["training"]["head_seeds"] == [0, 1]
+    assert summary["parity"] <= 1e-4  # the averaged graph matches PyTorch too
+    state = torch.load(tmp_path / "two" / "model.head.pt")
+    heads = AveragedHeads([TemporalHead(classes=4), TemporalHead(classes=4)])
+    heads.load_state_dict(state)
+    heads.eval()
+    x = torch.randn(5, 96, 16)
+    with torch.no_grad():
+        mean = torch.stack([torch.softmax(h(x), 1) for h in heads.heads]).mean(0)
+        np.testing.assert_allclose(torch.softmax(heads(x), 1).numpy(), mean.numpy(), atol=1e-6)
+        # two seeds make two different heads (else the mean would be one head)
+        assert not torch.allclose(heads.heads[0](x), heads.heads[1](x))
+    with pytest.raises(KwspotError, match="heads must be at least 1"):
+        train_embedding_classifier(dataclasses.replace(cfg, heads=0), tmp_path / "none")

@@ -112,6 +112,9 @@ def add_train_embedding_parser(sub: argparse._SubParsersAction) -> None:
                         f"(default {d.epochs})")
     p.add_argument("--seed", type=int, default=d.seed, help="training seed (default 0; the "
                    "windows stay the same across seeds)")
+    p.add_argument("--heads", type=int, default=d.heads,
+                   help="the model averages this many heads, seeds --seed, --seed + 1, ... "
+                        "(default 1); each adds little CPU, the embedding is shared")
     m = p.add_argument_group("hard negatives")
     m.add_argument("--mine-streams", nargs="+", default=[], metavar="STREAM",
                    help="streams of training audio (`kwspot streams --split train`) whose "
@@ -154,7 +157,7 @@ def cmd_train_embedding(args: argparse.Namespace) -> None:
         data=data, name=args.name, keyword_copies=args.keyword_copies,
         unknown_copies=args.unknown_copies, silence_copies=args.silence_copies,
         context=args.context, unknown_weight=args.unknown_weight, epochs=args.epochs,
-        seed=args.seed, mine_streams=tuple(args.mine_streams),
+        seed=args.seed, heads=args.heads, mine_streams=tuple(args.mine_streams),
         mine_models=tuple(args.mine_models), mine_rounds=args.mine_rounds,
         mine_threshold=args.mine_threshold, mine_limit=args.mine_limit,
         mine_margin_s=args.mine_margin_s, threads=args.threads,

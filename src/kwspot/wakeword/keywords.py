@@ -46,7 +46,7 @@ from kwspot.fileio import atomic_write_text
 from kwspot.wakeword.data import augment
 from kwspot.wakeword.export import embedding_path, export_wakeword
 from kwspot.wakeword.memo import load_store, memoized_model, save_store, store_for
-from kwspot.wakeword.model import WINDOW_SAMPLES, WakewordClassifier
+from kwspot.wakeword.model import WINDOW_SAMPLES, AveragedHeads, WakewordClassifier
 from kwspot.wakeword.train import HeadConfig, embed_windows, embedding_graph, train_head
 
 RATE = 16000
@@ -67,6 +67,7 @@ class EmbeddingTrainConfig:
     unknown_weight: float = 4.0  # x the balanced loss weight of _unknown_
     epochs: int = 40
     seed: int = 0
+    heads: int = 1  # the final model averages this many heads (seeds seed, seed + 1, ...)
     mine_streams: tuple[str, ...] = ()
     mine_models: tuple[str, ...] = ()  # given round models (exports), in order
     mine_rounds: int = 0  # rounds trained here, after the given ones
@@ -79,7 +80,7 @@ class EmbeddingTrainConfig:
     def check(self) -> None:
         """Refuse bad settings before anything is decoded or embedded (one line each)."""
         for name in ("keyword_copies", "unknown_copies", "silence_copies", "epochs",
-                     "mine_limit"):
+                     "mine_limit", "heads"):
             if getattr(self, name) < 1:
                 raise KwspotError(f"{name} must be at least 1, got {getattr(self, name)}")
         if not 0.0 <= self.context <= 1.0:
@@ -328,7 +329,9 @@ def _mined_features(model_path: str | Path, cfg: EmbeddingTrainConfig, work: Pat
 
 def _train_and_export(cfg: EmbeddingTrainConfig, dataset: Any, windows: dict[str, np.ndarray],
                       mined: list[np.ndarray], out_path: Path,
-                      log: Callable[[str], None]) -> dict[str, Any]:
+                      log: Callable[[str], None], heads: int = 1) -> dict[str, Any]:
+    """Train ``heads`` heads (seeds ``cfg.seed`` on) on the windows and the mined ones,
+    export them (averaged when several) with a card; round models are one head."""
     unknown = dataset.labels.index(UNKNOWN) if UNKNOWN in dataset.labels else None
     extra = np.concatenate(mined) if mined else np.zeros((0, *windows["train_x"].shape[1:]),
                                                          np.float32)
@@ -338,28 +341,38 @@ def _train_and_export(cfg: EmbeddingTrainConfig, dataset: Any, windows: dict[str
     y = np.concatenate([train_y, windows["validation_y"]])
     validation = np.arange(len(y)) >= len(train_y)
     weight = tuple(cfg.unknown_weight if label == UNKNOWN else 1.0 for label in dataset.labels)
-    head, info = train_head(x, y, validation, HeadConfig(
-        epochs=cfg.epochs, seed=cfg.seed, classes=len(dataset.labels), class_weight=weight),
-        log=log)
+    seeds = [cfg.seed + i for i in range(heads)]
+    trained = [train_head(x, y, validation, HeadConfig(
+        epochs=cfg.epochs, seed=seed, classes=len(dataset.labels), class_weight=weight),
+        log=log) for seed in seeds]
+    head = trained[0][0] if heads == 1 else AveragedHeads([h for h, _ in trained]).eval()
+    info = trained[0][1]
     with torch.no_grad():  # accuracy whatever the class count (train_head's metrics differ)
         predicted = head(torch.from_numpy(x[validation])).argmax(1).numpy()
     info["val_accuracy"] = float((predicted == y[validation]).mean())
+    if heads > 1:
+        info["epoch"] = [i["epoch"] for _, i in trained]
+        info["val_loss"] = [i["val_loss"] for _, i in trained]
     model = WakewordClassifier("keywords", head, labels=dataset.labels)
     training = {"data": cfg.data.path, "data_checksum": dataset.checksum,
                 "negatives": list(cfg.data.negatives),
                 "recipe": {"keyword_copies": cfg.keyword_copies,
                            "unknown_copies": cfg.unknown_copies,
                            "silence_copies": cfg.silence_copies, "context": cfg.context},
-                "seed": cfg.seed, "unknown_weight": cfg.unknown_weight,
-                "mined_windows": len(extra), "best_epoch": info["epoch"],
+                "seed": cfg.seed, "heads": heads, "head_seeds": seeds,
+                "unknown_weight": cfg.unknown_weight, "mined_windows": len(extra),
+                "best_epoch": info["epoch"],
                 "val_loss": info["val_loss"], "val_accuracy": info.get("val_accuracy"),
                 "val_accuracy_of": "validation windows made like the training ones (1.98 s, "
                                    "context speech, augmented), not streams",
                 "train_windows": info["train_windows"], "command": cfg.command}
+    if heads > 1:
+        training["logits_are"] = ("the log of the heads' mean posteriors: their softmax is "
+                                  "that mean")
     card = export_wakeword(model, out_path, windows["check"], extra={
         "model": "embedding-keywords", "training": training})
     torch.save(head.state_dict(), out_path.with_suffix(".head.pt"))
-    return {"model": str(out_path), "best_epoch": info["epoch"],
+    return {"model": str(out_path), "heads": heads, "best_epoch": info["epoch"],
             "val_accuracy": info.get("val_accuracy"), "train_windows": info["train_windows"],
             "mined_windows": len(extra), "parity": card["parity"]["max_abs_diff"]}
 
@@ -410,7 +423,8 @@ def _build(cfg: EmbeddingTrainConfig, out: Path, work: Path,
         mined.append(_mined_features(path, cfg, work, graph, log))
         rounds.append({"model": str(path), "mined_windows": len(mined[-1])})
         log(f"round {len(rounds)}: {len(mined[-1])} windows mined")
-    result = _train_and_export(cfg, dataset, windows, mined, out / f"{cfg.name}.onnx", log)
+    result = _train_and_export(cfg, dataset, windows, mined, out / f"{cfg.name}.onnx", log,
+                               heads=cfg.heads)
     summary = {**result, "name": cfg.name, "data_checksum": dataset.checksum,
                "labels": dataset.labels, "mining": {
                    "streams": list(cfg.mine_streams), "threshold": cfg.mine_threshold,
@@ -429,7 +443,7 @@ def _round_key(cfg: EmbeddingTrainConfig, checksum: str,
     for part in mined:
         digest.update(np.ascontiguousarray(part).tobytes())
     settings = {k: v for k, v in _jsonable(cfg).items()
-                if k not in ("mine_rounds", "name", "command")}
+                if k not in ("mine_rounds", "name", "command", "heads")}
     return {"data_checksum": checksum, "config": settings, "mined": digest.hexdigest()}
 
 

@@ -59,6 +59,22 @@ class TemporalHead(nn.Module):
         return self.classify(self.dropout(pooled))
 
 
+class AveragedHeads(nn.Module):
+    """Several heads on the same embeddings as one: their posteriors averaged. It returns
+    the log of that average, so a softmax of its output (what every kwspot runtime applies
+    to logits) gives the average exactly. Heads differing only in their seed disagree most
+    on the rare confident false alarms that decide a low false-alarm budget; the embedding
+    is computed once, so each head adds little CPU."""
+
+    def __init__(self, heads: list[nn.Module]) -> None:
+        super().__init__()
+        self.heads = nn.ModuleList(heads)
+
+    def forward(self, embeddings: torch.Tensor) -> torch.Tensor:
+        mean = torch.stack([torch.softmax(h(embeddings), dim=1) for h in self.heads]).mean(0)
+        return torch.log(mean.clamp_min(1e-30))
+
+
 class WakewordClassifier(nn.Module):
     """(B, 31,712) audio in [-1, 1] -> (B, len(labels)) logits; ``labels`` defaults to
     [_unknown_, phrase] (a keyword classifier on the embedding gives its own, e.g. the 12
