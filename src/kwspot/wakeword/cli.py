@@ -75,7 +75,7 @@ def add_train_embedding_parser(sub: argparse._SubParsersAction) -> None:
     from types import SimpleNamespace
 
     from kwspot.cli.common import add_data_args
-    from kwspot.wakeword.keywords import EmbeddingTrainConfig
+    from kwspot.wakeword.keywords_config import EmbeddingTrainConfig
 
     d = SimpleNamespace(**{f.name: f.default for f in dataclasses.fields(EmbeddingTrainConfig)})
     p = sub.add_parser(
