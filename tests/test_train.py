@@ -70,10 +70,13 @@ def test_same_seed_same_run_and_resume_is_exact(
         return real_augment(*args, **kwargs)
 
     monkeypatch.setattr(train_module, "augment_batch", augment_then_interrupt)
+    # whatever the handler was (a shell without job control starts background jobs with
+    # SIGINT ignored), training must put it back
+    before = signal.getsignal(signal.SIGINT)
     with pytest.raises(KwspotError, match=r"interrupted at step 26.*--resume"):
         train(cfg, tmp_path / "c", quiet=True)
     assert torch.load(tmp_path / "c" / "last.pt", weights_only=False)["step"] == 26
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
+    assert signal.getsignal(signal.SIGINT) is before  # handler restored
     monkeypatch.setattr(train_module, "augment_batch", real_augment)
 
     summary = train(None, tmp_path / "c", resume=True, quiet=True)
