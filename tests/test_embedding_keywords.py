@@ -121,7 +121,7 @@ def test_mining_refuses_streams_that_are_not_training_audio(trained, data: Path,
                                                             tmp_path: Path) -> None:
     _cfg, out, _summary, _ = trained
     streams = _streams(data, tmp_path / "val", split="validation")
-    with pytest.raises(KwspotError, match="training split"):
+    with pytest.raises(KwspotError, match="mine only training streams"):
         mine_windows(out / "model.onnx", streams, 0.5, tmp_path / "memo.npz", 10, 0)
 
 
@@ -144,7 +144,7 @@ def test_bad_settings_are_one_clear_error(data: Path, tmp_path: Path, changes: d
 def test_validation_streams_are_refused_before_anything_is_embedded(data: Path,
                                                                     tmp_path: Path) -> None:
     streams = _streams(data, tmp_path / "val", split="validation")
-    with pytest.raises(KwspotError, match="training split"):
+    with pytest.raises(KwspotError, match="mine only training streams"):
         train_embedding_classifier(_config(data, mine_streams=tuple(streams), mine_rounds=1),
                                    tmp_path / "out")
     assert not (tmp_path / "out").exists()
@@ -295,3 +295,23 @@ def test_several_heads_export_their_mean_posterior(trained, tmp_path: Path) -> N
         assert not torch.allclose(heads.heads[0](x), heads.heads[1](x))
     with pytest.raises(KwspotError, match="heads must be at least 1"):
         train_embedding_classifier(dataclasses.replace(cfg, heads=0), tmp_path / "none")
+
+
+def test_the_embedding_memo_scores_a_stream_as_the_plain_model(trained, tmp_path: Path) -> None:
+    """The benchmarks' figures come through the memo; it must give what eval-stream gives."""
+    from kwspot.evaluate.streams import score_stream
+    from kwspot.runtime.detector import Detector
+    from kwspot.wakeword.memo import load_store, memoized_model, save_store
+
+    _cfg, out, _summary, _ = trained
+    stream = str(out / "streams" / "keywords.wav")
+    plain = score_stream(Detector(load_keyword_model(out / "model.onnx")), stream)
+    store: dict = {}
+    first = score_stream(Detector(memoized_model(out / "model.onnx", store)), stream)
+    assert store  # it remembered the stream's embeddings
+    save_store(store, tmp_path / "memo.npz")
+    again = score_stream(Detector(memoized_model(out / "model.onnx",
+                                                 load_store(tmp_path / "memo.npz"))), stream)
+    for scored in (first, again):  # computed, and read back from disk
+        np.testing.assert_array_equal(scored.ends, plain.ends)
+        np.testing.assert_allclose(scored.smoothed, plain.smoothed, atol=1e-6)

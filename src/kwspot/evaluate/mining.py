@@ -21,6 +21,16 @@ from kwspot.evaluate.streams import replay, score_stream
 from kwspot.runtime.detector import Detector, DetectorConfig
 
 
+def training_stream(stream: str | Path) -> tuple[Path, dict[str, Any]]:
+    """A stream's audio and truth, refused unless it was built from the training split:
+    mining validation or test audio would leak it into training."""
+    wav, truth = read_truth(stream)
+    if truth.get("split") != "train":
+        raise KwspotError(f"{stream}: mine only training streams (this one is "
+                          f"{truth.get('split')!r}); validation and test must stay unseen")
+    return wav, truth
+
+
 def mine_hard_negatives(model: str | Path | None, streams: Sequence[str | Path],
                         out_dir: str | Path, threshold: float = 0.5,
                         shifts_s: Sequence[float] = (-0.15, 0.0, 0.15),
@@ -34,10 +44,7 @@ def mine_hard_negatives(model: str | Path | None, streams: Sequence[str | Path],
     window = detector.window
     counts: Counter = Counter()
     for stream in streams:
-        wav, truth = read_truth(stream)
-        if truth.get("split") != "train":
-            raise KwspotError(f"{stream}: mine only training streams (this one is "
-                              f"{truth.get('split')!r}); validation and test must stay unseen")
+        wav, truth = training_stream(stream)
         scored = score_stream(detector, stream)
         spans = [(e["start"], e["end"]) for e in truth["events"]]
         thresholds = np.full(len(detector.keywords), threshold)

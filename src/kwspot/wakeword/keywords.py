@@ -41,7 +41,7 @@ from kwspot.clips import decode_clips
 from kwspot.data import SILENCE, UNKNOWN
 from kwspot.datasets import open_dataset
 from kwspot.errors import KwspotError
-from kwspot.fileio import atomic_write_text
+from kwspot.fileio import atomic_path, atomic_write_text
 from kwspot.wakeword.data import augment
 from kwspot.wakeword.export import embedding_path, export_wakeword
 from kwspot.wakeword.keywords_config import (
@@ -178,20 +178,20 @@ def mine_windows(model_path: str | Path, streams: Sequence[str], threshold: floa
     for stream in streams:
         check_training_stream(stream)
         wav, truth = read_truth(stream)
-        frames = sf.info(str(wav)).frames
         scored = score_stream(detector, stream)
         spans = [(e["start"] - margin_s, e["end"] + margin_s) for e in truth["events"]]
-        usable = []  # hot hops whose window lies inside the audio and away from keywords
-        for i in np.flatnonzero(scored.smoothed.max(axis=1) >= threshold):
-            end_s = float(scored.ends[i])
-            end = round(end_s * RATE)
-            if end - WINDOW_SAMPLES < 0 or end > frames or any(
-                    a < end_s and b > end_s - WINDOW_SAMPLES / RATE for a, b in spans):
-                continue  # (the flushed tail ends past the audio)
-            usable.append(end)
-        for end in usable[::2]:  # neighbours overlap by 1.9 s: every other one
-            found.append(sf.read(str(wav), start=end - WINDOW_SAMPLES, stop=end,
-                                 dtype="float32")[0])
+        with sf.SoundFile(str(wav)) as audio:  # one handle for all of the stream's windows
+            usable = []  # hot hops whose window lies inside the audio and away from keywords
+            for i in np.flatnonzero(scored.smoothed.max(axis=1) >= threshold):
+                end_s = float(scored.ends[i])
+                end = round(end_s * RATE)
+                if end - WINDOW_SAMPLES < 0 or end > audio.frames or any(
+                        a < end_s and b > end_s - WINDOW_SAMPLES / RATE for a, b in spans):
+                    continue  # (the flushed tail ends past the audio)
+                usable.append(end)
+            for end in usable[::2]:  # neighbours overlap by 1.9 s: every other one
+                audio.seek(end - WINDOW_SAMPLES)
+                found.append(audio.read(WINDOW_SAMPLES, dtype="float32"))
         if log is not None:
             log(f"mined {len(found)} windows so far ({stream})")
         save_store(store, store_path)
@@ -244,15 +244,11 @@ def _window_features(cfg: EmbeddingTrainConfig, dataset: Any, work: Path, graph:
             log(f"{name}: embedded ({time.perf_counter() - started:.0f} s)")
             if name == "validation":
                 parts["check"] = audio[:: max(1, len(audio) // 16)][:16]
-        with open(_partial(cache), "wb") as f:
+        # a file object: np.savez would add ".npz" to the temporary name
+        with atomic_path(cache) as partial, open(partial, "wb") as f:
             np.savez(f, **parts)
-        _partial(cache).replace(cache)
     z = np.load(cache)
     return {k: z[k] for k in z.files}
-
-
-def _partial(path: Path) -> Path:
-    return path.with_name(path.name + ".partial")
 
 
 def _mined_features(model_path: str | Path, cfg: EmbeddingTrainConfig, work: Path,
@@ -262,9 +258,8 @@ def _mined_features(model_path: str | Path, cfg: EmbeddingTrainConfig, work: Pat
         mined = mine_windows(model_path, cfg.mine_streams, cfg.mine_threshold,
                              store_for(model_path, work), cfg.mine_limit, cfg.seed,
                              cfg.mine_margin_s, log)
-        with open(_partial(cache), "wb") as f:
+        with atomic_path(cache) as partial, open(partial, "wb") as f:
             np.save(f, embed_windows(mined, graph, cfg.threads))
-        _partial(cache).replace(cache)
     return np.load(cache)
 
 

@@ -69,14 +69,12 @@ class EmbeddingTrainConfig:
 
 
 def check_training_stream(stream: str | Path) -> None:
+    """``kwspot.evaluate.mining.training_stream``'s check, plus the rate mining reads at."""
     import soundfile as sf
 
-    from kwspot.datasets.streams import read_truth
+    from kwspot.evaluate.mining import training_stream
 
-    wav, truth = read_truth(stream)
-    if truth.get("split") != "train":
-        raise KwspotError(f"{stream}: mining needs streams of the training split "
-                          "(`kwspot streams --split train`)")
+    wav, _truth = training_stream(stream)
     if not wav.is_file():
         raise KwspotError(f"{wav}: not found")
     if sf.info(str(wav)).samplerate != RATE:  # windows are read straight from the file
