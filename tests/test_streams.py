@@ -89,7 +89,7 @@ def stream(tmp_path: Path) -> Path:
         ("high", 3000, 14.0, 0.12),  # a true 'high' too short to reach the threshold: a miss
         ("fsdd", 300, 17.0, 0.45),  # a negative exactly like 'low': a false alarm
     ]
-    return write_stream(tmp_path / "s.wav", items, total=20.0)
+    return write_stream(tmp_path / "s.wav", items, total=20.0, split="validation")
 
 
 def test_hits_misses_false_alarms_and_latency_are_counted_as_documented(stream: Path) -> None:
@@ -170,6 +170,14 @@ def test_calibration_puts_thresholds_between_negatives_and_keywords(stream: Path
     assert 0.0 < c["latency_s"] < 1.0
     with pytest.raises(KwspotError):
         calibrate(TwoToneModel(), [stream], target_fa_per_hour=0)
+    # thresholds are never tuned on the audio that reports them, nor on training audio
+    for split in ("test", "train"):
+        truth = json.loads(stream.with_suffix(".json").read_text())
+        other = stream.with_name(f"{split}.wav")
+        other.write_bytes(stream.read_bytes())
+        other.with_suffix(".json").write_text(json.dumps({**truth, "split": split}))
+        with pytest.raises(KwspotError, match="calibrate only on validation streams"):
+            calibrate(TwoToneModel(), [stream, other], target_fa_per_hour=1.0)
 
 
 def test_shared_calibration_is_one_threshold_within_the_whole_budget(stream: Path) -> None:

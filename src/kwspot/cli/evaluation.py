@@ -195,8 +195,9 @@ def add_calibrate_parser(sub: argparse._SubParsersAction) -> None:
                        "the detector fires at most --target-fa-per-hour false alarms per hour "
                        "(split evenly over the keywords, or with --shared one threshold for "
                        "all), and write them into the model card; "
-                       "`kwspot detect` then uses them by default. Never calibrate on the "
-                       "streams you report on.")
+                       "`kwspot detect` then uses them by default. Streams whose truth says "
+                       "they were built from the training or test split are refused: never "
+                       "calibrate on the streams you report on.")
     add_stream_args(p, "exported .onnx (its .json card is updated)",
                     "validation stream .wav files with .json truth")
     p.add_argument("--target-fa-per-hour", type=float, required=True, metavar="X",

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from kwspot.datasets.streams import read_truth
 from kwspot.errors import KwspotError
 from kwspot.evaluate.streams import (
     TOLERANCE_S,
@@ -51,6 +52,15 @@ def _lowest_within(grid: np.ndarray, fa_per_hour: Any, budget: float) -> int:
     return best
 
 
+def validation_stream(stream: str | Path) -> None:
+    """Refuse a stream built from the training or test split: thresholds tuned on training
+    audio are optimistic, and tuned on test audio they make every test figure a lie."""
+    split = read_truth(stream)[1].get("split")
+    if split in ("train", "test"):
+        raise KwspotError(f"{stream}: calibrate only on validation streams (this one is "
+                          f"{split!r}); make them with `kwspot streams --split validation`")
+
+
 def calibrate(model: str | Path | None, streams: Sequence[str | Path], target_fa_per_hour: float,
               config: DetectorConfig | None = None, keywords: Sequence[str] | None = None,
               tolerance_s: float = TOLERANCE_S, shared: bool = False) -> dict[str, Any]:
@@ -61,6 +71,8 @@ def calibrate(model: str | Path | None, streams: Sequence[str | Path], target_fa
     if not streams:
         raise KwspotError("calibration needs validation streams (made by `kwspot streams "
                           "--split validation`)")
+    for stream in streams:
+        validation_stream(stream)
     detector = Detector(model, config, keywords)
     scored = [score_stream(detector, s) for s in streams]
     refractory = detector.config.refractory_ms / 1000
