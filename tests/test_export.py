@@ -186,32 +186,48 @@ def test_verify_export_reports_both_accuracies_parity_size_and_latency(
 
 
 @pytest.mark.needs_shared_data
+def test_an_export_of_the_shipped_model_keeps_its_card(tmp_path: Path) -> None:
+    """Its training data, licences, intended use, limitations and calibrated thresholds go
+    with every re-export, so the detector does not fall back to 0.8; its metrics do not (they
+    were measured on the shipped graph)."""
+    from kwspot.cli import main
+    from kwspot.runtime import pretrained_path
+    from kwspot.runtime.detector import Detector
+    from kwspot.runtime.model import card_path
+
+    shipped = json.loads(card_path(pretrained_path()).read_text())
+    out = tmp_path / "again.onnx"
+    assert main(["export", "shipped", "--out", str(out), "--check-clips", "4"]) == 0
+    card = json.loads(card_path(out).read_text())
+    for key in ("thresholds", "training_data", "intended_use"):
+        assert card[key] == shipped[key], key
+    assert card["limitations"][: len(shipped["limitations"])] == shipped["limitations"]
+    assert "metrics" not in card
+    assert "carried_from" in card["calibration"]
+    assert card["calibration"]["latency_s"] == shipped["calibration"]["latency_s"]
+    assert Detector(out).thresholds.tolist() == [shipped["thresholds"][k]
+                                                 for k in Detector(out).keywords]
+    out.with_suffix(".json").unlink()  # the embedded copy carries the same
+    assert OnnxKeywordModel(out).card["thresholds"] == shipped["thresholds"]
+
+
 def test_int8_shipped_model_loses_at_most_one_point_on_the_lite_test_fold(
         shared_dataset, tmp_path: Path) -> None:
-    """Quantize the shipped TC-ResNet8 (calibrated on 300 lite training clips) and compare it
-    with the float model on the same lite test clips."""
-    import shutil
-
-    from kwspot.data import write_manifest
-    from kwspot.datasets import DataConfig, open_dataset
+    """`kwspot export shipped --precision int8` (ONNX Runtime QDQ, calibrated on 300 lite
+    training clips) against the shipped PyTorch checkpoint on the same lite test clips."""
+    from kwspot.cli import main
+    from kwspot.datasets import DataConfig
     from kwspot.evaluate.verify import verify_export
-    from kwspot.export.calibration import calibration_clips
-    from kwspot.export.quantize import quantize_export
-    from kwspot.runtime import pretrained_path
-    from kwspot.runtime.frontend import NumpyFrontend
 
     lite = shared_dataset("speech_commands_lite")
-    shipped = pretrained_path()
-    for f in shipped.parent.glob(shipped.stem + "*"):
-        shutil.copy(f, tmp_path / f.name)
-    quantized = tmp_path / shipped.name
-    dataset = open_dataset(DataConfig(path=str(lite)))
-    write_manifest(tmp_path / "manifest.jsonl", dataset.utterances)
-    clips, _ = calibration_clips(tmp_path / "manifest.jsonl", 300, seed=0)
-    frontend = NumpyFrontend(OnnxKeywordModel(shipped).features)
-    features = np.stack([frontend.frames(c) for c in clips])
-    quantize_export(quantized, quantized.with_name(quantized.stem + ".net.onnx"), clips,
-                    features)
-    result = verify_export(quantized, DataConfig(path=str(lite)), "test", shipped, runs=10)
+    out = tmp_path / "shipped8.onnx"
+    assert main(["export", "shipped", "--precision", "int8", "--out", str(out),
+                 "--calibration-data", str(lite), "--check-data", str(lite / "yes")]) == 0
+    result = verify_export(out, DataConfig(path=str(lite)), "test", "shipped", runs=10)
     assert result["clips"] > 700
     assert result["checkpoint_accuracy"] - result["accuracy"] <= 0.01, result
+    card = json.loads(out.with_suffix(".json").read_text())
+    assert card["quantization"]["calibration"]["clips"] == 300
+    from kwspot.runtime import pretrained_path
+
+    assert card["thresholds"] == OnnxKeywordModel(pretrained_path()).card["thresholds"]

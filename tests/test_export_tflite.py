@@ -71,6 +71,24 @@ def test_cli_exports_tflite(tiny_run: tuple[Path, dict], tmp_path: Path, capsys)
     assert out.is_file() and out.with_suffix(".json").is_file()
 
 
+def test_default_names_of_both_formats_live_side_by_side(tiny_run: tuple[Path, dict],
+                                                         tmp_path: Path) -> None:
+    """`kwspot export RUN` then `kwspot export RUN --format tflite`, as docs/deploy.md shows
+    them: the TFLite files go to export/tflite/, so the two cards do not share a name."""
+    import shutil
+
+    from kwspot.cli import main
+
+    run_dir = tmp_path / "run"
+    shutil.copytree(tiny_run[0], run_dir, ignore=shutil.ignore_patterns("export"))
+    assert main(["export", str(run_dir), "--check-clips", "4"]) == 0
+    assert main(["export", str(run_dir), "--format", "tflite", "--check-clips", "4"]) == 0
+    assert (run_dir / "export" / "tc-resnet8.onnx").is_file()
+    assert (run_dir / "export" / "tflite" / "tc-resnet8.tflite").is_file()
+    assert json.loads((run_dir / "export" / "tflite" / "tc-resnet8.json").read_text())[
+        "format"] == "tflite"
+
+
 def test_plain_litert_example_agrees_with_pytorch(trained, tiny_tflite: Path,
                                                   tmp_path: Path) -> None:
     """docs/examples/plain_litert.py, shown verbatim in docs/deploy.md, in a subprocess
@@ -229,6 +247,10 @@ def test_int8_tflite_of_the_shipped_model_loses_at_most_one_point_on_the_lite_te
     assert result["clips"] > 700
     assert result["checkpoint_accuracy"] - result["accuracy"] <= 0.01, result
     assert result["size_bytes"]["shipped8.tflite"] < 200_000
+    # its calibrated thresholds came along (carried from the float ONNX model)
+    from kwspot.runtime import load_keyword_model, pretrained_path
+
+    assert load_keyword_model(out).thresholds == load_keyword_model(pretrained_path()).thresholds
 
 
 @pytest.mark.parametrize("name", ["tc-resnet8-1.5", "tc-resnet14", "tc-resnet14-1.5",

@@ -70,7 +70,8 @@ class MatmulFrontend(nn.Module):
     its time in them against ~0.07 ms for TC-ResNet8), so the export swaps this in.
 
     A two-stage Cooley-Tukey FFT written as GEMMs: the ``n_fft`` frame is an ``N1 x N2`` grid;
-    stage one is an ``N1``-point DFT down each column (the Hann window folded into its matrix),
+    stage one is an ``N1``-point DFT down each column of the windowed grid (the Hann window is
+    one elementwise product: it varies along both axes, so no one stage matrix can hold it),
     a twiddle, then stage two, an ``N2``-point DFT that yields only the bins the mel filters
     use. Then power, mel, log and DCT, all folded constants. Equal to the training front end
     within 1e-4 (a test); ~40k multiply-adds a frame against ~124k for a direct DFT.
@@ -119,7 +120,7 @@ class MatmulFrontend(nn.Module):
         return framed[:, :, : self.rows * self.n2].reshape(batch, frames, self.rows, self.n2)
 
     def first_dft(self, grid: torch.Tensor) -> torch.Tensor:
-        """Stage one (window folded in): (B, T, 2 * n1, n2), real parts then imaginary."""
+        """Stage one on the windowed grid: (B, T, 2 * n1, n2), real parts then imaginary."""
         return self.stage1 @ (grid * self.window)
 
     def twiddled(self, stage1: torch.Tensor) -> torch.Tensor:

@@ -18,7 +18,9 @@ def add_export_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("checkpoint", help="checkpoint file or run directory (uses best.pt); "
                    "'shipped' for the shipped TC-ResNet8")
     p.add_argument("--out", default=None, metavar="FILE.onnx|FILE.tflite",
-                   help="output model (default <run dir>/export/<model>.onnx or .tflite)")
+                   help="output model (default <run dir>/export/<model>.onnx, or "
+                        "<run dir>/export/tflite/<model>.tflite: the two formats' cards "
+                        "would otherwise share one name)")
     p.add_argument("--check-data", default=None, metavar="PATH",
                    help="folder of audio clips for the parity check (default: synthetic "
                         "speech-like signals)")
@@ -50,8 +52,12 @@ def add_export_parser(sub: argparse._SubParsersAction) -> None:
 def cmd_export(args: argparse.Namespace) -> None:
     from kwspot.checkpoint import load_classifier, run_dir_of
     from kwspot.export import card_path, export_onnx, parity_clips
-    from kwspot.runtime.model import SHIPPED
+    from kwspot.runtime.model import SHIPPED, SHIPPED_EMBEDDING
 
+    if args.checkpoint == SHIPPED_EMBEDDING:
+        raise KwspotError(f"{SHIPPED_EMBEDDING} is already an export (float32 ONNX, in the "
+                          "package); models on the speech embedding have no TFLite or int8 "
+                          "export (docs/deploy.md)")
     suffix = "." + args.format
     if args.out and Path(args.out).suffix.lower() != suffix:
         raise KwspotError(f"--out {args.out}: {args.format} models end in {suffix} "
@@ -67,8 +73,10 @@ def cmd_export(args: argparse.Namespace) -> None:
     model, record = load_classifier(args.checkpoint)
     warn_if_history_is_lost(record, args)
     tag = "" if args.precision == "float32" else f".{args.precision}"
-    out = Path(args.out) if args.out else (
-        run_dir_of(args.checkpoint) / "export" / f"{model.model_name}{tag}{suffix}")
+    export_dir = run_dir_of(args.checkpoint) / "export"
+    if args.format == "tflite":
+        export_dir = export_dir / "tflite"
+    out = Path(args.out) if args.out else export_dir / f"{model.model_name}{tag}{suffix}"
     audio = parity_clips(args.check_data, args.check_clips, model.features.clip_samples)
     calibration = None
     if args.precision == "int8":
@@ -90,6 +98,8 @@ def cmd_export(args: argparse.Namespace) -> None:
         card = export_onnx(model, out, audio, record, tolerance=args.tolerance,
                            precision=args.precision, calibration=calibration,
                            stream_graph=not args.no_stream_graph)
+    if args.checkpoint == SHIPPED:
+        card = keep_shipped_documentation(card, out)
     graphs = [card[k]["file"] for k in ("network", "stream") if isinstance(card.get(k), dict)]
     print(f"wrote {out} ({out.stat().st_size / 1024:.0f} KiB), {', '.join(graphs)} "
           f"and {card_path(out)}")
@@ -102,6 +112,23 @@ def cmd_export(args: argparse.Namespace) -> None:
         print(f"int8: max |int8 - torch| = "
               f"{card['quantization']['max_abs_diff_from_float']:.2e} (accuracy: "
               f"`kwspot verify-export {out} --data DATA`)")
+
+
+def keep_shipped_documentation(card: dict, out: Path) -> dict:
+    """An export of the shipped checkpoint keeps its card's data, licences, intended use,
+    limitations and calibrated thresholds (``carry_card``)."""
+    import json
+
+    from kwspot.export.card import carry_card
+    from kwspot.fileio import write_card
+    from kwspot.runtime.model import SHIPPED, card_path, pretrained_path
+
+    source = json.loads(card_path(pretrained_path(SHIPPED)).read_text())
+    card = carry_card(card, source)
+    write_card(card, out)
+    print("kept the shipped card's training data, licences, intended use, limitations and "
+          "calibrated thresholds")
+    return card
 
 
 def warn_if_history_is_lost(record: dict, args: argparse.Namespace) -> None:

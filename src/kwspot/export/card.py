@@ -105,3 +105,38 @@ def model_card(model: KeywordClassifier, record: dict[str, Any] | None = None,
     if network_file is not None:
         card["network"] = network_entry(model, network_file, batch)
     return card
+
+
+CARRIED_FIELDS = ("training_data", "intended_use", "limitations")
+
+
+def carry_card(card: dict[str, Any], source: dict[str, Any]) -> dict[str, Any]:
+    """A re-export of an already documented model (the shipped one: TFLite, int8) keeps what
+    its card documents: the training data and licences, intended use, limitations and the
+    calibrated thresholds, so the detector does not fall back to 0.8. The thresholds were
+    chosen on the source model's scores; the card says so, and by how much an int8 export's
+    posteriors differ from float. The source's metrics stay with the source: they were
+    measured on its graph, not on this one."""
+    carried = dict(card)
+    for key in CARRIED_FIELDS:
+        if key in source:
+            carried[key] = source[key]
+    if "thresholds" in source:
+        carried["thresholds"] = dict(source["thresholds"])
+        carried["calibration"] = {**source.get("calibration", {}), "carried_from": {
+            "model": f"{source.get('model', '?')} {source.get('format', 'onnx')} "
+                     f"{source.get('precision', 'float32')}",
+            "note": "thresholds calibrated on the source model's posteriors; this export's "
+                    "posteriors differ from PyTorch by at most "
+                    f"{_largest_difference(card):.2g} on the check clips"}}
+    if "metrics" in source:
+        carried["limitations"] = [*carried.get("limitations", []),
+                                  "The stream and clip metrics in the source model's card were "
+                                  "measured on that model, not on this export."]
+    return carried
+
+
+def _largest_difference(card: dict[str, Any]) -> float:
+    quantization = card.get("quantization") or {}
+    return float(quantization.get("max_abs_diff_from_float",
+                                  (card.get("parity") or {}).get("max_abs_diff", 0.0)))
