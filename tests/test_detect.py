@@ -285,3 +285,30 @@ def test_pretrained_model_finds_real_keyword_at_known_time(keyword_in_tap_noise)
         found += bool(hits)
         assert len(events) <= 2, events  # no burst of false alarms in tap noise
     assert found >= 4, f"found {found} of {len(words)} keywords"
+
+
+@pytest.mark.parametrize("name", ["shipped", "shipped-embedding"])
+def test_real_keywords_survive_dc_offset_and_clipping(name: str, keyword_in_tap_noise) -> None:
+    """The shipped models on real test clips in tap noise: a DC offset (±0.2–0.3) and hard
+    clipping (×8 into ±1) fire no wrong keyword, and most words are still found; DC alone and
+    a full-scale square wave fire nothing. (TC-ResNet8 has no DC removal: an offset leaks into
+    its lowest mel bands through the window, and it loses 'left' to it; the embedding does
+    not.)"""
+    from kwspot.runtime.model import load_keyword_model
+
+    model = load_keyword_model(name)
+    words = ["yes", "stop", "left", "go", "down"]
+    found = {"dc+0.2": 0, "dc-0.3": 0, "clipped": 0}
+    for word in words:
+        audio = keyword_in_tap_noise(word)
+        for variant, x in (("dc+0.2", audio + 0.2), ("dc-0.3", audio - 0.3),
+                           ("clipped", np.clip(audio * 8, -1, 1))):
+            events = detect_audio(x.astype(np.float32), model)
+            assert all(e.keyword == word and abs(e.time_s - 4.5) < 0.6 for e in events), \
+                (variant, events)
+            found[variant] += len(events)
+    assert min(found.values()) >= 3, found
+    t = np.arange(8 * RATE)
+    square = np.sign(np.sin(2 * np.pi * 100 * t / RATE)).astype(np.float32)
+    assert detect_audio(np.full(8 * RATE, 0.5, np.float32), model) == []
+    assert detect_audio(square, model) == []

@@ -6,7 +6,8 @@ trained or was tuned on):
 - ``keywords.wav``: every keyword clip of the split, each placed at a random time in a bed of
   non-keyword speech (the split's other words, FSDD digits, TTS sentences), noise and silence;
 - ``negatives.wav``: at least ``negatives_minutes`` of the same kinds of non-keyword speech
-  only, each pass over the material varied again (gain, speed, noise, gaps), not one loop;
+  only, each pass over the material varied again (level through a new SNR against a noise
+  bed whose level drifts, speed, noise, gaps), not one loop;
 
 each with ``<name>.json``: the truth (keyword, start, end in seconds, SNR), what every
 negative segment was, and how the stream was made. Speech sits in a continuous noise bed that
@@ -43,7 +44,6 @@ class StreamConfig:
     negatives_minutes: float = 60.0
     snr_db: tuple[float, float] = (5.0, 25.0)
     speed: tuple[float, float] = (0.85, 1.15)  # negatives-only stream: speed perturbation
-    gain_db: tuple[float, float] = (-6.0, 6.0)  # on top of the SNR
     gap_s: tuple[float, float] = (0.2, 2.0)
     seed: int = 0
     # a split without clips of a keyword is an error, unless streams of negatives around
