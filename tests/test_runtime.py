@@ -4,6 +4,7 @@ stdin, many independent streams, and the numpy front end equal to the training o
 from __future__ import annotations
 
 import io
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -83,6 +84,38 @@ def test_detect_reads_wav_from_stdin(tiny_onnx: Path) -> None:
                          input=buffer.getvalue(), capture_output=True, check=False)
     assert out.returncode == 0, out.stderr
     assert b'"keyword": "stop"' in out.stdout
+
+
+def test_detect_on_a_live_pipe_prints_before_the_stream_ends(tiny_onnx: Path) -> None:
+    """`recorder | kwspot detect -`: the header says a minute, three seconds have arrived and
+    the pipe is still open; the event must already be printed. Closing the pipe early ends
+    the stream cleanly."""
+    import select
+
+    from kwspot.datasets.synth import random_style, render_utterance
+
+    rng = np.random.default_rng(7)
+    audio, _ = render_utterance([1.0, "stop", 1.0], rng, style=random_style(rng))
+    minute = np.zeros(60 * RATE, np.float32)
+    minute[: len(audio)] = audio
+    buffer = io.BytesIO()
+    sf.write(buffer, minute, RATE, format="WAV", subtype="PCM_16")
+    sent = buffer.getvalue()[: 44 + 2 * (len(audio) + RATE)]
+    proc = subprocess.Popen([sys.executable, "-m", "kwspot.cli", "detect", "-", "--model",
+                             str(tiny_onnx), "--threshold", "0.6", "--json"],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    try:
+        assert proc.stdin is not None and proc.stdout is not None
+        proc.stdin.write(sent)
+        proc.stdin.flush()
+        ready, _, _ = select.select([proc.stdout], [], [], 120)
+        assert ready, "no event while the pipe was open"
+        assert json.loads(proc.stdout.readline())["keyword"] == "stop"
+        proc.stdin.close()
+        assert proc.wait(60) == 0, proc.stderr.read() if proc.stderr else ""
+    finally:
+        proc.kill()
 
 
 def test_many_streams_are_independent(tiny_onnx: Path) -> None:

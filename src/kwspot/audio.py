@@ -285,10 +285,15 @@ def iter_audio_blocks(path: str | Path | BinaryIO, sample_rate: int = SAMPLE_RAT
         if source.seekable():
             head = source.read(12)
             source.seek(0)
+        elif hasattr(source, "fileno"):
+            # a pipe: libsndfile reads WAV (and other headers that come first) from a file
+            # descriptor as the bytes arrive, with no seeking, so a live stream stays live
+            source = source.fileno()
     quiet = _is_mp3(path, head)
     try:
         with _quiet_decoder(quiet):
-            handle = sf.SoundFile(source)
+            handle = sf.SoundFile(source, closefd=False) if isinstance(source, int) else \
+                sf.SoundFile(source)
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
         raise _decode_error(path, exc) from exc
     with handle:

@@ -28,12 +28,11 @@ def add_detect_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_detect(args: argparse.Namespace) -> None:
-    import io
     import json
 
     from kwspot.audio import iter_audio_blocks
     from kwspot.errors import AudioError
-    from kwspot.runtime.detector import Detector, detect_blocks
+    from kwspot.runtime.detector import Detector, iter_detections
     from kwspot.runtime.model import load_keyword_model
 
     model = load_keyword_model(args.model)
@@ -41,21 +40,25 @@ def cmd_detect(args: argparse.Namespace) -> None:
     keywords = list(args.keywords) if args.keywords else None
     failures = 0
     for file in args.files:
-        source = io.BytesIO(sys.stdin.buffer.read()) if file == "-" else file
+        # standard input is read as it arrives (a pipe from a recorder stays live): small
+        # blocks, each event printed and flushed as soon as it fires
+        blocks = iter_audio_blocks(sys.stdin.buffer, model.sample_rate, block_seconds=0.1) \
+            if file == "-" else iter_audio_blocks(file, model.sample_rate)
+        found = 0
         try:
-            blocks = iter_audio_blocks(source, model.sample_rate)
-            events = detect_blocks(blocks, Detector(model, cfg, keywords))
+            for e in iter_detections(blocks, Detector(model, cfg, keywords)):
+                found += 1
+                if args.json:
+                    print(json.dumps({"file": file, "keyword": e.keyword,
+                                      "time_s": round(e.time_s, 2),
+                                      "score": round(e.score, 3)}), flush=True)
+                else:
+                    print(f"{file}\t{e.time_s:7.2f}s\t{e.keyword}\t{e.score:.3f}", flush=True)
         except AudioError as exc:
             print(f"kwspot: error: {exc}", file=sys.stderr)
             failures += 1
             continue
-        for e in events:
-            if args.json:
-                print(json.dumps({"file": file, "keyword": e.keyword,
-                                  "time_s": round(e.time_s, 2), "score": round(e.score, 3)}))
-            else:
-                print(f"{file}\t{e.time_s:7.2f}s\t{e.keyword}\t{e.score:.3f}")
-        if not events and not args.json:
+        if not found and not args.json:
             print(f"{file}\t(no keyword)")
     if failures:
         raise KwspotError(f"{failures} of {len(args.files)} files could not be read")

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -315,9 +315,14 @@ def detect_audio(audio: np.ndarray, model: KeywordModel | str | Path | None = No
     return detect_blocks((audio[i : i + step] for i in range(0, len(audio), step)), detector)
 
 
+def iter_detections(blocks: Iterable[np.ndarray], detector: Detector) -> Iterator[Detection]:
+    """A stream, block by block, through a fresh (or reset) detector: each event as soon as
+    the block that completes it has been pushed (a live pipe prints as it goes)."""
+    for block in blocks:
+        yield from detector.push(block)
+    yield from detector.flush()
+
+
 def detect_blocks(blocks: Iterable[np.ndarray], detector: Detector) -> list[Detection]:
     """A whole stream, block by block, through a fresh (or reset) detector."""
-    events: list[Detection] = []
-    for block in blocks:
-        events.extend(detector.push(block))
-    return events + detector.flush()
+    return list(iter_detections(blocks, detector))
