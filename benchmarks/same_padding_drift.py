@@ -75,7 +75,8 @@ def trunk(network: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
 
 
 def head(network: torch.nn.Module, pooled: torch.Tensor) -> np.ndarray:
-    return torch.softmax(network.classifier(pooled), -1).numpy()
+    with torch.no_grad():
+        return torch.softmax(network.classifier(pooled), -1).numpy()
 
 
 def window_posteriors(network: torch.nn.Module, frames: np.ndarray, starts: np.ndarray,
