@@ -21,6 +21,12 @@ Recall and FA/h are reported at that calibrated threshold, and at the thresholds
 Each word's model and streams stay in ``--work`` (default runs/wakeword-real); a rerun reuses
 them, so a killed run resumes.
 
+``--heads 3`` averages three heads (seeds 0-2) on the same windows; run after (or before) a
+one-head run of the same words, it reuses their windows and streams:
+
+    python benchmarks/wakeword_real_voices.py --words happy sheila marvin --heads 3 \
+        --json docs/results/wakeword-real-voices-h3.json
+
 ``--backbone tc-resnet8`` measures the other backbone on the same windows, streams and
 negatives: TC-ResNet8 trained from scratch on kwspot's MFCCs (40 epochs, dropout 0.5, the
 best epoch by validation loss), its model in ``<work>/<word>-tc-resnet8``:
@@ -127,6 +133,9 @@ def main() -> None:
     parser.add_argument("--work", default="runs/wakeword-real")
     parser.add_argument("--test-minutes", type=float, default=60.0)
     parser.add_argument("--backbone", default=EMBEDDING)
+    parser.add_argument("--heads", type=int, default=1,
+                        help="heads averaged (embedding backbone); the same work folder, so "
+                             "a run with another count reuses the windows and streams")
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
     scratch = args.backbone != EMBEDDING
@@ -141,7 +150,7 @@ def main() -> None:
             phrase=word, out=str(work / (f"{slug(word)}-{args.backbone}" if scratch
                                          else slug(word))),
             negatives=(str(negatives),), noise=(str(data / "_background_noise_"),),
-            head=head, backbone=args.backbone),
+            head=head, backbone=args.backbone, heads=args.heads),
             log=lambda line: print(line, file=sys.stderr, flush=True))
         streams = streams_for(word, data, fsdd, work, args.test_minutes)
         row = {"flow": summary, **measure(Path(summary["model"]), streams, word),

@@ -251,6 +251,23 @@ def test_wakeword_flow_end_to_end_then_resumes(tmp_path) -> None:
     assert not any(line.startswith(("[1/5]", "[2/5]", "[4/5]")) for line in lines)
     loaded = Detector(out)  # the output folder loads: the side graphs are not candidates
     assert loaded.keywords == ["marvin"] and loaded.config.hop_ms == 80
+    # two heads averaged: the windows are reused, the first head is the one-head model
+    embedded = os.stat(out / "work" / "embeddings.npz").st_mtime_ns
+    lines.clear()
+    two = wakeword(replace(cfg, heads=2), log=lines.append)
+    assert not any(line.startswith(("[1/5]", "[4/5]")) for line in lines)
+    assert "[2/5] training 2 heads" in " ".join(lines)
+    assert os.stat(out / "work" / "embeddings.npz").st_mtime_ns == embedded
+    heads = torch.load(out / "work" / "heads2.pt", weights_only=True)["states"]
+    one = torch.load(head, weights_only=True)["states"][0]
+    assert all(torch.equal(heads[0][k], one[k]) for k in one)
+    assert not all(torch.equal(heads[1][k], one[k]) for k in one)  # another seed
+    card = json.loads((out / "marvin.json").read_text())
+    assert two["head"]["heads"] == 2 and card["training"]["head"]["head_seeds"] == [0, 1]
+    with pytest.raises(KwspotError, match="--heads averages heads on the speech embedding"):
+        wakeword(replace(cfg, heads=2, backbone="tc-resnet8"))
+    with pytest.raises(KwspotError, match="--heads must be"):
+        wakeword(replace(cfg, heads=0))
     lines.clear()
     changed = replace(cfg, head=HeadConfig(epochs=3))
     assert wakeword(changed, log=lines.append)["head"]["epoch"] >= 1

@@ -38,6 +38,9 @@ def add_wakeword_parser(sub: argparse._SubParsersAction) -> None:
                         "voices: docs/results.md)")
     p.add_argument("--epochs", type=int, default=15, help="head training epochs (default 15)")
     p.add_argument("--seed", type=int, default=0, help="data and training seed (default 0)")
+    p.add_argument("--heads", type=int, default=1,
+                   help="heads averaged, seeds --seed on (default 1; embedding backbone only; "
+                        "a rerun with another count reuses the embedded windows)")
     p.add_argument("--force", action="store_true", help="start over instead of resuming")
     p.set_defaults(func=cmd_wakeword)
 
@@ -59,7 +62,8 @@ def cmd_wakeword(args: argparse.Namespace) -> None:
         calibration_minutes=args.calibration_minutes,
         data=DataConfig(phrase, positives=args.positives, sentences=args.sentences,
                         seed=args.seed),
-        head=HeadConfig(epochs=args.epochs, seed=args.seed), backbone=args.backbone)
+        head=HeadConfig(epochs=args.epochs, seed=args.seed), backbone=args.backbone,
+        heads=args.heads)
     summary = wakeword(cfg, log=lambda line: print(line, file=sys.stderr, flush=True),
                        force=args.force)
     cal = summary["calibration"]

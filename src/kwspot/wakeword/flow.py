@@ -21,7 +21,7 @@ import math
 import re
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +64,9 @@ class WakewordConfig:
     # "embedding": a small head on the frozen pretrained speech embedding; or a kwspot model
     # (e.g. "tc-resnet8") trained from scratch on kwspot's own MFCC front end, same windows
     backbone: str = EMBEDDING
+    # heads averaged (seeds head.seed, head.seed + 1, ...): their mean posterior is the score;
+    # the embedding is computed once, so each head adds little CPU (embedding backbone only)
+    heads: int = 1
 
 
 def check_phrase(phrase: str) -> str:
@@ -123,10 +126,15 @@ def wakeword(cfg: WakewordConfig, log: Log = print, force: bool = False) -> dict
     from kwspot.export.onnx import export_onnx
     from kwspot.fileio import write_card
     from kwspot.wakeword.export import export_wakeword
-    from kwspot.wakeword.model import TemporalHead, WakewordClassifier
+    from kwspot.wakeword.model import AveragedHeads, TemporalHead, WakewordClassifier
 
     phrase = check_phrase(cfg.phrase)
     check_backbone(cfg.backbone)
+    if not 1 <= cfg.heads <= 16:
+        raise KwspotError("--heads must be between 1 and 16")
+    if cfg.heads > 1 and cfg.backbone != EMBEDDING:
+        raise KwspotError(f"--heads averages heads on the speech embedding; the "
+                          f"{cfg.backbone} backbone trains one network")
     if not (cfg.target_fa_per_hour > 0 and math.isfinite(cfg.target_fa_per_hour)):
         raise KwspotError("--target-fa-per-hour must be a finite number > 0")
     if not (0 < cfg.calibration_minutes <= 24 * 60 and math.isfinite(cfg.calibration_minutes)):
@@ -172,21 +180,39 @@ def wakeword(cfg: WakewordConfig, log: Log = print, force: bool = False) -> dict
         return KeywordClassifier(cfg.backbone, [UNKNOWN, phrase], scratch_features(),
                                  cfg.head.dropout)
 
-    head_file = work / "head.pt"
+    # one file per head count (not in the fingerprint): another --heads reuses the windows
+    head_file = work / ("head.pt" if cfg.heads == 1 else f"heads{cfg.heads}.pt")
     if not head_file.is_file():
-        log(f"[2/5] training {cfg.backbone if scratch else 'the head'} on "
-            f"{int((~validation).sum())} windows")
-        # built inside train_head, after it seeds: the initial weights follow --seed
-        trained, info = train_head(features, labels, validation, cfg.head,
-                                   build=(lambda: scratch_model().network) if scratch else None)
-        torch.save({"state": trained.state_dict(), "info": info}, head_file)
+        what = cfg.backbone if scratch else (
+            "the head" if cfg.heads == 1 else f"{cfg.heads} heads")
+        log(f"[2/5] training {what} on {int((~validation).sum())} windows")
+        states, infos = [], []
+        for i in range(cfg.heads):
+            # built inside train_head, after it seeds: the initial weights follow the seed
+            trained, info = train_head(
+                features, labels, validation, replace(cfg.head, seed=cfg.head.seed + i),
+                build=(lambda: scratch_model().network) if scratch else None)
+            states.append(trained.state_dict())
+            infos.append(info)
+        torch.save({"states": states, "infos": infos}, head_file)
     saved = torch.load(head_file, weights_only=True)
+    if "state" in saved:  # a work folder written before --heads existed
+        saved = {"states": [saved["state"]], "infos": [saved["info"]]}
     h = cfg.head
-    model: torch.nn.Module = scratch_model() if scratch else WakewordClassifier(
-        phrase, TemporalHead(h.channels, h.dropout, h.classes))
-    (model.network if scratch else model.head).load_state_dict(saved["state"])
+    if scratch:
+        model: torch.nn.Module = scratch_model()
+        model.network.load_state_dict(saved["states"][0])
+    else:
+        heads = []
+        for state in saved["states"]:
+            heads.append(TemporalHead(h.channels, h.dropout, h.classes))
+            heads[-1].load_state_dict(state)
+        model = WakewordClassifier(phrase, heads[0] if cfg.heads == 1 else AveragedHeads(heads))
     model.eval()
-    head_info = saved["info"]
+    head_info = {**saved["infos"][0], "heads": cfg.heads,
+                 "head_seeds": [cfg.head.seed + i for i in range(cfg.heads)]}
+    if cfg.heads > 1:
+        head_info["per_head"] = saved["infos"]
 
     model_path = out / f"{slug(phrase)}.onnx"
     log(f"[3/5] exporting {model_path}")
@@ -227,7 +253,8 @@ def wakeword(cfg: WakewordConfig, log: Log = print, force: bool = False) -> dict
                         "hours": result["calibration"]["hours"],
                         "measured_on": "held-out synthetic voices and held-out negatives "
                                        "(not real recordings of the phrase)"},
-        "head": {k: head_info[k] for k in ("epoch", "val_loss", "val_recall", "val_fp_rate")},
+        "head": {k: head_info[k] for k in ("epoch", "val_loss", "val_recall", "val_fp_rate",
+                                            "heads")},
         "windows": _counts(labels, validation, kinds),
         "seconds": round(time.perf_counter() - start, 1),
     }
