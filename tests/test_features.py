@@ -286,14 +286,21 @@ def test_batch_rows_equal_single_clips_synthetic() -> None:
     REFERENCE,                                                              # TC-ResNet authors'
 ], ids=["tc-resnet", "logmel", "ds-cnn", "80-mel", "hop-200", "reference"])
 @pytest.mark.parametrize("level", [0.5, 1e-4, 0.0])
-def test_matmul_frontend_equals_the_training_frontend(cfg: FeatureConfig, level: float) -> None:
-    """The exported front end (two-stage FFT as matrix products) is the training one."""
-    from kwspot.features import MatmulFrontend
+@pytest.mark.parametrize("exported", ["matmul", "conv"])
+def test_exported_frontends_equal_the_training_frontend(cfg: FeatureConfig, level: float,
+                                                        exported: str) -> None:
+    """The exported front ends (the two-stage FFT as matrix products for TFLite, as one
+    depthwise convolution and a matrix product for ONNX Runtime) are the training one."""
+    from kwspot.features import ConvFrontend, MatmulFrontend
 
+    if exported == "conv" and not ConvFrontend.supports(cfg):
+        with pytest.raises(KwspotError, match="multiple of 32 samples"):
+            ConvFrontend(cfg)
+        return
     audio = np.random.default_rng(1).uniform(-level, level, (3, cfg.clip_samples))
     audio = torch.from_numpy(audio.astype(np.float32))
     expected = Frontend(cfg)(audio)
-    got = MatmulFrontend(cfg)(audio)
+    got = (MatmulFrontend if exported == "matmul" else ConvFrontend)(cfg)(audio)
     assert got.shape == expected.shape
     assert (got - expected).abs().max().item() < 1e-4
 
@@ -313,6 +320,7 @@ def test_exported_audio_graph_has_no_dft_and_gives_logits(tmp_path) -> None:
     export_module(audio_in_graph(model).eval(), audio, path, "audio", ["posteriors", "logits"])
     ops = {node.op_type for node in onnx.load(str(path)).graph.node}
     assert not ops & {"DFT", "STFT"}, ops
+    assert "Conv" in ops  # the front end's FFT as one convolution (ConvFrontend)
     posteriors, logits = ort.InferenceSession(str(path)).run(None, {"audio": audio.numpy()})
     with torch.no_grad():
         expected = model(audio).numpy()

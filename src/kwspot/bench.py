@@ -77,7 +77,8 @@ def _tflite_timings(model: KeywordClassifier, audio_t: torch.Tensor, feats_t: to
     out = []
     for engine, calib in builds:
         full, net = tmp / f"{engine}.tflite", tmp / f"{engine}.net.tflite"
-        convert(audio_in_graph(model), audio_t, full, None if calib is None else calib[0])
+        convert(audio_in_graph(model, runtime="tflite"), audio_t, full,
+                None if calib is None else calib[0])
         convert(model.network, feats_t, net, None if calib is None else calib[1])
         for inputs, path, x in (("audio", full, audio_t.numpy()),
                                 ("features", net, feats_t.numpy())):

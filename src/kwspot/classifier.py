@@ -52,10 +52,17 @@ class PosteriorsAndLogits(nn.Module):
         return torch.softmax(logits, dim=-1), logits
 
 
-def audio_in_graph(classifier: KeywordClassifier) -> PosteriorsAndLogits:
-    """The exported audio-in graph: the matmul front end (fast in every runtime, equal to the
-    training front end within 1e-4), the network, posteriors and logits."""
-    from kwspot.features import MatmulFrontend
+def audio_in_graph(classifier: KeywordClassifier, runtime: str = "onnx") -> PosteriorsAndLogits:
+    """The exported audio-in graph: a front end written for ``runtime`` (both equal the
+    training front end within 1e-4), the network, posteriors and logits. ONNX Runtime gets
+    the one-convolution FFT (:class:`ConvFrontend`) where the hop allows it; TFLite, and other
+    hops, the matmul FFT (:class:`MatmulFrontend`), which TFLite runs as fast and whose module
+    type the int8 converter keeps float."""
+    from kwspot.features import ConvFrontend, MatmulFrontend
 
-    return PosteriorsAndLogits(nn.Sequential(MatmulFrontend(classifier.features),
-                                             classifier.network))
+    if runtime not in ("onnx", "tflite"):
+        raise ValueError(f"unknown runtime {runtime!r}")
+    features = classifier.features
+    frontend = ConvFrontend(features) if runtime == "onnx" and ConvFrontend.supports(features) \
+        else MatmulFrontend(features)
+    return PosteriorsAndLogits(nn.Sequential(frontend, classifier.network))

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from kwspot.errors import KwspotError
 from kwspot.runtime.frontend import (
     FeatureConfig,
     FeatureKind,
@@ -21,8 +22,8 @@ from kwspot.runtime.frontend import (
     mel_to_hz,
 )
 
-__all__ = ["FeatureConfig", "FeatureKind", "Frontend", "MatmulFrontend", "dct_matrix", "hz_to_mel",
-           "mel_filterbank", "mel_to_hz"]
+__all__ = ["ConvFrontend", "FeatureConfig", "FeatureKind", "Frontend", "MatmulFrontend",
+           "dct_matrix", "hz_to_mel", "mel_filterbank", "mel_to_hz"]
 
 
 class Frontend(nn.Module):
@@ -150,6 +151,82 @@ class MatmulFrontend(nn.Module):
         for stage in self.STAGES:
             x = getattr(self, stage)(x)
         return x
+
+
+class ConvFrontend(nn.Module):
+    """The same features again, for ONNX Runtime: framing, window, stage one and the twiddle
+    of :class:`MatmulFrontend`'s FFT folded into ONE depthwise strided convolution, stage two
+    one matrix product, and the output already in the network's (B, C, T) layout. The
+    arithmetic is the same; the framing copy, the window and twiddle products and the
+    concatenations are gone (about a third faster in ONNX Runtime, no faster in TFLite, so
+    TFLite keeps the matmul graph). Needs a hop that is a multiple of the grid's row length
+    (``supports``: 10 and 20 ms hops at 16 kHz are).
+
+    With sample n = n2 * r + c of a frame (r < n1 rows, c < n2 columns) and bin
+    k = k1 + n1 * k2: X[k] = sum_c exp(-2 pi i k2 c / n2) * Y[c, k1], where
+    Y[c, k1] = exp(-2 pi i k1 c / n_fft) * sum_r w[r, c] x[r, c] exp(-2 pi i k1 r / n1): one
+    kernel per column c over the rows r, which is a depthwise convolution over the audio laid
+    out as (columns, rows) and striding hop / n2 rows per frame.
+    """
+
+    def __init__(self, cfg: FeatureConfig) -> None:
+        super().__init__()
+        if not self.supports(cfg):
+            raise KwspotError(f"ConvFrontend needs a hop that is a multiple of "
+                              f"{self.grid(cfg)[1]} samples (got {cfg.hop_length})")
+        n1, n2 = self.grid(cfg)
+        mel = mel_filterbank(cfg)
+        top_bin = int(np.nonzero(mel.sum(axis=1))[0].max()) + 1
+        k2_count = -(-top_bin // n1)
+        rows = -(-cfg.win_length // n2)
+        self.cfg, self.n1, self.n2, self.k2_count, self.rows = cfg, n1, n2, k2_count, rows
+        self.stride = cfg.hop_length // n2
+        window = np.zeros(rows * n2)
+        window[: cfg.win_length] = torch.hann_window(cfg.win_length, dtype=torch.float64).numpy()
+        window = window.reshape(rows, n2).T[:, None, :]  # (c, 1, r)
+        r = np.arange(rows)[None, None, :]
+        c = np.arange(n2)[:, None, None]
+        k1 = np.arange(n1)[None, :, None]
+        angle = 2 * np.pi * k1 * (r / n1 + c / cfg.n_fft)  # stage one and the twiddle: (c, k1, r)
+        kernels = np.concatenate([np.cos(angle), -np.sin(angle)], axis=1) * window
+        self.register_buffer("kernels", _f32(kernels.reshape(n2 * 2 * n1, 1, rows)),
+                             persistent=False)  # per column: real then imaginary of each k1
+        phi = 2 * np.pi * np.arange(k2_count)[:, None] * np.arange(n2)[None] / n2  # (k2, c)
+        stage2 = np.zeros((2 * k2_count, n2, 2))  # inputs (c, real / imaginary)
+        stage2[:k2_count, :, 0], stage2[:k2_count, :, 1] = np.cos(phi), np.sin(phi)
+        stage2[k2_count:, :, 0], stage2[k2_count:, :, 1] = -np.sin(phi), np.cos(phi)
+        self.register_buffer("stage2", _f32(stage2.reshape(2 * k2_count, 2 * n2)),
+                             persistent=False)
+        bins = (np.arange(n1)[None, :] + n1 * np.arange(k2_count)[:, None]).reshape(-1)  # k2-major
+        weights = np.where((bins < mel.shape[0])[:, None], mel[np.minimum(bins, len(mel) - 1)], 0)
+        self.register_buffer("mel_t", _f32(weights.T), persistent=False)  # (n_mels, bins)
+        dct = dct_matrix(cfg.n_mels, cfg.n_mfcc, cfg.dct_norm) if cfg.kind == "mfcc" \
+            else np.eye(cfg.n_mels)
+        self.register_buffer("dct_t", _f32(dct.T), persistent=False)  # (channels, n_mels)
+
+    @staticmethod
+    def grid(cfg: FeatureConfig) -> tuple[int, int]:
+        """(n1, n2): the FFT's rows and columns, as in :class:`MatmulFrontend`."""
+        n2 = 1 << math.ceil(math.log2(cfg.n_fft) / 2)
+        return cfg.n_fft // n2, n2
+
+    @classmethod
+    def supports(cls, cfg: FeatureConfig) -> bool:
+        return cfg.hop_length % cls.grid(cfg)[1] == 0
+
+    def forward(self, audio: torch.Tensor) -> torch.Tensor:
+        batch, frames = audio.shape[0], self.cfg.num_frames
+        need = ((frames - 1) * self.stride + self.rows) * self.n2
+        audio = nn.functional.pad(audio, (0, max(0, need - audio.shape[1])))[:, :need]
+        columns = audio.reshape(batch, -1, self.n2).transpose(1, 2)  # (B, c, all rows)
+        y = nn.functional.conv1d(columns, self.kernels, stride=self.stride, groups=self.n2)
+        y = y.reshape(batch, self.n2 * 2, self.n1 * frames)  # (B, (c, re/im), (k1, T))
+        spectrum = self.stage2 @ y  # (B, 2 * k2, (k1, T))
+        square = spectrum * spectrum
+        power = (square[:, : self.k2_count] + square[:, self.k2_count :]).reshape(
+            batch, self.k2_count * self.n1, frames)
+        out = torch.log(self.mel_t @ power + self.cfg.log_offset)
+        return self.dct_t @ out if self.cfg.kind == "mfcc" else out
 
 
 def _f32(array: np.ndarray) -> torch.Tensor:

@@ -22,10 +22,18 @@ QUANTIZED_OPS = ["Conv", "Gemm", "MatMul", "Add", "Relu", "ReduceMean"]
 
 
 def _frontend_nodes(model: Any) -> list[str]:
-    """Names of the nodes that compute the network's input (everything upstream of the first
-    Conv): the float front end, left out of quantization."""
+    """Names of the nodes that compute the network's input (everything upstream of the
+    network's first Conv): the float front end, left out of quantization. The front end
+    ends in a Log (and the network has none); its own FFT may be a Conv (``ConvFrontend``),
+    so the network's first Conv is the first one after the Log, or the first of all in a
+    graph without a front end."""
     graph = model.graph
-    first_conv = next((n for n in graph.node if n.op_type == "Conv"), None)
+    after_log: set[str] = set()
+    for node in graph.node:  # topological order
+        if node.op_type == "Log" or any(i in after_log for i in node.input):
+            after_log.update(node.output)
+    first_conv = next((n for n in graph.node if n.op_type == "Conv" and
+                       (not after_log or n.input[0] in after_log)), None)
     if first_conv is None:
         return []
     producers = {out: node for node in graph.node for out in node.output}

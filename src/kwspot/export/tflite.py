@@ -149,7 +149,7 @@ def _export_checked(model: KeywordClassifier, card: dict[str, Any], out_path: Pa
                     calibration: tuple[np.ndarray, dict[str, Any]] | None) -> None:
     """Both graphs written to the given (staged) paths and checked; results into ``card``."""
     example = torch.from_numpy(audio[:1])
-    export_model = audio_in_graph(model).eval()
+    export_model = audio_in_graph(model, runtime="tflite").eval()
     convert(export_model, example, out_path)
     with torch.no_grad():
         features = model.frontend(example)
