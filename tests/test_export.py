@@ -228,6 +228,10 @@ def test_int8_shipped_model_loses_at_most_one_point_on_the_lite_test_fold(
     assert result["checkpoint_accuracy"] - result["accuracy"] <= 0.01, result
     card = json.loads(out.with_suffix(".json").read_text())
     assert card["quantization"]["calibration"]["clips"] == 300
+    # "shipped" as the model verified is the packaged ONNX file, never the checkpoint itself
+    plain = verify_export("shipped", DataConfig(path=str(lite)), "test", "shipped", runs=3)
+    assert plain["model"].endswith(".onnx") and plain["size_bytes"]
+    assert 0 < plain["max_abs_diff"] < 1e-4
     from kwspot.runtime import pretrained_path
 
     assert card["thresholds"] == OnnxKeywordModel(pretrained_path()).card["thresholds"]

@@ -51,7 +51,11 @@ def verify_export(model_path: str | Path, data: DataConfig, split: str = "test",
                   seed: int | None = None) -> dict[str, Any]:
     """Accuracy of the export (and of ``checkpoint``, on the very same clips), the largest
     posterior difference between them, size in bytes and single-thread latency."""
-    model_path = Path(model_path)
+    from kwspot.runtime.model import resolve_shipped
+
+    # the model verified is always an export: "shipped" is the packaged ONNX file here (as a
+    # checkpoint elsewhere, it would be compared with itself)
+    model_path = resolve_shipped(model_path)
     exported = load_scorer(model_path)
     if seed is None:
         seed = exported.training_seed if exported.training_seed is not None else 0
