@@ -312,3 +312,53 @@ def test_real_keywords_survive_dc_offset_and_clipping(name: str, keyword_in_tap_
     square = np.sign(np.sin(2 * np.pi * 100 * t / RATE)).astype(np.float32)
     assert detect_audio(np.full(8 * RATE, 0.5, np.float32), model) == []
     assert detect_audio(square, model) == []
+
+
+def test_listen_prints_the_events_of_the_microphone_as_a_file_would_give_them(
+        monkeypatch) -> None:
+    """`kwspot listen` end to end with a stand-in for sounddevice: audio arrives in 20 ms
+    callbacks from another thread, events come out live and equal the file's; a device
+    PortAudio refuses is one clear error."""
+    import sys
+    import threading
+    import types
+
+    from kwspot.runtime.listen import listen
+
+    audio = beeps([1.3, 3.6], total=5.0)
+    cfg = DetectorConfig(threshold=0.6)
+    expected = detect_audio(audio, EnergyModel(), cfg)
+    assert len(expected) == 2
+
+    class InputStream:
+        def __init__(self, samplerate, channels, dtype, device, blocksize, callback):
+            assert (samplerate, channels, dtype, blocksize) == (RATE, 1, "float32", 320)
+            self.callback, self.blocksize = callback, blocksize
+
+        def __enter__(self):
+            def feed() -> None:
+                for i in range(0, len(audio) + RATE, self.blocksize):  # a second of quiet after
+                    block = np.zeros((self.blocksize, 1), np.float32)
+                    piece = audio[i : i + self.blocksize]
+                    block[: len(piece), 0] = piece
+                    self.callback(block, self.blocksize, None, None)
+
+            self.thread = threading.Thread(target=feed)
+            self.thread.start()
+            return self
+
+        def __exit__(self, *exc):
+            self.thread.join()
+
+    def check_input_settings(device, channels, dtype, samplerate):
+        if device == "none":
+            raise RuntimeError("Error querying device -1")
+
+    fake = types.SimpleNamespace(InputStream=InputStream, check_input_settings=check_input_settings)
+    monkeypatch.setitem(sys.modules, "sounddevice", fake)
+    heard: list = []
+    assert listen(EnergyModel(), cfg, seconds=2.0, on_event=heard.append) == 2
+    assert [(e.keyword, round(e.time_s, 2)) for e in heard] == [
+        (e.keyword, round(e.time_s, 2)) for e in expected]
+    with pytest.raises(KwspotError, match="no usable audio input device"):
+        listen(EnergyModel(), cfg, device="none", seconds=0.1)
