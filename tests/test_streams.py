@@ -98,6 +98,12 @@ def test_hits_misses_false_alarms_and_latency_are_counted_as_documented(stream: 
     assert d["keywords_in_truth"] == 4 and d["hits"] == 3
     assert d["frr"] == pytest.approx(0.25)
     assert d["per_keyword"]["high"]["frr"] == pytest.approx(0.5)
+    # per keyword: 'low' hit twice and fired once on the fsdd negative, 'high' never wrong
+    assert d["per_keyword"]["low"]["precision"] == pytest.approx(2 / 3)
+    assert d["per_keyword"]["high"]["precision"] == 1.0
+    for k in ("low", "high"):
+        assert 0 <= d["per_keyword"][k]["latency_s"]["median"] <= \
+            d["per_keyword"][k]["latency_s"]["p90"] <= 1.0
     assert d["false_alarms"] == 1 and d["false_alarms_by_source"] == {"fsdd": 1}
     assert d["fa_per_hour"] == pytest.approx(1 / (20 / 3600))
     assert d["precision"] == pytest.approx(0.75)

@@ -76,6 +76,12 @@ def _fmt(value: Any, pct: bool = False) -> str:
     return f"{value * 100:.1f} %" if pct else f"{value:.2f}"
 
 
+def _seconds(latency: dict[str, Any]) -> str:
+    if latency.get("median") is None:
+        return "–"
+    return f"{latency['median']:.2f} / {latency['p90']:.2f} s"
+
+
 def write_stream_report(report: dict[str, Any], out_dir: str | Path,
                         others: dict[str, dict[str, Any]] | None = None) -> Path:
     out = Path(out_dir)
@@ -106,7 +112,8 @@ def render_html(report: dict[str, Any], out: Path) -> str:
     per_kw = "".join(
         f"<tr><th>{esc(k)}</th><td>{d['thresholds'][k]:.5g}</td>"
         f"<td>{_fmt(v['frr'], True)}</td><td>{v['fa_per_hour']:.2f}</td>"
-        f"<td>{v['hits']}/{v['truth']}</td></tr>" for k, v in d["per_keyword"].items())
+        f"<td>{v['hits']}/{v['truth']}</td><td>{_fmt(v['precision'], True)}</td>"
+        f"<td>{_seconds(v['latency_s'])}</td></tr>" for k, v in d["per_keyword"].items())
     sources = "".join(f"<tr><td>{esc(s)}</td><td>{n}</td></tr>"
                       for s, n in d["false_alarms_by_source"].items())
     streams = "".join(f"<li>{esc(s['path'])}: {s['duration_s'] / 60:.1f} min, "
@@ -131,7 +138,8 @@ alarm. Detector: hop {report['detector']['hop_ms']} ms, smoothing
 <p>FRR {_fmt(d['frr'], True)}, {d['fa_per_hour']:.2f} false alarms per hour, precision
 {_fmt(d['precision'], True)}; latency (event minus keyword end) median {_fmt(lat['median'])}
 s, p90 {_fmt(lat['p90'])} s.</p>
-<table><tr><th>keyword</th><th>threshold</th><th>FRR</th><th>FA/h</th><th>hits</th></tr>
+<table><tr><th>keyword</th><th>threshold</th><th>FRR</th><th>FA/h</th><th>hits</th>
+<th>precision</th><th>latency median / p90</th></tr>
 {per_kw}</table>
 <h3>What the false alarms were said over</h3><table>{sources}</table>
 <h3>False rejects by signal-to-noise ratio</h3><table>{snr}</table>

@@ -64,6 +64,7 @@ class Outcome:
     false_alarms: Counter = field(default_factory=Counter)  # per keyword fired
     fa_sources: Counter = field(default_factory=Counter)  # what the audio was
     latencies: list[float] = field(default_factory=list)
+    keyword_latencies: dict[str, list[float]] = field(default_factory=dict)
     by_snr: dict[str, list[int]] = field(default_factory=dict)  # "5-10 dB": [hits, truths]
     false_alarm_list: list[dict[str, Any]] = field(default_factory=list)
 
@@ -76,28 +77,39 @@ class Outcome:
         count = self.false_alarms[keyword] if keyword else sum(self.false_alarms.values())
         return count / self.hours
 
-    def precision(self) -> float:
-        hits = sum(self.hits.values())
-        fired = hits + sum(self.false_alarms.values())
-        return hits / fired if fired else 1.0
+    def precision(self, keyword: str | None = None) -> float:
+        """Hits over all events fired (of ``keyword``, or of every keyword); 1 if none fired."""
+        if keyword is None:
+            hits, wrong = sum(self.hits.values()), sum(self.false_alarms.values())
+        else:
+            hits, wrong = self.hits[keyword], self.false_alarms[keyword]
+        return hits / (hits + wrong) if hits + wrong else 1.0
 
     def summary(self) -> dict[str, Any]:
-        lat = np.array(self.latencies)
         return {
             "frr": self.frr(), "recall": 1.0 - self.frr(), "fa_per_hour": self.fa_per_hour(),
             "precision": self.precision(), "hits": sum(self.hits.values()),
             "keywords_in_truth": sum(self.truths.values()),
             "false_alarms": sum(self.false_alarms.values()),
-            "latency_s": {"median": float(np.median(lat)) if len(lat) else None,
-                          "p90": float(np.percentile(lat, 90)) if len(lat) else None},
+            "latency_s": _median_p90(self.latencies),
             "per_keyword": {k: {"frr": self.frr(k), "fa_per_hour": self.fa_per_hour(k),
                                 "hits": self.hits[k], "truth": self.truths[k],
-                                "false_alarms": self.false_alarms[k]} for k in self.keywords},
+                                "false_alarms": self.false_alarms[k],
+                                "precision": self.precision(k),
+                                "latency_s": _median_p90(self.keyword_latencies.get(k, []))}
+                            for k in self.keywords},
             "false_alarms_by_source": dict(self.fa_sources.most_common()),
             "frr_by_snr": {band: {"frr": 1 - h / n, "truth": n}
                            for band, (h, n) in sorted(self.by_snr.items(),
                                                       key=_band_order)},
         }
+
+
+def _median_p90(values: Sequence[float]) -> dict[str, float | None]:
+    """Median and 90th percentile of detection latencies (None when nothing was hit)."""
+    lat = np.asarray(values, np.float64)
+    return {"median": float(np.median(lat)) if len(lat) else None,
+            "p90": float(np.percentile(lat, 90)) if len(lat) else None}
 
 
 def check_tolerance(tolerance_s: float) -> None:
@@ -202,6 +214,7 @@ def tally(outcome: Outcome, stream: ScoredStream, events: Sequence[tuple[int, fl
             matched[hit] = True
             outcome.hits[keyword] += 1
             outcome.latencies.append(end_s - truth[hit]["end"])
+            outcome.keyword_latencies.setdefault(keyword, []).append(end_s - truth[hit]["end"])
             _band(outcome, truth[hit])[0] += 1
         else:
             outcome.false_alarms[keyword] += 1
