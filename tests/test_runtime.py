@@ -86,6 +86,24 @@ def test_detect_reads_wav_from_stdin(tiny_onnx: Path) -> None:
     assert b'"keyword": "stop"' in out.stdout
 
 
+def test_detect_reads_flac_and_nothing_from_a_pipe(tiny_onnx: Path) -> None:
+    """A pipe that is not WAV (FLAC needs seeking) is read whole first and decoded like a
+    file; an empty pipe is one clear line."""
+    from kwspot.datasets.synth import random_style, render_utterance
+
+    rng = np.random.default_rng(7)
+    audio, _ = render_utterance([1.0, "stop", 1.0], rng, style=random_style(rng))
+    buffer = io.BytesIO()
+    sf.write(buffer, audio, RATE, format="FLAC")
+    command = [sys.executable, "-m", "kwspot.cli", "detect", "-", "--model", str(tiny_onnx),
+               "--threshold", "0.6", "--json"]
+    out = subprocess.run(command, input=buffer.getvalue(), capture_output=True, check=False)
+    assert out.returncode == 0, out.stderr
+    assert b'"keyword": "stop"' in out.stdout
+    empty = subprocess.run(command, input=b"", capture_output=True, check=False)
+    assert empty.returncode == 1 and b"no audio arrived" in empty.stderr, empty.stderr
+
+
 def test_detect_on_a_live_pipe_prints_before_the_stream_ends(tiny_onnx: Path) -> None:
     """`recorder | kwspot detect -`: the header says a minute, three seconds have arrived and
     the pipe is still open; the event must already be printed. Closing the pipe early ends

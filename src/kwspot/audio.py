@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import io
 import os
 import re
 import stat
@@ -267,6 +268,51 @@ def save_audio(path: str | Path, audio: np.ndarray, sample_rate: int = SAMPLE_RA
                  format=(path.suffix.lstrip(".") or "wav").upper())
 
 
+def _read_up_to(fd: int, n: int) -> bytes:
+    data = b""
+    while len(data) < n:
+        more = os.read(fd, n - len(data))
+        if not more:
+            break
+        data += more
+    return data
+
+
+def _pipe_source(stream: BinaryIO) -> tuple[Any, bytes]:
+    """A non-seekable input (a pipe on stdin): WAV is decoded as its bytes arrive, so a live
+    recorder's stream stays live (libsndfile reads a WAV header without seeking, from a file
+    descriptor; the header bytes read here to tell the format are replayed into a fresh pipe
+    by a thread). Any other format (FLAC, MP3, ...) needs seeking, so it is read whole into
+    memory first, as a file would be."""
+    try:
+        fd = stream.fileno()
+    except (AttributeError, OSError, ValueError):  # a file-like object with no descriptor
+        data = stream.read()
+        return io.BytesIO(data), data[:12]
+    head = _read_up_to(fd, 12)
+    if not head:
+        raise AudioError("<stdin>: no audio arrived (the input is empty)")
+    if head[:4] not in (b"RIFF", b"RF64"):
+        rest = []
+        while chunk := os.read(fd, 1 << 20):
+            rest.append(chunk)
+        return io.BytesIO(head + b"".join(rest)), head
+    read_end, write_end = os.pipe()
+
+    def relay() -> None:
+        try:
+            os.write(write_end, head)
+            while chunk := os.read(fd, 1 << 16):
+                os.write(write_end, chunk)
+        except OSError:  # the reader is gone (an error upstream): stop quietly
+            pass
+        finally:
+            os.close(write_end)
+
+    threading.Thread(target=relay, daemon=True, name="kwspot-stdin").start()
+    return read_end, head  # libsndfile closes it with the SoundFile
+
+
 def iter_audio_blocks(path: str | Path | BinaryIO, sample_rate: int = SAMPLE_RATE,
                       block_seconds: float = 10.0, name: str = "<stdin>"
                       ) -> Iterator[np.ndarray]:
@@ -285,15 +331,12 @@ def iter_audio_blocks(path: str | Path | BinaryIO, sample_rate: int = SAMPLE_RAT
         if source.seekable():
             head = source.read(12)
             source.seek(0)
-        elif hasattr(source, "fileno"):
-            # a pipe: libsndfile reads WAV (and other headers that come first) from a file
-            # descriptor as the bytes arrive, with no seeking, so a live stream stays live
-            source = source.fileno()
+        else:
+            source, head = _pipe_source(source)
     quiet = _is_mp3(path, head)
     try:
         with _quiet_decoder(quiet):
-            handle = sf.SoundFile(source, closefd=False) if isinstance(source, int) else \
-                sf.SoundFile(source)
+            handle = sf.SoundFile(source)
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
         raise _decode_error(path, exc) from exc
     with handle:
