@@ -185,7 +185,6 @@ def test_verify_export_reports_both_accuracies_parity_size_and_latency(
     assert 0 < result["latency_ms"]["median"] <= result["latency_ms"]["p90"]
 
 
-@pytest.mark.needs_shared_data
 def test_an_export_of_the_shipped_model_keeps_its_card(tmp_path: Path) -> None:
     """Its training data, licences, intended use, limitations and calibrated thresholds go
     with every re-export, so the detector does not fall back to 0.8; its metrics do not (they
@@ -203,14 +202,21 @@ def test_an_export_of_the_shipped_model_keeps_its_card(tmp_path: Path) -> None:
         assert card[key] == shipped[key], key
     assert card["limitations"][: len(shipped["limitations"])] == shipped["limitations"]
     assert "metrics" not in card
-    assert "carried_from" in card["calibration"]
+    assert card["calibration"]["carried_from"]["model"].startswith(
+        "tc-resnet8-speech-commands.onnx (")
     assert card["calibration"]["latency_s"] == shipped["calibration"]["latency_s"]
     assert Detector(out).thresholds.tolist() == [shipped["thresholds"][k]
                                                  for k in Detector(out).keywords]
     out.with_suffix(".json").unlink()  # the embedded copy carries the same
     assert OnnxKeywordModel(out).card["thresholds"] == shipped["thresholds"]
+    # the packaged checkpoint named by its path is the shipped model too
+    by_path = tmp_path / "by-path.onnx"
+    assert main(["export", str(pretrained_path().with_suffix(".pt")), "--out", str(by_path),
+                 "--check-clips", "4"]) == 0
+    assert json.loads(card_path(by_path).read_text())["thresholds"] == shipped["thresholds"]
 
 
+@pytest.mark.needs_shared_data
 def test_int8_shipped_model_loses_at_most_one_point_on_the_lite_test_fold(
         shared_dataset, tmp_path: Path) -> None:
     """`kwspot export shipped --precision int8` (ONNX Runtime QDQ, calibrated on 300 lite

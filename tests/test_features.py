@@ -320,7 +320,18 @@ def test_exported_audio_graph_has_no_dft_and_gives_logits(tmp_path) -> None:
     export_module(audio_in_graph(model).eval(), audio, path, "audio", ["posteriors", "logits"])
     ops = {node.op_type for node in onnx.load(str(path)).graph.node}
     assert not ops & {"DFT", "STFT"}, ops
-    assert "Conv" in ops  # the front end's FFT as one convolution (ConvFrontend)
+    from kwspot.export.quantize import _frontend_nodes
+    from kwspot.features import ConvFrontend, MatmulFrontend
+
+    # ONNX gets the one-convolution FFT, TFLite the matmul one
+    assert isinstance(audio_in_graph(model).classifier[0], ConvFrontend)
+    assert isinstance(audio_in_graph(model, runtime="tflite").classifier[0], MatmulFrontend)
+    # int8 leaves the front end float: its Conv is excluded, the network's convs are not
+    graph = onnx.load(str(path)).graph
+    excluded = set(_frontend_nodes(onnx.load(str(path))))
+    convs = [n.name for n in graph.node if n.op_type == "Conv"]
+    assert convs[0] in excluded and not set(convs[1:]) & excluded
+    assert any(n.op_type == "Log" and n.name in excluded for n in graph.node)
     posteriors, logits = ort.InferenceSession(str(path)).run(None, {"audio": audio.numpy()})
     with torch.no_grad():
         expected = model(audio).numpy()

@@ -111,4 +111,8 @@ def test_the_embedding_model_gets_its_metrics_only_for_its_network(
     # another head (its graph differs by one byte here): no metrics carried over
     net = embedding_export.with_name("cand.net.onnx")
     net.write_bytes(net.read_bytes() + b"\0")
-    assert "metrics" not in ship()
+    other = ship()
+    assert "metrics" not in other
+    # nor the limitations that quote its measurements
+    assert not set(module.MEASURED_LIMITATIONS) & set(other["limitations"])
+    assert set(module.MEASURED_LIMITATIONS) <= set(card["limitations"])

@@ -98,7 +98,7 @@ def cmd_export(args: argparse.Namespace) -> None:
         card = export_onnx(model, out, audio, record, tolerance=args.tolerance,
                            precision=args.precision, calibration=calibration,
                            stream_graph=not args.no_stream_graph)
-    if args.checkpoint == SHIPPED:
+    if is_shipped_checkpoint(args.checkpoint):
         card = keep_shipped_documentation(card, out)
     graphs = [card[k]["file"] for k in ("network", "stream") if isinstance(card.get(k), dict)]
     print(f"wrote {out} ({out.stat().st_size / 1024:.0f} KiB), {', '.join(graphs)} "
@@ -114,6 +114,16 @@ def cmd_export(args: argparse.Namespace) -> None:
               f"`kwspot verify-export {out} --data DATA`)")
 
 
+def is_shipped_checkpoint(checkpoint: str) -> bool:
+    """'shipped', or the packaged checkpoint file named by its path."""
+    from kwspot.runtime.model import SHIPPED, pretrained_path
+
+    if checkpoint == SHIPPED:
+        return True
+    path = Path(checkpoint)
+    return path.is_file() and path.resolve() == pretrained_path().with_suffix(".pt").resolve()
+
+
 def keep_shipped_documentation(card: dict, out: Path) -> dict:
     """An export of the shipped checkpoint keeps its card's data, licences, intended use,
     limitations and calibrated thresholds (``carry_card``)."""
@@ -123,8 +133,8 @@ def keep_shipped_documentation(card: dict, out: Path) -> dict:
     from kwspot.fileio import write_card
     from kwspot.runtime.model import SHIPPED, card_path, pretrained_path
 
-    source = json.loads(card_path(pretrained_path(SHIPPED)).read_text())
-    card = carry_card(card, source)
+    shipped = pretrained_path(SHIPPED)
+    card = carry_card(card, json.loads(card_path(shipped).read_text()), shipped.name)
     write_card(card, out)
     print("kept the shipped card's training data, licences, intended use, limitations and "
           "calibrated thresholds")

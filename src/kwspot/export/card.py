@@ -110,7 +110,8 @@ def model_card(model: KeywordClassifier, record: dict[str, Any] | None = None,
 CARRIED_FIELDS = ("training_data", "intended_use", "limitations")
 
 
-def carry_card(card: dict[str, Any], source: dict[str, Any]) -> dict[str, Any]:
+def carry_card(card: dict[str, Any], source: dict[str, Any], source_name: str = "the source"
+               ) -> dict[str, Any]:
     """A re-export of an already documented model (the shipped one: TFLite, int8) keeps what
     its card documents: the training data and licences, intended use, limitations and the
     calibrated thresholds, so the detector does not fall back to 0.8. The thresholds were
@@ -124,8 +125,8 @@ def carry_card(card: dict[str, Any], source: dict[str, Any]) -> dict[str, Any]:
     if "thresholds" in source:
         carried["thresholds"] = dict(source["thresholds"])
         carried["calibration"] = {**source.get("calibration", {}), "carried_from": {
-            "model": f"{source.get('model', '?')} {source.get('format', 'onnx')} "
-                     f"{source.get('precision', 'float32')}",
+            "model": f"{source_name} ({source.get('model', '?')}, "
+                     f"{source.get('precision', 'float32')})",
             "note": "thresholds calibrated on the source model's posteriors; this export's "
                     "posteriors differ from PyTorch by at most "
                     f"{_largest_difference(card):.2g} on the check clips"}}

@@ -253,8 +253,10 @@ def wakeword(cfg: WakewordConfig, log: Log = print, force: bool = False) -> dict
                         "hours": result["calibration"]["hours"],
                         "measured_on": "held-out synthetic voices and held-out negatives "
                                        "(not real recordings of the phrase)"},
-        "head": {k: head_info[k] for k in ("epoch", "val_loss", "val_recall", "val_fp_rate",
-                                            "heads")},
+        # epoch and validation figures are the first head's when several are averaged
+        "head": {**{k: head_info[k] for k in ("epoch", "val_loss", "val_recall", "val_fp_rate",
+                                              "heads")},
+                 **({"validation_of": "the first head only"} if cfg.heads > 1 else {})},
         "windows": _counts(labels, validation, kinds),
         "seconds": round(time.perf_counter() - start, 1),
     }
