@@ -47,11 +47,10 @@ from kwspot.datasets.streams import read_truth  # noqa: E402
 from kwspot.evaluate.streams import (  # noqa: E402
     TOLERANCE_S,
     ScoredStream,
-    match,
     operating_points,
-    threshold_grid,
+    sweep,
 )
-from kwspot.runtime.detector import DetectorConfig  # noqa: E402
+from kwspot.runtime.detector import Detector, DetectorConfig  # noqa: E402
 from kwspot.runtime.frontend import NumpyFrontend  # noqa: E402
 
 MODES = ("window", "streamed", "causal-weights")
@@ -132,9 +131,12 @@ def score(args: argparse.Namespace) -> dict:
     positions = -(-length // stride)
     hop, win = features.hop_length, features.win_length
     frontend = NumpyFrontend(features)
-    keyword_index = [i for i, k in enumerate(model.labels) if not k.startswith("_")]
-    keywords = [model.labels[i] for i in keyword_index]
-    span = max(1, round(args.smooth_ms / (stride * features.hop_ms)))
+    # the detector's own smoothing, at this benchmark's hop (an export with these labels)
+    smoother = Detector(args.export, DetectorConfig(hop_ms=stride * features.hop_ms,
+                                                    smooth_ms=args.smooth_ms))
+    if smoother.model.labels != model.labels:
+        raise SystemExit("--export must be the export of --model")
+    keywords = smoother.keywords
     scored: dict[str, list[ScoredStream]] = {m: [] for m in MODES}
     diffs: dict[str, list[np.ndarray]] = {m: [] for m in MODES[1:]}
     agree: dict[str, list[np.ndarray]] = {m: [] for m in MODES[1:]}
@@ -151,11 +153,8 @@ def score(args: argparse.Namespace) -> dict:
             with torch.no_grad():
                 post[mode] = head(networks[mode], means[:, starts // stride].T)
         for mode in MODES:
-            # the detector's smoothing: the mean of the last ``span`` hops (fewer at the start)
-            sums = np.cumsum(post[mode][:, keyword_index], axis=0)
-            lagged = np.vstack([np.zeros((span, len(keyword_index))), sums[:-span]])
-            counts = np.minimum(np.arange(1, len(sums) + 1), span)[:, None]
-            smoothed = (sums - lagged[: len(sums)]) / counts
+            smoother.reset()
+            smoothed = smoother.accept(ends, post[mode])[1]
             scored[mode].append(ScoredStream(Path(wav).stem, float(truth["duration_s"]), ends,
                                              smoothed, truth["events"],
                                              truth.get("negatives", [])))
@@ -173,11 +172,7 @@ def score(args: argparse.Namespace) -> dict:
     }
     window_s = (length - 1) * hop / features.sample_rate + win / features.sample_rate
     for mode in MODES:
-        rows = []
-        for t in threshold_grid():
-            outcome = match(scored[mode], keywords, np.full(len(keywords), t),
-                            cfg.refractory_ms / 1000, TOLERANCE_S, window_s)
-            rows.append({"threshold": float(t), **outcome.summary()})
+        rows = sweep(scored[mode], keywords, cfg.refractory_ms / 1000, TOLERANCE_S, window_s)
         entry: dict = {"operating_points": operating_points(rows, keywords)["overall"]}
         if mode != "window":
             d = np.concatenate(diffs[mode])
@@ -194,6 +189,8 @@ def main() -> None:
     parser.add_argument("--model", default="shipped", help="checkpoint of a same-padded "
                         "TC-ResNet8 (default: the shipped one)")
     parser.add_argument("--streams", nargs="+", required=True)
+    parser.add_argument("--export", default="shipped",
+                        help="the export of --model, whose detector smooths the scores")
     parser.add_argument("--smooth-ms", type=float, default=300.0)
     parser.add_argument("--json", default=None)
     args = parser.parse_args()

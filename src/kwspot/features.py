@@ -65,6 +65,35 @@ class Frontend(nn.Module):
         return torch.matmul(self.dct_t, log_mel) if self.cfg.kind == "mfcc" else log_mel
 
 
+def _grid(cfg: FeatureConfig) -> tuple[int, int]:
+    """(n1, n2): the rows and columns of the two-stage FFT's grid (n1 * n2 = n_fft)."""
+    n2 = 1 << math.ceil(math.log2(cfg.n_fft) / 2)
+    return cfg.n_fft // n2, n2
+
+
+def _fft_plan(cfg: FeatureConfig) -> tuple[int, int, int, int, np.ndarray, np.ndarray]:
+    """What both exported front ends share: (n1, n2, rows that hold samples, the number of
+    second-stage bins the mel filters need, the Hann window laid out as (rows, n2), the mel
+    filterbank (n_fft // 2 + 1, n_mels))."""
+    n1, n2 = _grid(cfg)
+    mel = mel_filterbank(cfg)
+    top_bin = int(np.nonzero(mel.sum(axis=1))[0].max()) + 1
+    rows = -(-cfg.win_length // n2)  # the rest of the grid is zero padding
+    window = np.zeros(rows * n2)
+    window[: cfg.win_length] = torch.hann_window(cfg.win_length, dtype=torch.float64).numpy()
+    return n1, n2, rows, -(-top_bin // n1), window.reshape(rows, n2), mel
+
+
+def _mel_rows(mel: np.ndarray, bins: np.ndarray) -> np.ndarray:
+    """The filterbank's rows for FFT bins in the grid's order; bins past Nyquist weigh 0."""
+    return np.where((bins < mel.shape[0])[:, None], mel[np.minimum(bins, len(mel) - 1)], 0)
+
+
+def _dct_or_identity(cfg: FeatureConfig) -> np.ndarray:
+    return dct_matrix(cfg.n_mels, cfg.n_mfcc, cfg.dct_norm) if cfg.kind == "mfcc" \
+        else np.eye(cfg.n_mels)
+
+
 class MatmulFrontend(nn.Module):
     """The same features as :class:`Frontend`, computed with matrix products only, for exported
     graphs. ONNX Runtime's STFT/DFT kernels are slow here (an audio-in graph spent ~1.5 ms of
@@ -81,18 +110,10 @@ class MatmulFrontend(nn.Module):
     def __init__(self, cfg: FeatureConfig) -> None:
         super().__init__()
         n_fft, hop = cfg.n_fft, cfg.hop_length
-        n2 = 1 << math.ceil(math.log2(n_fft) / 2)
-        n1 = n_fft // n2
-        mel = mel_filterbank(cfg)  # (n_fft // 2 + 1, n_mels)
-        top_bin = int(np.nonzero(mel.sum(axis=1))[0].max()) + 1
-        k2_count = -(-top_bin // n1)
-        rows = -(-cfg.win_length // n2)  # grid rows that hold samples; the rest is zero padding
+        n1, n2, rows, k2_count, window, mel = _fft_plan(cfg)
         self.cfg, self.n1, self.n2, self.k2_count, self.rows = cfg, n1, n2, k2_count, rows
         self.blocks_per_frame = -(-cfg.win_length // hop)
-
-        window = np.zeros(rows * n2)
-        window[: cfg.win_length] = torch.hann_window(cfg.win_length, dtype=torch.float64).numpy()
-        self.register_buffer("window", _f32(window.reshape(rows, n2)), persistent=False)
+        self.register_buffer("window", _f32(window), persistent=False)
         angle = -2 * np.pi * np.arange(n1)[:, None] * np.arange(rows)[None] / n1  # (k1, row)
         self.register_buffer("stage1", _f32(np.concatenate([np.cos(angle), np.sin(angle)])),
                              persistent=False)  # (2 * n1, rows): real and imaginary parts
@@ -104,11 +125,10 @@ class MatmulFrontend(nn.Module):
         self.register_buffer("stage2", _f32(np.block([[cos2, sin2], [-sin2, cos2]])),
                              persistent=False)  # (2 * n2, 2 * k2): complex as real blocks
         bins = (np.arange(n1)[:, None] + n1 * np.arange(k2_count)[None]).reshape(-1)  # k1-major
-        weights = np.where((bins < mel.shape[0])[:, None], mel[np.minimum(bins, len(mel) - 1)], 0)
-        self.register_buffer("mel", _f32(weights), persistent=False)  # (n1 * k2, n_mels)
-        dct = dct_matrix(cfg.n_mels, cfg.n_mfcc, cfg.dct_norm) if cfg.kind == "mfcc" \
-            else np.eye(cfg.n_mels)
-        self.register_buffer("dct", _f32(dct), persistent=False)  # (n_mels, channels)
+        self.register_buffer("mel", _f32(_mel_rows(mel, bins)),
+                             persistent=False)  # (n1 * k2, n_mels)
+        self.register_buffer("dct", _f32(_dct_or_identity(cfg)),
+                             persistent=False)  # (n_mels, channels)
 
     def frame_grid(self, audio: torch.Tensor) -> torch.Tensor:
         """(B, S) -> (B, T, rows, n2): each frame's samples laid out as the FFT grid."""
@@ -173,17 +193,11 @@ class ConvFrontend(nn.Module):
         super().__init__()
         if not self.supports(cfg):
             raise KwspotError(f"ConvFrontend needs a hop that is a multiple of "
-                              f"{self.grid(cfg)[1]} samples (got {cfg.hop_length})")
-        n1, n2 = self.grid(cfg)
-        mel = mel_filterbank(cfg)
-        top_bin = int(np.nonzero(mel.sum(axis=1))[0].max()) + 1
-        k2_count = -(-top_bin // n1)
-        rows = -(-cfg.win_length // n2)
+                              f"{_grid(cfg)[1]} samples (got {cfg.hop_length})")
+        n1, n2, rows, k2_count, window, mel = _fft_plan(cfg)
         self.cfg, self.n1, self.n2, self.k2_count, self.rows = cfg, n1, n2, k2_count, rows
         self.stride = cfg.hop_length // n2
-        window = np.zeros(rows * n2)
-        window[: cfg.win_length] = torch.hann_window(cfg.win_length, dtype=torch.float64).numpy()
-        window = window.reshape(rows, n2).T[:, None, :]  # (c, 1, r)
+        window = window.T[:, None, :]  # (c, 1, r)
         r = np.arange(rows)[None, None, :]
         c = np.arange(n2)[:, None, None]
         k1 = np.arange(n1)[None, :, None]
@@ -198,21 +212,14 @@ class ConvFrontend(nn.Module):
         self.register_buffer("stage2", _f32(stage2.reshape(2 * k2_count, 2 * n2)),
                              persistent=False)
         bins = (np.arange(n1)[None, :] + n1 * np.arange(k2_count)[:, None]).reshape(-1)  # k2-major
-        weights = np.where((bins < mel.shape[0])[:, None], mel[np.minimum(bins, len(mel) - 1)], 0)
-        self.register_buffer("mel_t", _f32(weights.T), persistent=False)  # (n_mels, bins)
-        dct = dct_matrix(cfg.n_mels, cfg.n_mfcc, cfg.dct_norm) if cfg.kind == "mfcc" \
-            else np.eye(cfg.n_mels)
-        self.register_buffer("dct_t", _f32(dct.T), persistent=False)  # (channels, n_mels)
+        self.register_buffer("mel_t", _f32(_mel_rows(mel, bins).T),
+                             persistent=False)  # (n_mels, bins)
+        self.register_buffer("dct_t", _f32(_dct_or_identity(cfg).T),
+                             persistent=False)  # (channels, n_mels)
 
     @staticmethod
-    def grid(cfg: FeatureConfig) -> tuple[int, int]:
-        """(n1, n2): the FFT's rows and columns, as in :class:`MatmulFrontend`."""
-        n2 = 1 << math.ceil(math.log2(cfg.n_fft) / 2)
-        return cfg.n_fft // n2, n2
-
-    @classmethod
-    def supports(cls, cfg: FeatureConfig) -> bool:
-        return cfg.hop_length % cls.grid(cfg)[1] == 0
+    def supports(cfg: FeatureConfig) -> bool:
+        return cfg.hop_length % _grid(cfg)[1] == 0
 
     def forward(self, audio: torch.Tensor) -> torch.Tensor:
         batch, frames = audio.shape[0], self.cfg.num_frames

@@ -248,6 +248,18 @@ def operating_points(rows: list[dict[str, Any]], keywords: list[str],
     return out
 
 
+def sweep(scored: Sequence[ScoredStream], keywords: list[str], refractory_s: float,
+          tolerance_s: float, window_s: float, grid: np.ndarray | None = None
+          ) -> list[dict[str, Any]]:
+    """One shared threshold swept over the grid: each row the outcome's summary at it."""
+    rows = []
+    for t in threshold_grid() if grid is None else grid:
+        outcome = match(scored, keywords, np.full(len(keywords), t), refractory_s,
+                        tolerance_s, window_s)
+        rows.append({"threshold": float(t), **outcome.summary()})
+    return rows
+
+
 def evaluate_streams(model: str | Path | KeywordModel | None, streams: Sequence[str | Path],
                      config: DetectorConfig | None = None, keywords: Sequence[str] | None = None,
                      tolerance_s: float = TOLERANCE_S,
@@ -261,12 +273,7 @@ def evaluate_streams(model: str | Path | KeywordModel | None, streams: Sequence[
     scored = [score_stream(detector, s) for s in streams]
     refractory = detector.config.refractory_ms / 1000
     window_s = detector.window / detector.model.sample_rate
-    grid = threshold_grid() if grid is None else grid
-    rows = []
-    for t in grid:
-        outcome = match(scored, detector.keywords, np.full(len(detector.keywords), t),
-                        refractory, tolerance_s, window_s)
-        rows.append({"threshold": float(t), **outcome.summary()})
+    rows = sweep(scored, detector.keywords, refractory, tolerance_s, window_s, grid)
     at_default = match(scored, detector.keywords, detector.thresholds, refractory, tolerance_s,
                        window_s, keep_false_alarms=True)
     return {
