@@ -241,3 +241,69 @@ def test_int8_shipped_model_loses_at_most_one_point_on_the_lite_test_fold(
     from kwspot.runtime import pretrained_path
 
     assert card["thresholds"] == OnnxKeywordModel(pretrained_path()).card["thresholds"]
+
+
+def test_an_export_of_your_own_run_documents_its_data_and_your_card(
+        tiny_run: tuple[Path, dict], tiny_dataset: Path, tmp_path: Path, capsys) -> None:
+    """A user's export says what it was trained on (derived from the run), which split its
+    one accuracy comes from, and what the user adds with --card; calibrating removes the
+    'no thresholds' limitation. A bad --card is one line and writes nothing."""
+    from kwspot.cli import main
+    from kwspot.evaluate.calibrate import write_thresholds
+    from kwspot.export.documentation import NOT_RECORDED, UNCALIBRATED
+    from kwspot.runtime.model import card_path
+
+    run_dir, _ = tiny_run
+    out = tmp_path / "mine.onnx"
+    assert main(["export", str(run_dir), "--out", str(out), "--check-clips", "4"]) == 0
+    card = json.loads(card_path(out).read_text())
+    assert card["training_data"]["path"] == str(tiny_dataset)
+    assert card["training_data"]["licence"] == NOT_RECORDED  # espeak clips: kwspot cannot tell
+    assert card["intended_use"] == NOT_RECORDED
+    [metric] = card["metrics"]
+    assert metric["value"] == pytest.approx(card["training"]["val_accuracy"], abs=1e-4)
+    assert "validation split" in metric["data"]
+    assert card["limitations"] == [UNCALIBRATED]
+    assert OnnxKeywordModel(out).card["training_data"] == card["training_data"]  # embedded
+
+    mine = {"training_data": {"name": "espeak-ng clips", "licence": "GPL-3.0 voices"},
+            "intended_use": "a test", "limitations": ["synthetic voices only"],
+            "metrics": [{"name": "recall", "value": 0.5, "data": "my recordings"}]}
+    (tmp_path / "card.json").write_text(json.dumps(mine))
+    assert main(["export", str(run_dir), "--out", str(out), "--check-clips", "4",
+                 "--card", str(tmp_path / "card.json")]) == 0
+    card = json.loads(card_path(out).read_text())
+    assert card["training_data"] == mine["training_data"]
+    assert card["intended_use"] == "a test"
+    assert card["limitations"] == ["synthetic voices only", UNCALIBRATED]
+    assert card["metrics"][1:] == mine["metrics"] and "validation" in card["metrics"][0]["data"]
+    write_thresholds(out, {"thresholds": {"yes": 0.9}, "calibration": {"note": "test"}})
+    assert json.loads(card_path(out).read_text())["limitations"] == ["synthetic voices only"]
+
+    fresh = tmp_path / "fresh.onnx"
+    for content, message in (("[1, 2]", "must hold a JSON object"),
+                             ('{"licence": "x"}', "unknown field(s) licence"),
+                             ('{"limitations": "x"}', "limitations must be a list"),
+                             ("{not json", "not a readable JSON file")):
+        (tmp_path / "bad.json").write_text(content)
+        assert main(["export", str(run_dir), "--out", str(fresh),
+                     "--card", str(tmp_path / "bad.json")]) == 1
+        err = capsys.readouterr().err
+        assert message in err and len(err.strip().splitlines()) == 1, err
+    assert main(["export", "shipped", "--out", str(fresh), "--card",
+                 str(tmp_path / "card.json")]) == 1
+    assert "keeps its own card" in capsys.readouterr().err
+    assert not fresh.exists()
+
+
+def test_training_data_of_a_speech_commands_folder_names_its_licence(tmp_path: Path) -> None:
+    from kwspot.export.documentation import SPEECH_COMMANDS_ATTRIBUTION, training_data_of
+
+    root = tmp_path / "sc"
+    root.mkdir()
+    for name in ("validation_list.txt", "testing_list.txt"):
+        (root / name).write_text("")
+    data = training_data_of({"data": {"path": str(root), "negatives": ["/n"]}})
+    assert "CC BY 4.0" in data["licence"] and data["attribution"] == SPEECH_COMMANDS_ATTRIBUTION
+    assert data["negatives"]["folders"] == ["/n"]
+    assert training_data_of({})["name"].startswith("unknown")

@@ -243,6 +243,10 @@ def test_wakeword_flow_end_to_end_then_resumes(tmp_path) -> None:
     assert card["training"]["windows"]["validation"]["positive"] > 0
     assert "not real recordings" in summary["calibration"]["measured_on"]
     assert card["training"]["head"]["steps"] == 2 * 1  # every window, in one partial batch
+    assert "eSpeak NG" in card["training_data"]["name"]
+    assert "Apache-2.0" in card["training_data"]["pretrained"]
+    assert "'marvin'" in card["intended_use"]
+    assert "eSpeak NG voices only" in card["limitations"][0]
     head = out / "work" / "head.pt"
     stamp = os.stat(head).st_mtime_ns
     lines.clear()
@@ -292,6 +296,7 @@ def test_a_from_scratch_backbone_runs_the_same_flow_on_kwspot_features(tmp_path)
     assert summary["backbone"] == "tc-resnet8" and card["model"] == "tc-resnet8"
     assert card["window_samples"] == WINDOW_SAMPLES == scratch_features().clip_samples
     assert card["training"]["backbone"] == "tc-resnet8"  # the same card shape as below
+    assert "pretrained" not in card["training_data"] and "'marvin'" in card["intended_use"]
     assert card["training"]["windows"] == summary["windows"]
     assert card["parity"]["max_abs_diff"] <= 1e-4
     assert card["thresholds"]["marvin"] == summary["threshold"]

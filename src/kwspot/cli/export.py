@@ -41,6 +41,11 @@ def add_export_parser(sub: argparse._SubParsersAction) -> None:
                    help="calibration clips for int8 (default 300)")
     p.add_argument("--calibration-seed", type=int, default=0, metavar="SEED",
                    help="seed drawing the calibration clips (default 0; logged in the card)")
+    p.add_argument("--card", default=None, metavar="FILE.json",
+                   help="your own card fields (JSON object with any of training_data, "
+                        "intended_use, limitations, metrics): the data's name, licence and "
+                        "attribution, what the model is for; kwspot derives what it can from "
+                        "the run")
     p.add_argument("--no-stream-graph", action="store_true",
                    help="a causal model: leave out its incremental graph (<name>.stream.onnx), "
                         "so the engine scores zero-history 1 s windows every 100 ms (as a "
@@ -52,6 +57,8 @@ def add_export_parser(sub: argparse._SubParsersAction) -> None:
 def cmd_export(args: argparse.Namespace) -> None:
     from kwspot.checkpoint import load_classifier, run_dir_of
     from kwspot.export import card_path, export_onnx, parity_clips
+    from kwspot.export.documentation import document_export, read_user_card
+    from kwspot.fileio import write_card
     from kwspot.runtime.model import SHIPPED, SHIPPED_EMBEDDING
 
     if args.checkpoint == SHIPPED_EMBEDDING:
@@ -70,6 +77,10 @@ def cmd_export(args: argparse.Namespace) -> None:
                               "(e.g. the Speech Commands folder it was trained on)")
         if not args.out:
             raise KwspotError("exporting the shipped model needs --out FILE")
+    shipped = is_shipped_checkpoint(args.checkpoint)
+    if args.card and shipped:
+        raise KwspotError("the shipped model keeps its own card; --card is for your models")
+    user_card = read_user_card(args.card) if args.card else None
     model, record = load_classifier(args.checkpoint)
     warn_if_history_is_lost(record, args)
     tag = "" if args.precision == "float32" else f".{args.precision}"
@@ -98,8 +109,11 @@ def cmd_export(args: argparse.Namespace) -> None:
         card = export_onnx(model, out, audio, record, tolerance=args.tolerance,
                            precision=args.precision, calibration=calibration,
                            stream_graph=not args.no_stream_graph)
-    if is_shipped_checkpoint(args.checkpoint):
+    if shipped:
         card = keep_shipped_documentation(card, out)
+    else:
+        card = document_export(card, record, user_card)
+        write_card(card, out)
     graphs = [card[k]["file"] for k in ("network", "stream") if isinstance(card.get(k), dict)]
     print(f"wrote {out} ({out.stat().st_size / 1024:.0f} KiB), {', '.join(graphs)} "
           f"and {card_path(out)}")

@@ -32,6 +32,7 @@ from kwspot.evaluate.streams import (
     score_stream,
     threshold_grid,
 )
+from kwspot.export.documentation import UNCALIBRATED
 from kwspot.fileio import write_card
 from kwspot.runtime.detector import Detector, DetectorConfig
 from kwspot.runtime.model import card_path
@@ -133,4 +134,6 @@ def write_thresholds(model_path: str | Path, result: dict[str, Any]) -> Path:
     card = json.loads(card_path(onnx_path).read_text())
     card["thresholds"] = result["thresholds"]
     card["calibration"] = result["calibration"]
+    if "limitations" in card:
+        card["limitations"] = [x for x in card["limitations"] if x != UNCALIBRATED]
     return write_card(card, onnx_path)
