@@ -22,6 +22,7 @@ from kwspot.experiments.table import (
 )
 from kwspot.models import build_model
 from kwspot.profile import count_flops, count_parameters
+from kwspot.training.recipes import recipe_for
 
 
 def test_model_name_picks_its_published_recipe(tiny_dataset: Path) -> None:
@@ -73,6 +74,7 @@ def test_table_runs_two_tiny_jobs_on_local_ray_and_resumes(tiny_dataset: Path,
     assert "tc-resnet8" in table and "ds-cnn-s" in table and info["checksum"] in table
     assert (results / "table.csv").read_text().count("\n") == 3
     assert (results / "table.png").stat().st_size > 0
+    assert (results / "curves.png").stat().st_size > 0
     # results of other data are refused before anything trains
     other = tmp_path / "other"
     prepare_dataset(DataConfig(str(tiny_dataset), keywords=("yes", "no")), other)
@@ -150,6 +152,8 @@ def test_table_helpers_and_bad_input(tmp_path: Path) -> None:
     assert spearman([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1.0)
     assert spearman([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
     assert Job("res15", 1).name == "res15-seed1" and Job("res15", 1, 20).name == "res15-e20-seed1"
+    # the recipe's own length named explicitly is the same job, not another one
+    assert Job("res8", 0, recipe_for("res8").epochs).name == "res8-seed0"
     with pytest.raises(KwspotError, match="not in the table"):
         build_table(TableConfig(prepared=str(tmp_path), models=("res8",),
                                 epochs={"res-8": 20}))
@@ -169,7 +173,8 @@ def test_a_table_run_for_some_models_keeps_every_result_present(tmp_path: Path) 
     for model, seed, acc in (("tc-resnet8", 0, 0.88), ("tc-resnet8", 1, 0.86),
                              ("ds-cnn-s", 2, 0.81), ("tc-resnet8-causal", 0, 0.83)):
         record = {"model": model, "seed": seed, "data_checksum": "c", "test_accuracy": acc,
-                  "flops": 1, "params": 1, "epochs": 1.0, "validation_curve": [],
+                  "flops": 1, "params": 1, "epochs": recipe_for(model).epochs,
+                  "validation_curve": [],
                   "train_seconds": 1.0, "device": "cpu"}
         (results / f"{model}-seed{seed}.json").write_text(json.dumps(record))
     cfg = TableConfig(prepared=str(tmp_path), results_dir=str(results),
@@ -181,3 +186,39 @@ def test_a_table_run_for_some_models_keeps_every_result_present(tmp_path: Path) 
     rows = {r["model"]: r for r in summarize(wide)}
     assert set(rows) == {"ds-cnn-s", "tc-resnet8", "tc-resnet8-causal"}
     assert rows["tc-resnet8"]["seeds"] == 2 and rows["tc-resnet8"]["accuracy_mean"] == 87.0
+
+
+def _record(model: str, seed: int, epochs: float, accuracy: float) -> dict:
+    return {"model": model, "seed": seed, "test_accuracy": accuracy, "epochs": epochs,
+            "steps": round(epochs * 10), "flops": 1e6, "params": 1e3, "train_seconds": 60.0,
+            "device": "cpu (x86_64)",
+            "validation_curve": [[10 * e, 0.5 + 0.01 * e, 1.0] for e in range(1, 9)]}
+
+
+def test_summary_refuses_results_of_another_length_and_shows_no_spread_for_one_seed(
+        tmp_path: Path) -> None:
+    """A result file left from an earlier recipe length must not pass for the table's job;
+    one seed prints no standard deviation ("–", not a made-up 0.00) and plots hollow."""
+    from kwspot.experiments.table import markdown, plot_curves, summarize
+
+    results = tmp_path / "results"
+    results.mkdir()
+    epochs = recipe_for("res8-narrow").epochs
+    (results / "res8-narrow-seed0.json").write_text(
+        json.dumps(_record("res8-narrow", 0, epochs, 0.7)))
+    for seed, accuracy in ((0, 0.8), (1, 0.9)):
+        (results / f"ds-cnn-s-seed{seed}.json").write_text(
+            json.dumps(_record("ds-cnn-s", seed, recipe_for("ds-cnn-s").epochs, accuracy)))
+    cfg = TableConfig(prepared=str(tmp_path), results_dir=str(results),
+                      models=("ds-cnn-s", "res8-narrow"), seeds=(0, 1))
+    rows = {r["model"]: r for r in summarize(cfg)}
+    assert rows["res8-narrow"]["accuracy_std"] is None and rows["res8-narrow"]["seeds"] == 1
+    assert rows["ds-cnn-s"]["accuracy_std"] == pytest.approx(7.07, abs=0.01)
+    table = markdown(list(rows.values()), None)
+    assert "| res8-narrow | 1 | 70.00 ± – |" in table and "| ds-cnn-s | 2 | 85.00 ± 7.07 |" in table
+    plot_curves(cfg, ["ds-cnn-s", "res8-narrow"], tmp_path / "curves.png")
+    assert (tmp_path / "curves.png").stat().st_size > 0
+    (results / "res8-narrow-seed0.json").write_text(
+        json.dumps(_record("res8-narrow", 0, 30.01, 0.5)))
+    with pytest.raises(KwspotError, match=r"trained for 30\.01 epochs.*res8-narrow-e30-seed0"):
+        summarize(cfg)

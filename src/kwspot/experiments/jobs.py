@@ -22,10 +22,20 @@ class Job:
 
     @property
     def name(self) -> str:
-        """``<model>-seed<k>``, or ``<model>-e<epochs>-seed<k>`` with a length override (a
-        different job: its own result file and run directory)."""
-        length = f"-e{self.epochs:g}" if self.epochs is not None else ""
+        """``<model>-seed<k>``, or ``<model>-e<epochs>-seed<k>`` with a length other than the
+        recipe's (a different job: its own result file and run directory)."""
+        length = "" if self.epochs in (None, self.recipe_epochs) else f"-e{self.epochs:g}"
         return f"{self.model}{length}-seed{self.seed}"
+
+    @property
+    def recipe_epochs(self) -> float:
+        from kwspot.training.recipes import recipe_for
+
+        return recipe_for(self.model).epochs
+
+    @property
+    def planned_epochs(self) -> float:
+        return self.recipe_epochs if self.epochs is None else self.epochs
 
 
 @dataclass(frozen=True)

@@ -164,9 +164,10 @@ def _run_in_processes(workers: int, jobs: Sequence[Job], args: list[str],
     return failures
 
 
-def _mean_std(values: list[float]) -> tuple[float, float]:
+def _mean_std(values: list[float]) -> tuple[float, float | None]:
+    """Mean and sample std; no std from one seed (0.00 would claim a spread never seen)."""
     arr = np.asarray(values, dtype=float)
-    return float(arr.mean()), float(arr.std(ddof=1)) if len(arr) > 1 else 0.0
+    return float(arr.mean()), float(arr.std(ddof=1)) if len(arr) > 1 else None
 
 
 def late_change(curve: list[list[float]]) -> float | None:
@@ -179,13 +180,32 @@ def late_change(curve: list[list[float]]) -> float | None:
     return 100 * (float(np.mean(acc[-quarter:])) - float(np.mean(acc[-2 * quarter:-quarter])))
 
 
+def _checked_record(path: Path, job: Job) -> dict[str, Any]:
+    """A result file, refused when it was trained for another length than the job's (a file
+    left from an earlier recipe would otherwise pass for this one)."""
+    record = json.loads(path.read_text())
+    planned = job.planned_epochs
+    one_step = record["epochs"] / max(1, record.get("steps", 1))  # steps round up
+    if abs(record["epochs"] - planned) > max(0.02 * planned, one_step):
+        raise KwspotError(f"{path}: trained for {record['epochs']:.4g} epochs, but "
+                          f"{job.model}'s table job is {planned:g}; rename it to "
+                          f"{job.model}-e{round(record['epochs']):g}-seed{job.seed}.json "
+                          "or delete it")
+    return record
+
+
+def model_records(cfg: TableConfig, model: str) -> list[dict[str, Any]]:
+    """The result files of ``model``'s jobs (its seeds, at the table's length) present."""
+    return [_checked_record(p, job) for s in cfg.seeds
+            if (p := result_path(cfg.results_dir,
+                                 job := Job(model, s, cfg.epochs.get(model)))).is_file()]
+
+
 def summarize(cfg: TableConfig, latency: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     """One row per model from the result files present (a model with none is left out)."""
     rows = []
     for model in cfg.models:
-        records = [json.loads(p.read_text()) for s in cfg.seeds
-                   if (p := result_path(cfg.results_dir,
-                                        Job(model, s, cfg.epochs.get(model)))).is_file()]
+        records = model_records(cfg, model)
         if not records:
             continue
         acc_mean, acc_std = _mean_std([100 * r["test_accuracy"] for r in records])
@@ -193,7 +213,8 @@ def summarize(cfg: TableConfig, latency: dict[str, Any] | None = None) -> list[d
         paper = PAPER.get(model, (None,) * 4)
         rows.append({
             "model": model, "seeds": len(records),
-            "accuracy_mean": round(acc_mean, 2), "accuracy_std": round(acc_std, 2),
+            "accuracy_mean": round(acc_mean, 2),
+            "accuracy_std": None if acc_std is None else round(acc_std, 2),
             "latency_ms": round(timing["median_ms"], 4) if timing else None,
             "flops": records[0]["flops"], "params": records[0]["params"],
             "epochs": round(records[0]["epochs"], 1),
@@ -238,7 +259,7 @@ def markdown(rows: list[dict[str, Any]], checksum: str | None) -> str:
     for r in rows:
         ms = f"{r['latency_ms']:.3f}" if r["latency_ms"] is not None else "–"
         lines.append(
-            f"| {r['model']} | {r['seeds']} | {r['accuracy_mean']:.2f} ± {r['accuracy_std']:.2f}"
+            f"| {r['model']} | {r['seeds']} | {r['accuracy_mean']:.2f} ± {_std(r['accuracy_std'])}"
             f" | {ms} | {_fmt_count(r['flops'])} | {_fmt_count(r['params'])} | {r['epochs']} "
             f"| {r['val_late_change_pp'] if r['val_late_change_pp'] is not None else '–'} "
             f"| {r.get('trained_on', 'cpu')} "
@@ -273,9 +294,13 @@ def write_csv(rows: list[dict[str, Any]]) -> str:
     return buf.getvalue()
 
 
+def _std(value: float | None) -> str:
+    return "–" if value is None else f"{value:.2f}"
+
+
 def plot(rows: list[dict[str, Any]], path: Path) -> None:
     """Accuracy against measured latency and against FLOPs, both log scale (the paper's
-    Figure 1 style), error bars = std over seeds."""
+    Figure 1 style), error bars = std over seeds; a hollow marker is a single seed."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -288,15 +313,46 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
             if r[key] is None:
                 continue
             family = r["model"].split("-")[0]
+            colour = f"C{FAMILIES.index(family) % 10}" if family in FAMILIES else "k"
             ax.errorbar(r[key], r["accuracy_mean"], yerr=r["accuracy_std"], fmt="o",
-                        capsize=3, color=f"C{FAMILIES.index(family) % 10}"
-                        if family in FAMILIES else "k")
+                        capsize=3, color=colour,
+                        mfc=colour if r["accuracy_std"] is not None else "none")
             ax.annotate(r["model"], (r[key], r["accuracy_mean"]), fontsize=7,
                         xytext=(3, 3), textcoords="offset points")
         ax.set_xscale("log")
         ax.set_xlabel(label)
         ax.set_ylabel("test accuracy %")
         ax.grid(alpha=0.3)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def plot_curves(cfg: TableConfig, models: Sequence[str], path: Path) -> None:
+    """Each model's validation accuracy over its run (mean over its seeds, x in epochs): the
+    evidence behind the "late Δval" column that a run had gone flat."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(10, 5.5))
+    for i, model in enumerate(models):
+        records = model_records(cfg, model)
+        curves = [np.asarray(r["validation_curve"], dtype=float) for r in records]
+        length = min(len(c) for c in curves)
+        if length == 0:
+            continue
+        steps = curves[0][:length, 0]
+        per_epoch = records[0]["steps"] / records[0]["epochs"]
+        accuracy = np.mean([c[:length, 1] for c in curves], axis=0)
+        ax.plot(steps / per_epoch, 100 * accuracy, label=f"{model} ({len(records)})",
+                color=f"C{i % 10}", linestyle="-" if i < 10 else "--")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("validation accuracy % (mean over seeds)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, ncol=2, title="model (seeds)", title_fontsize=7)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
@@ -341,7 +397,8 @@ def build_table(cfg: TableConfig, report: Callable[[JobResult], None] = lambda r
         failures = run_jobs(cfg, todo, report)
     else:
         failures = []
-    rows = summarize(everything_present(cfg))
+    present = everything_present(cfg)
+    rows = summarize(present)
     if rows:
         latency = measure_latency([r["model"] for r in rows], cfg.results_dir,
                                   cfg.latency_runs, again=cfg.remeasure_latency)
@@ -353,6 +410,7 @@ def build_table(cfg: TableConfig, report: Callable[[JobResult], None] = lambda r
     atomic_write_text(out / "table.csv", write_csv(rows))
     if rows:
         plot(rows, out / "table.png")
+        plot_curves(present, [r["model"] for r in rows], out / "curves.png")
     if failures:
         raise KwspotError(f"{len(failures)} job(s) failed (the table holds the others): "
                           + "; ".join(failures))
