@@ -21,6 +21,7 @@ import torch
 
 from kwspot.classifier import KeywordClassifier, PosteriorModel, audio_in_graph
 from kwspot.export import export_module
+from kwspot.models.layout import for_onnx
 from kwspot.profile import count_flops, count_parameters
 
 
@@ -117,7 +118,7 @@ def benchmark(model: KeywordClassifier, runs: int = 1000, warmup: int = 100,
             full, net = Path(tmp) / "full.onnx", Path(tmp) / "net.onnx"
             export_module(audio_in_graph(model).eval(), audio_t, full, "audio",
                           ["posteriors", "logits"])
-            export_module(model.network, feats_t, net, "features", "logits")
+            export_module(for_onnx(model.network), feats_t, net, "features", "logits")
             graphs = {"onnxruntime": (full, net)}
             # speed does not depend on what calibrates it: noise clips will do
             calib = np.random.default_rng(seed + 1).uniform(

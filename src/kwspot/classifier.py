@@ -55,14 +55,18 @@ class PosteriorsAndLogits(nn.Module):
 def audio_in_graph(classifier: KeywordClassifier, runtime: str = "onnx") -> PosteriorsAndLogits:
     """The exported audio-in graph: a front end written for ``runtime`` (both equal the
     training front end within 1e-4), the network, posteriors and logits. ONNX Runtime gets
-    the one-convolution FFT (:class:`ConvFrontend`) where the hop allows it; TFLite, and other
-    hops, the matmul FFT (:class:`MatmulFrontend`), which TFLite runs as fast and whose module
-    type the int8 converter keeps float."""
+    the one-convolution FFT (:class:`ConvFrontend`) where the hop allows it, and the network
+    rewritten for its 2-D kernels (``models.layout``); TFLite, and other hops, the matmul FFT
+    (:class:`MatmulFrontend`), which TFLite runs as fast and whose module type the int8
+    converter keeps float."""
     from kwspot.features import ConvFrontend, MatmulFrontend
+    from kwspot.models.layout import for_onnx
 
     if runtime not in ("onnx", "tflite"):
         raise ValueError(f"unknown runtime {runtime!r}")
     features = classifier.features
-    frontend = ConvFrontend(features) if runtime == "onnx" and ConvFrontend.supports(features) \
-        else MatmulFrontend(features)
-    return PosteriorsAndLogits(nn.Sequential(frontend, classifier.network))
+    if runtime == "onnx":  # and its temporal convolutions as (1 x k) 2-D ones
+        frontend = ConvFrontend(features) if ConvFrontend.supports(features) \
+            else MatmulFrontend(features)
+        return PosteriorsAndLogits(nn.Sequential(frontend, for_onnx(classifier.network)))
+    return PosteriorsAndLogits(nn.Sequential(MatmulFrontend(features), classifier.network))

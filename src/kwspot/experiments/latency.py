@@ -1,7 +1,9 @@
 """Measured latency of a model's network on this machine: features in, logits out, ONNX
 Runtime on one thread, median over many single-example runs, as the TC-ResNet paper timed
-its table (TFLite on one phone core). Weights do not change the time, so a freshly built
-network is timed once per model (shared by its seeds); all models in one run, taking turns."""
+its table (TFLite on one phone core). Each network is timed as ``kwspot export`` writes it
+(temporal convolutions as (1 x k) 2-D ones, ``models.layout``). Weights do not change the
+time, so a freshly built network is timed once per model (shared by its seeds); all models
+in one run, taking turns."""
 
 from __future__ import annotations
 
@@ -30,6 +32,7 @@ def _sessions(models: list[str], labels: int, folder: Path) -> dict[str, tuple[A
 
     from kwspot.export import export_module
     from kwspot.models import build_model
+    from kwspot.models.layout import for_onnx
     from kwspot.runtime.model import onnx_session
 
     out = {}
@@ -39,7 +42,7 @@ def _sessions(models: list[str], labels: int, folder: Path) -> dict[str, tuple[A
         network = build_model(name, shape[1], labels, frames=shape[2]).eval()
         example = torch.randn(shape)
         path = folder / f"{name}.onnx"
-        export_module(network, example, path, "features", "logits")
+        export_module(for_onnx(network), example, path, "features", "logits")  # as exported
         session = onnx_session(path, 1)
         out[name] = (session, {session.get_inputs()[0].name: example.numpy()})
     return out

@@ -32,6 +32,7 @@ from kwspot.export.card import (
 from kwspot.export.parity import INT8_TOLERANCE, PARITY_TOLERANCE, compare_to_torch
 from kwspot.export.stream import export_stream_graph, streamable
 from kwspot.fileio import write_card
+from kwspot.models.layout import for_onnx
 from kwspot.runtime.incremental import stream_graph_path
 from kwspot.runtime.model import network_path as network_file
 from kwspot.runtime.model import onnx_session
@@ -112,7 +113,7 @@ def _export_checked(model: KeywordClassifier, card: dict[str, Any], out_path: Pa
     export_module(audio_in_graph(model).eval(), example, out_path, INPUT_NAME,
                   [OUTPUT_NAME, LOGITS_NAME])
     features = model.frontend(example)
-    export_module(model.network.eval(), features, network_path, "features", "logits")
+    export_module(for_onnx(model.network.eval()), features, network_path, "features", "logits")
     max_diff = parity(model, out_path, network_path, check_audio)
     card["parity"] = {"max_abs_diff": max_diff, "clips": len(check_audio), "tolerance": tolerance}
     if max_diff > tolerance:
