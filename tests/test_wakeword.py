@@ -160,13 +160,37 @@ def test_sound_alikes_are_at_least_two_phonemes_away_or_at_most_half() -> None:
 
 
 @pytest.mark.parametrize("phrase,message", [
-    ("", "empty"), ("   ", "empty"), ("1234 !!", "letters"), ("the and", "function words"),
-    ("a", "function words"), ("oh", "too short")])
+    ("", "empty"), ("   ", "empty"), ("!! ??", "letters"), ("the and", "function words"),
+    ("a", "function words"), ("of the", "function words"), ("what is it?", "function words"),
+    ("with me", "function words"), ("ow", "too short"), ("[[m'A@vIn]]", "phoneme input"),
+    ("please computer wake up now and listen to every single word I say", "too long")])
 def test_bad_phrases_are_one_line_errors(phrase: str, message: str) -> None:
     from kwspot.wakeword.flow import check_phrase
 
-    with pytest.raises(KwspotError, match=message):
+    with pytest.raises(KwspotError, match=message) as caught:
         check_phrase(phrase)
+    assert "\n" not in str(caught.value)
+
+
+def test_usable_phrases_pass_and_long_positives_are_sped_up_not_cut() -> None:
+    from kwspot.datasets.synth import VoiceStyle, speak
+    from kwspot.wakeword.data import FIT, DataConfig, build_windows, fit_positive
+    from kwspot.wakeword.flow import check_phrase
+    from kwspot.wakeword.model import WINDOW_SAMPLES
+
+    assert check_phrase("  hey   kwspot ") == "hey kwspot"
+    assert check_phrase("marvin") == "marvin"
+    phrase = "hello computer wake up please"
+    slow = speak(phrase, VoiceStyle("en-us", 120, 50, 50))  # the slowest voices' pace
+    assert len(slow) > WINDOW_SAMPLES  # would have been cut
+    fitted = fit_positive(slow)
+    assert FIT * WINDOW_SAMPLES - 2 <= len(fitted) <= FIT * WINDOW_SAMPLES + 2
+    short = speak("marvin", VoiceStyle("en-us", 175, 50, 50))
+    assert fit_positive(short) is short
+    windows = build_windows(DataConfig(phrase, positives=6, soundalikes=0,
+                                       soundalike_clips=0, sentences=0, user_windows=0,
+                                       noise_windows=0))
+    assert windows.audio.shape == (6, WINDOW_SAMPLES) and set(windows.kinds) == {"positive"}
 
 
 def test_windows_keep_held_out_voices_and_speakers_apart(tmp_path) -> None:
@@ -215,6 +239,13 @@ def test_negative_folders_without_audio_are_refused(tmp_path) -> None:
         build_windows(DataConfig("marvin", positives=1), [tmp_path / "empty"])
     with pytest.raises(KwspotError, match="not found"):
         build_windows(DataConfig("marvin", positives=1), [tmp_path / "missing"])
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    for name in ("a.wav", "b.wav"):
+        (broken / name).write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunk")
+    with pytest.raises(KwspotError, match="none of the 2 audio files tried could be read"):
+        build_windows(DataConfig("marvin", positives=0, soundalikes=0, soundalike_clips=0,
+                                 sentences=0, user_windows=10, noise_windows=0), [broken])
 
 
 def _tiny(phrase: str = "marvin", seed: int = 0):

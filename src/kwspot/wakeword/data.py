@@ -41,6 +41,7 @@ from kwspot.wakeword.model import WINDOW_SAMPLES
 from kwspot.wakeword.soundalikes import sound_alikes
 
 SPLITS = ("train", "validation")
+FIT = 0.95  # the share of the window a positive may fill: a cut phrase is not the phrase
 HOLDOUT_PCT = 20.0  # of voices / user speakers held out for validation and calibration
 
 
@@ -64,6 +65,14 @@ def _style(rng: np.random.Generator, split: str, voices: Sequence[str]) -> Voice
     pool = [v for v in voices if voice_split(v) == split]
     style = random_style(rng)
     return replace(style, voice=pool[int(rng.integers(len(pool)))])
+
+
+def fit_positive(speech: np.ndarray) -> np.ndarray:
+    """A long phrase said slowly, sped up to fit ``FIT`` of the window: a cut phrase is not
+    the phrase, and the detector would learn to fire on part of it."""
+    if len(speech) <= FIT * WINDOW_SAMPLES:
+        return speech
+    return change_speed(speech, len(speech) / (FIT * WINDOW_SAMPLES))
 
 
 def place(speech: np.ndarray, rng: np.random.Generator, late: bool) -> np.ndarray:
@@ -221,9 +230,10 @@ def build_windows(cfg: DataConfig, negatives: Sequence[str | Path] = (),
         if not wanted(split):
             continue
         style = _style(rng, split, voices)
-        speech = speak(phrase, style)  # its natural length; cut only beyond the window
+        speech = speak(phrase, style)  # its natural length
         if rng.random() < 0.7:  # tape-speed change: tempo and pitch together
             speech = change_speed(speech, float(rng.uniform(0.85, 1.15)))
+        speech = fit_positive(speech)
         add(place(_gain(speech, rng), rng, late=True), 1, "positive", split, style.voice, rng)
         report("positives", k + 1, cfg.positives)
 
@@ -258,7 +268,7 @@ def build_windows(cfg: DataConfig, negatives: Sequence[str | Path] = (),
     if files:
         rng = np.random.default_rng([cfg.seed, 4])
         order = rng.permutation(len(files))
-        made = 0
+        made, unreadable = 0, []
         for i in order[: cfg.user_windows]:
             path = files[int(i)]
             split = split_of(speaker_of_file(path))
@@ -266,12 +276,19 @@ def build_windows(cfg: DataConfig, negatives: Sequence[str | Path] = (),
                 continue
             try:
                 audio = load_audio(path)
-            except AudioError:
+            except AudioError as exc:
+                unreadable.append(str(exc))
                 continue
             add(place(audio, rng, late=rng.random() < 0.5), 0, "user", split,
                 speaker_of_file(path), rng)
             made += 1
             report("negative files", made, min(cfg.user_windows, len(files)))
+        if unreadable and not made:
+            raise KwspotError(f"--negatives: none of the {len(unreadable)} audio files tried "
+                              f"could be read (first: {unreadable[0]})")
+        if unreadable and progress is not None:
+            progress("unreadable negative files skipped", len(unreadable),
+                     made + len(unreadable))
     for k in range(cfg.noise_windows):
         rng = np.random.default_rng([cfg.seed, 5, k])
         split = "validation" if k % 5 == 0 else "train"

@@ -31,7 +31,7 @@ import torch
 from kwspot.errors import KwspotError
 from kwspot.features import FeatureConfig
 from kwspot.fileio import atomic_write_text
-from kwspot.wakeword.data import DataConfig, WindowSet, build_windows
+from kwspot.wakeword.data import FIT, DataConfig, WindowSet, build_windows
 from kwspot.wakeword.model import WINDOW_SAMPLES
 from kwspot.wakeword.train import (
     HeadConfig,
@@ -69,25 +69,59 @@ class WakewordConfig:
     heads: int = 1
 
 
+# English function words: a phrase made only of these is said in every conversation
+_FUNCTION_WORDS_TEXT = """
+a an the this that these those some any no not nor every each either neither both all
+i me my mine myself you your yours yourself he him his himself she her hers herself it its
+itself we us our ours ourselves they them their theirs themselves one ones
+am is are was were be been being do does did done doing have has had having will would shall
+should can could may might must ought let lets let's
+i'm you're he's she's it's we're they're i've you've we've they've i'd you'd he'd she'd we'd
+they'd i'll you'll he'll she'll we'll they'll isn't aren't wasn't weren't don't doesn't
+didn't haven't hasn't hadn't won't wouldn't can't cannot couldn't shouldn't mustn't
+and or but so if then than because as while when where why how what which who whom whose
+whether though although until unless since till
+of to in on at by for with from about into onto upon over under up down out off through
+across along around before after above below between among against during without within
+toward towards near via per like
+yes yeah ok okay oh ah uh um hmm hey hi hello well just very too also only even still yet
+here there now again ever never always often more most much many few less least such same
+other another own
+"""
+FUNCTION_WORDS = frozenset(_FUNCTION_WORDS_TEXT.split())
+
+
 def check_phrase(phrase: str) -> str:
     """The phrase, normalised; one clear error for what cannot be a wake phrase."""
-    from kwspot.datasets.negatives import VOCABULARY
     from kwspot.datasets.synth import phonemes
 
     text = " ".join(str(phrase).split())
     if not text:
         raise KwspotError("the wake phrase is empty")
-    if not re.search(r"[A-Za-z]", text):
+    if "[[" in text or "]]" in text:
+        raise KwspotError(f"{phrase!r}: eSpeak phoneme input ([[...]]) is not a phrase: type "
+                          "the words as they are spelled")
+    if not re.search(r"[A-Za-z0-9]", text):
         raise KwspotError(f"{phrase!r}: a wake phrase needs letters eSpeak can pronounce")
-    stop = set(VOCABULARY[:VOCABULARY.index("make")])  # the function words at its start
-    if all(w.lower() in stop for w in text.split()):
+    if all(w.lower().strip(",.!?;:") in FUNCTION_WORDS for w in text.split()):
         raise KwspotError(f"{phrase!r}: only common function words; every conversation says "
                           "them, so it would fire all the time. Pick a distinctive phrase")
     sounds = [p for word in phonemes(text).split() for p in word.split("|") if p.strip("',")]
     if len(sounds) < 3:
         raise KwspotError(f"{phrase!r}: too short to spot reliably (phonemes: "
                           f"{' '.join(sounds)}); a phrase of two or three syllables works best")
+    seconds, window = spoken_seconds(text), WINDOW_SAMPLES / 16000
+    if seconds * 175 / 240 > FIT * window:  # too long even at the fastest voices' pace
+        raise KwspotError(f"{phrase!r}: too long for the detector's {window:.2f} s window "
+                          f"({seconds:.2f} s at an average pace); use a shorter phrase")
     return text
+
+
+def spoken_seconds(text: str) -> float:
+    """How long eSpeak's default voice takes to say ``text`` (175 words a minute)."""
+    from kwspot.datasets.synth import VoiceStyle, speak
+
+    return len(speak(text, VoiceStyle("en-us", 175, 50, 50))) / 16000
 
 
 def check_backbone(backbone: str) -> None:
@@ -158,6 +192,10 @@ def wakeword(cfg: WakewordConfig, log: Log = print, force: bool = False) -> dict
     start = time.perf_counter()
     scratch = cfg.backbone != EMBEDDING
 
+    if not cfg.negatives:
+        log("kwspot: warning: no --negatives: validation and calibration hold synthetic "
+            "speech only, so the false-alarm rate is an estimate on eSpeak voices; give "
+            "folders of real speech without the phrase")
     features_file = work / "embeddings.npz"
     if not features_file.is_file():
         log(f"[1/5] synthesizing and augmenting windows for {phrase!r}")
@@ -250,6 +288,7 @@ def wakeword(cfg: WakewordConfig, log: Log = print, force: bool = False) -> dict
         "phrase": phrase, "model": str(model_path), "backbone": cfg.backbone,
         "threshold": result["thresholds"][phrase],
         "target_met": measured["fa_per_hour"] <= cfg.target_fa_per_hour,
+        "real_negatives": bool(cfg.negatives),
         "calibration": {"frr": measured["frr"], "fa_per_hour": measured["fa_per_hour"],
                         "hours": result["calibration"]["hours"],
                         "measured_on": "held-out synthetic voices and held-out negatives "
