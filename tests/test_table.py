@@ -41,6 +41,18 @@ def test_model_name_picks_its_published_recipe(tiny_dataset: Path) -> None:
                                        "30000", "--n-mfcc", "20", "--dropout", "0.2"]))
     assert tc.optim.lr_boundaries == (10_000, 20_000) and tc.optim.optimizer == "sgd"
     assert tc.features.n_mfcc == 20 and tc.dropout == 0.2
+    # SpecAugment is a recipe option for every model: on for TC-ResNet, off for BC-ResNet
+    masked = train_config_from_args(parse(["train", "--data", str(tiny_dataset),
+                                           "--spec-augment", "2,7,2,20"]))
+    assert (masked.spec_augment.freq_masks, masked.spec_augment.freq_width,
+            masked.spec_augment.time_masks, masked.spec_augment.time_width) == (2, 7, 2, 20)
+    assert not tc.spec_augment.enabled
+    plain = train_config_from_args(parse(["train", "--data", str(tiny_dataset), "--model",
+                                          "bc-resnet-3", "--spec-augment", "off"]))
+    assert not plain.spec_augment.enabled
+    for bad in ("2,7,2", "a,b,c,d", "2,-1,2,20"):
+        with pytest.raises(SystemExit):
+            parse(["train", "--spec-augment", bad])
 
 
 def test_table_runs_two_tiny_jobs_on_local_ray_and_resumes(tiny_dataset: Path,

@@ -80,6 +80,11 @@ def add_train_parser(sub: argparse._SubParsersAction) -> None:
                    help="rescale every noise recording to this RMS before mixing (default: "
                         "as recorded, the paper's recipe); e.g. 0.1 makes silence cover loud "
                         "rooms")
+    a.add_argument("--spec-augment", type=_spec_augment, default=None,
+                   metavar="FM,FW,TM,TW",
+                   help="SpecAugment on the features: FM frequency masks of up to FW-1 "
+                        "channels and TM time masks of up to TW-1 frames, e.g. 2,7,2,20 "
+                        "(BC-ResNet-8's); 'off' disables it (default: the recipe's)")
     a.add_argument("--history-ms", type=float, default=0.0, metavar="MS",
                    help="causal models: put this much audio (other training clips or "
                         "silence, noise running on) before each clip and train the window a "
@@ -132,7 +137,24 @@ def train_config_from_args(args: argparse.Namespace):
                             history_ms=args.history_ms)
     return dataclasses.replace(
         cfg, features=features, optim=optim, augment=augment, init=args.init,
-        dropout=cfg.dropout if args.dropout is None else args.dropout)
+        dropout=cfg.dropout if args.dropout is None else args.dropout,
+        spec_augment=cfg.spec_augment if args.spec_augment is None else args.spec_augment)
+
+
+def _spec_augment(text: str):
+    """'FM,FW,TM,TW' or 'off' -> SpecAugmentConfig (argparse type)."""
+    from kwspot.training.augment import SpecAugmentConfig
+
+    if text.strip().lower() == "off":
+        return SpecAugmentConfig()
+    try:
+        values = [int(v) for v in text.split(",")]
+    except ValueError:
+        values = []
+    if len(values) != 4 or min(values) < 0:
+        raise argparse.ArgumentTypeError(
+            f"expected four counts FM,FW,TM,TW (e.g. 2,7,2,20) or 'off', got {text!r}")
+    return SpecAugmentConfig(*values)
 
 
 def cmd_train(args: argparse.Namespace) -> None:
