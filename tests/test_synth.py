@@ -274,3 +274,33 @@ def test_missing_data_raises_synthesis_error(monkeypatch: pytest.MonkeyPatch) ->
         available_voices()
     monkeypatch.undo()
     assert "en-us" in available_voices()  # the real engine is untouched
+
+
+def test_per_word_counts_and_clips_that_follow_the_phrase(tmp_path: Path, capsys) -> None:
+    """A count per word, and clip_seconds=None: each word's clips as long as the phrase
+    needs at the slowest pace (never under 1 s), so a phrase is not squeezed into 1 s."""
+    from kwspot.cli import main
+    from kwspot.datasets.synth import phrase_clip_seconds
+
+    phrase = "please turn on the kitchen lights"
+    assert phrase_clip_seconds("yes") == 1.0
+    long_seconds = phrase_clip_seconds(phrase)
+    assert long_seconds > 1.5 and round(long_seconds * 10) == long_seconds * 10
+    counts = synthesize_dataset(["yes", phrase], tmp_path / "d", {"yes": 2, phrase: 1},
+                                seed=3, clip_seconds=None)
+    assert counts == {"yes": 2, phrase: 1}
+    lengths = {p.parent.name: sf.info(str(p)).frames for p in (tmp_path / "d").rglob("*.wav")}
+    assert lengths == {"yes": SAMPLE_RATE, phrase.replace(" ", "_"): round(long_seconds
+                                                                            * SAMPLE_RATE)}
+    with pytest.raises(ValueError, match="no clip count"):
+        synthesize_dataset(["yes", "no"], tmp_path / "e", {"yes": 1})
+    # the CLI: WORD=N and --clip-ms auto
+    assert main(["synth", "--words", "go,stop=2", "--clips-per-word", "1", "--clip-ms", "auto",
+                 "--out", str(tmp_path / "f")]) == 0
+    assert "wrote 3 clips of 2 words" in capsys.readouterr().out
+    assert len(list((tmp_path / "f" / "stop").glob("*.wav"))) == 2
+    for bad, message in ((["--words", "go=x"], "must be a whole number"),
+                         (["--words", "go=0"], "at least 1 clip"),
+                         (["--words", "go", "--clip-ms", "long"], "milliseconds or 'auto'")):
+        assert main(["synth", *bad, "--out", str(tmp_path / "g")]) == 1
+        assert message in capsys.readouterr().err

@@ -47,14 +47,38 @@ def add_synth_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("synth", help="synthesize a folder-per-label keyword dataset (offline TTS)",
                        description="Speak each word with espeak-ng (shipped by pip, offline) in "
                        "many voices, variants, pitches and speeds, with noise, into "
-                       "<out>/<word>/<word>_NNNN.wav (1 s, 16 kHz). The same --seed gives the "
-                       "same files.")
-    p.add_argument("--words", type=_words, required=True, metavar="W1,W2,..",
-                   help="words or short phrases, comma separated")
+                       "<out>/<word>/<speaker>_nohash_NNNN.wav (16 kHz; the speaker names the "
+                       "voice, variant, pitch and speed band, so splits keep voices apart). "
+                       "The same --seed gives the same files.")
+    p.add_argument("--words", type=_words, required=True, metavar="W1,W2=N,..",
+                   help="words or short phrases, comma separated; WORD=N gives that word N "
+                        "clips instead of --clips-per-word")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder")
     p.add_argument("--clips-per-word", type=int, default=100, help="clips per word (default 100)")
+    p.add_argument("--clip-ms", default="1000", metavar="MS|auto",
+                   help="clip length (default 1000, as Speech Commands; longer speech is said "
+                        "faster to fit); 'auto' follows each phrase's natural length")
     p.add_argument("--seed", type=int, default=0, help="seed (default 0)")
     p.set_defaults(func=cmd_synth)
+
+
+def parse_word_counts(items: list[str], default: int) -> dict[str, int]:
+    """["yes", "hey kwspot=500"] -> {"yes": default, "hey kwspot": 500}."""
+    counts: dict[str, int] = {}
+    for item in items:
+        word, sep, count = item.rpartition("=") if "=" in item else (item, "", "")
+        word = word.strip()
+        if sep:
+            try:
+                counts[word] = int(count)
+            except ValueError:
+                raise KwspotError(f"--words {item!r}: the count after '=' must be a whole "
+                                  "number") from None
+        else:
+            counts[word] = default
+        if counts[word] < 1:
+            raise KwspotError(f"--words {item!r}: at least 1 clip")
+    return counts
 
 
 def cmd_synth(args: argparse.Namespace) -> None:
@@ -67,13 +91,24 @@ def cmd_synth(args: argparse.Namespace) -> None:
         raise KwspotError("--clips-per-word must be at least 1")
     if not args.words:
         raise KwspotError("--words needs at least one word")
-    total = len(args.words) * args.clips_per_word
+    counts_for = parse_word_counts(list(args.words), args.clips_per_word)
+    if args.clip_ms == "auto":
+        seconds = None
+    else:
+        try:
+            seconds = float(args.clip_ms) / 1000
+        except ValueError:
+            raise KwspotError(f"--clip-ms must be milliseconds or 'auto', got "
+                              f"{args.clip_ms!r}") from None
+        if not seconds > 0:
+            raise KwspotError(f"--clip-ms must be positive, got {args.clip_ms}")
     with Progress(console=Console(stderr=True)) as bar:
-        task = bar.add_task("synthesize", total=total)
+        task = bar.add_task("synthesize", total=sum(counts_for.values()))
         try:
             counts = synthesize_dataset(
-                list(args.words), Path(args.out), args.clips_per_word, args.seed,
-                progress=lambda done, _total: bar.update(task, completed=done))
+                list(counts_for), Path(args.out), counts_for, args.seed,
+                progress=lambda done, _total: bar.update(task, completed=done),
+                clip_seconds=seconds)
         except ValueError as exc:
             raise KwspotError(str(exc)) from None
     print(f"wrote {sum(counts.values())} clips of {len(counts)} words to {args.out}")

@@ -22,7 +22,7 @@ import math
 import shutil
 import tempfile
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -567,38 +567,61 @@ def _folder_name(word: str) -> str:
     return name
 
 
+def phrase_clip_seconds(word: str, minimum: float = 1.0) -> float:
+    """A clip length that holds ``word`` said at the slowest pace the styles draw (120 wpm)
+    within 90 % of the clip, in whole tenths of a second and at least ``minimum``: a phrase
+    keeps its natural duration instead of being squeezed into 1 s."""
+    normal = len(speak(word, VoiceStyle("en-us", 175, 50, 50))) / SAMPLE_RATE
+    slowest = normal * 175 / _SPEED_RANGE[0]
+    return max(minimum, math.ceil(slowest / 0.9 * 10) / 10)
+
+
 def synthesize_dataset(
     words: Sequence[str],
     out_dir: Path,
-    clips_per_word: int,
+    clips_per_word: int | Mapping[str, int],
     seed: int = 0,
     progress: Callable[[int, int], None] | None = None,
+    clip_seconds: float | None = 1.0,
 ) -> dict[str, int]:
-    """Write ``out_dir/<word>/<speaker>_nohash_<k:04d>.wav`` (16 kHz, PCM_16, 1 s) for every
+    """Write ``out_dir/<word>/<speaker>_nohash_<k:04d>.wav`` (16 kHz, PCM_16) for every
     word; the speaker is :func:`speaker_of_style` of the clip's voice.
 
-    Spaces in a word become "_" in folder and file names. Each clip has its own generator seeded
-    from (seed, word index, k), so the same seed gives byte-identical files whatever order or
-    subset is generated. ``progress(done, total)`` is called after each file.
+    ``clips_per_word``: one count for all words, or a count per word. ``clip_seconds``: the
+    clip length (1 s, Speech Commands' own, by default: longer speech is said faster to
+    fit), or None to follow each phrase (:func:`phrase_clip_seconds`). Spaces in a word
+    become "_" in folder and file names. Each clip has its own generator seeded from (seed,
+    word index, k), so the same seed gives byte-identical files whatever order or subset is
+    generated. Speakers (voice, variant, pitch and speed bands) are what datasets split by, so
+    a voice drawn again by another seed lands in the same split. ``progress(done, total)`` is
+    called after each file.
     """
-    if clips_per_word < 0:
-        raise ValueError(f"clips_per_word must be >= 0, got {clips_per_word}")
+    counts_for = (dict(clips_per_word) if isinstance(clips_per_word, Mapping)
+                  else dict.fromkeys(words, clips_per_word))
+    missing = [w for w in words if w not in counts_for]
+    if missing:
+        raise ValueError(f"no clip count for {missing!r}")
+    if any(c < 0 for c in counts_for.values()):
+        raise ValueError(f"clip counts must be >= 0, got {counts_for}")
+    if clip_seconds is not None and clip_seconds <= 0:
+        raise ValueError(f"clip_seconds must be positive, got {clip_seconds}")
     if seed < 0:
         raise ValueError(f"seed must be >= 0, got {seed}")
     names = [_folder_name(word) for word in words]
     if len(set(names)) != len(names):
         raise ValueError(f"duplicate keywords in {list(words)!r}")
     out_dir = Path(out_dir)
-    total = len(names) * clips_per_word
+    total = sum(counts_for[w] for w in words)
     done = 0
     counts: dict[str, int] = {}
     for word_index, (word, name) in enumerate(zip(words, names, strict=True)):
         folder = out_dir / name
         folder.mkdir(parents=True, exist_ok=True)
-        for k in range(clips_per_word):
+        seconds = clip_seconds or phrase_clip_seconds(word.strip())
+        for k in range(counts_for[word]):
             rng = np.random.default_rng([seed, word_index, k])
             style = random_style(rng)
-            clip = make_clip(word.strip(), rng, style=style)
+            clip = make_clip(word.strip(), rng, clip_seconds=seconds, style=style)
             target = folder / f"{speaker_of_style(style)}_nohash_{k:04d}.wav"
             for old in folder.glob(f"*_nohash_{k:04d}.wav"):  # clip k of an earlier seed
                 if old != target:
@@ -607,7 +630,7 @@ def synthesize_dataset(
             done += 1
             if progress is not None:
                 progress(done, total)
-        counts[word] = clips_per_word
+        counts[word] = counts_for[word]
     return counts
 
 
