@@ -308,6 +308,13 @@ def test_wakeword_flow_end_to_end_then_resumes(tmp_path) -> None:
     assert wakeword(changed, log=lines.append)["head"]["epoch"] >= 1
     assert any(line.startswith("[2/5]") for line in lines)  # another config: trained again
     assert os.stat(head).st_mtime_ns != stamp
+    # ... on the same windows and streams: only the head settings changed
+    assert not any(line.startswith(("[1/5]", "[4/5]")) for line in lines)
+    assert os.stat(out / "work" / "embeddings.npz").st_mtime_ns == embedded
+    assert not (out / "work" / "heads2.pt").exists()  # trained with the old head settings
+    lines.clear()
+    wakeword(replace(changed, data=_tiny(seed=5)), log=lines.append)  # other data: anew
+    assert any(line.startswith("[1/5]") for line in lines)
 
 
 @pytest.mark.slow

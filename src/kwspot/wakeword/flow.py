@@ -136,20 +136,22 @@ def slug(phrase: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", phrase.lower()).strip("-") or "wakeword"
 
 
-def _fingerprint(cfg: WakewordConfig, data: DataConfig) -> str:
-    """Everything the stored stages depend on, and the kwspot version that made them: a work
-    folder of another config or version is started over, never half reused."""
+def _fingerprints(cfg: WakewordConfig, data: DataConfig) -> dict[str, str]:
+    """What the stored stages depend on, in two parts: ``data`` (the windows, their
+    features and the calibration streams: minutes of synthesis and embedding) and ``head``
+    (the trained heads, seconds to minutes). A work folder whose data part or kwspot version
+    differs is started over; one whose head settings alone differ keeps its windows."""
     from kwspot import __version__
 
-    # the backbone is named only when it is not the default, so work folders made before the
-    # option existed keep their fingerprint
+    def digest(fields: dict[str, Any]) -> str:
+        return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
+
     backbone = {} if cfg.backbone == EMBEDDING else {"backbone": cfg.backbone}
-    key = json.dumps({"version": __version__, "data": asdict(data), "head": asdict(cfg.head),
-                      **backbone,
-                      "calibration_minutes": cfg.calibration_minutes,
-                      "negatives": [str(Path(p).resolve()) for p in cfg.negatives],
-                      "noise": [str(Path(p).resolve()) for p in cfg.noise]}, sort_keys=True)
-    return hashlib.sha256(key.encode()).hexdigest()[:16]
+    return {"data": digest({"version": __version__, "data": asdict(data), **backbone,
+                            "calibration_minutes": cfg.calibration_minutes,
+                            "negatives": [str(Path(p).resolve()) for p in cfg.negatives],
+                            "noise": [str(Path(p).resolve()) for p in cfg.noise]}),
+            "head": digest({"head": asdict(cfg.head), **backbone})}
 
 
 def wakeword(cfg: WakewordConfig, log: Log = print, force: bool = False) -> dict[str, Any]:
@@ -179,15 +181,18 @@ def wakeword(cfg: WakewordConfig, log: Log = print, force: bool = False) -> dict
     work = out / "work"
     work.mkdir(parents=True, exist_ok=True)
     stamp = work / "config.json"
-    fingerprint = _fingerprint(cfg, data)
-    if force or not stamp.is_file() or \
-            json.loads(stamp.read_text()).get("fingerprint") != fingerprint:
+    fingerprints = _fingerprints(cfg, data)
+    stored = json.loads(stamp.read_text()).get("fingerprints", {}) if stamp.is_file() else {}
+    if force or stored.get("data") != fingerprints["data"]:
         for old in work.iterdir():
             if old.is_file():
                 old.unlink()
         for old in (work / "calibration").glob("*"):
             old.unlink()
-    atomic_write_text(stamp, json.dumps({"fingerprint": fingerprint, "phrase": phrase,
+    elif stored.get("head") != fingerprints["head"]:  # new head settings: windows reused
+        for old in [*work.glob("head.pt"), *work.glob("heads*.pt")]:
+            old.unlink()
+    atomic_write_text(stamp, json.dumps({"fingerprints": fingerprints, "phrase": phrase,
                                          "data": asdict(data)}, indent=1) + "\n")
     start = time.perf_counter()
     scratch = cfg.backbone != EMBEDDING
