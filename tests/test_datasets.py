@@ -486,6 +486,23 @@ def test_jsonl_skips_blank_lines_and_names_bad_line(tmp_path: Path) -> None:
         read_manifest(path)
 
 
+def test_a_bare_manifest_with_noise_cut_silence_needs_its_noise(tmp_path: Path) -> None:
+    """Outside its prepared folder a manifest lists no noise files; its path-less _silence_
+    rows would silently become digital zeros, so that is one clear error instead."""
+    path = tmp_path / "m.jsonl"
+    write_manifest(path, [Utterance(str(tmp_path / "a.wav"), "yes", "train", "a"),
+                          Utterance(None, SILENCE, "train")])
+    with pytest.raises(KwspotError, match="give --noise-dir DIR"):
+        open_dataset(DataConfig(path=str(path)))
+    noise = tmp_path / "noise"
+    noise.mkdir()
+    sf.write(noise / "hum.wav", np.zeros(16000, np.float32), 16000)
+    dataset = open_dataset(DataConfig(path=str(path), noise_dir=str(noise)))
+    assert dataset.noise_paths == [str(noise / "hum.wav")]
+    write_manifest(path, [Utterance(str(tmp_path / "a.wav"), "yes", "train", "a")])
+    assert open_dataset(DataConfig(path=str(path))).labels == ["yes"]  # nothing to cut
+
+
 # --- real data -----------------------------------------------------------------------------------
 
 

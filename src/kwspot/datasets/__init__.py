@@ -103,6 +103,11 @@ def _open_raw(cfg: DataConfig, root: Path) -> Dataset:
         labels += sorted(present - {SILENCE, UNKNOWN})
         noise = sorted(str(p) for p in Path(cfg.noise_dir).glob("*.wav")) if cfg.noise_dir \
             else []
+        if not noise and any(u.path is None for u in rows):
+            raise KwspotError(f"{root}: this manifest's _silence_ rows are cut from noise "
+                              "files, which a bare manifest does not list: give --noise-dir "
+                              "DIR, or --data the prepared folder or run directory it came "
+                              "from")
         return Dataset(rows, labels, noise)
     elif root.is_dir() and is_speech_commands(root):
         rows = scan_speech_commands(root)
