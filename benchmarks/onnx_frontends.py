@@ -1,7 +1,9 @@
 """The two exported front ends in ONNX Runtime, side by side in one run, one thread: the
 shipped TC-ResNet8's audio-in graph with the matmul FFT (``MatmulFrontend``, what TFLite gets)
 and with the one-convolution FFT (``ConvFrontend``, what ONNX exports get since 2026-12-07),
-and its network alone (features in), so the front end's share shows.
+and its network alone (features in), so the front end's share shows. All three hold the
+network as trained (1-D convolutions); exports write it as (1 x k) 2-D convolutions since
+2026-12-07 (``kwspot.models.layout``), which ``kwspot bench`` times.
 
     python benchmarks/onnx_frontends.py --runs 3000 --json docs/results/onnx-frontends.json
 

@@ -1,7 +1,8 @@
 """Where a network's time goes, operator by operator: ONNX Runtime's own profiler on one
 thread, each model's freshly built network (features in, logits out) as the table times it
-(weights do not change the time). Written to explain why TC-ResNet8 (3.0M FLOPs) is not
-faster than DS-CNN-S (5.3M) here although the paper found it 1.5x faster on a phone.
+(weights do not change the time). Written to find out why TC-ResNet8 (3.0M FLOPs) was not
+faster than DS-CNN-S (5.3M) here although the paper found it 1.5x faster on a phone (its 1-D
+convolutions missed ONNX Runtime's fused NCHWc kernels; exports now write them as 2-D).
 
     python benchmarks/operator_profile.py --models tc-resnet8 ds-cnn-s --runs 2000 \\
         --json docs/results/operator-profile.json
@@ -9,8 +10,8 @@ faster than DS-CNN-S (5.3M) here although the paper found it 1.5x faster on a ph
 TC-ResNets are profiled twice: as exported (temporal convolutions as (1 x k) 2-D ones) and
 with the 1-D convolutions they train with. Per graph: microseconds per run by operator type
 (the kernels' own durations from the trace, summed and divided by ``--runs``: means, not
-medians), kernels per run, and the wall-clock median of the same runs. Profiling adds its
-own cost, so compare the graphs of one run, not these medians with the table's latency.
+medians), kernels per run, the wall-clock median under the profiler, and the wall-clock
+median of separate runs without it (the graphs taking turns), which is the one to compare.
 """
 
 from __future__ import annotations

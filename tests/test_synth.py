@@ -301,6 +301,8 @@ def test_per_word_counts_and_clips_that_follow_the_phrase(tmp_path: Path, capsys
     assert len(list((tmp_path / "f" / "stop").glob("*.wav"))) == 2
     for bad, message in ((["--words", "go=x"], "must be a whole number"),
                          (["--words", "go=0"], "at least 1 clip"),
-                         (["--words", "go", "--clip-ms", "long"], "milliseconds or 'auto'")):
+                         (["--words", "go", "--clip-ms", "long"], "milliseconds or 'auto'"),
+                         (["--words", "go", "--clip-ms", "inf"], "must be in (0, 60000]"),
+                         (["--words", "go,go=3"], "names 'go' twice")):
         assert main(["synth", *bad, "--out", str(tmp_path / "g")]) == 1
         assert message in capsys.readouterr().err

@@ -122,6 +122,14 @@ def test_table_runs_jobs_side_by_side_in_local_processes(tiny_dataset: Path,
     for wrong in ({"device": "gpu"}, {"workers": 0}):
         with pytest.raises(KwspotError, match=r"--device|--workers"):
             TableConfig(**{**cfg.__dict__, **wrong})
+    # a run folder left from another length is not resumed as this job
+    (run,) = (tmp_path / "runs").glob("*/tc-resnet8-e2-seed0")
+    run.rename(run.with_name("tc-resnet8-e3-seed0"))
+    other = TableConfig(**{**cfg.__dict__, "models": ("tc-resnet8",), "workers": 1,
+                           "epochs": {"tc-resnet8": 3}})
+    with pytest.raises(KwspotError, match=r"a run of \d+ steps, but this job trains"):
+        build_table(other)
+    assert not (tmp_path / "results" / "tc-resnet8-e3-seed0.json").exists()
 
 
 def test_an_interrupted_job_stops_the_table(tiny_dataset: Path, tmp_path: Path,
@@ -185,7 +193,7 @@ def test_a_table_run_for_some_models_keeps_every_result_present(tmp_path: Path) 
     for model, seed, acc in (("tc-resnet8", 0, 0.88), ("tc-resnet8", 1, 0.86),
                              ("ds-cnn-s", 2, 0.81), ("tc-resnet8-causal", 0, 0.83)):
         record = {"model": model, "seed": seed, "data_checksum": "c", "test_accuracy": acc,
-                  "flops": 1, "params": 1, "epochs": recipe_for(model).epochs,
+                  "flops": 1, "params": 1, "epochs": recipe_for(model).epochs, "steps": 100,
                   "validation_curve": [],
                   "train_seconds": 1.0, "device": "cpu"}
         (results / f"{model}-seed{seed}.json").write_text(json.dumps(record))
@@ -233,4 +241,13 @@ def test_summary_refuses_results_of_another_length_and_shows_no_spread_for_one_s
     (results / "res8-narrow-seed0.json").write_text(
         json.dumps(_record("res8-narrow", 0, 30.01, 0.5)))
     with pytest.raises(KwspotError, match=r"trained for 30\.01 epochs.*res8-narrow-e30-seed0"):
+        summarize(cfg)
+    (results / "res8-narrow-seed0.json").write_text(
+        json.dumps(_record("res8-narrow", 0, 12.5, 0.5)))
+    with pytest.raises(KwspotError, match=r"res8-narrow-e12\.5-seed0\.json"):
+        summarize(cfg)
+    record = _record("res8-narrow", 0, epochs, 0.5)
+    del record["steps"]  # fails closed, not open
+    (results / "res8-narrow-seed0.json").write_text(json.dumps(record))
+    with pytest.raises(KwspotError, match="no epochs and steps recorded"):
         summarize(cfg)

@@ -68,6 +68,8 @@ def parse_word_counts(items: list[str], default: int) -> dict[str, int]:
     for item in items:
         word, sep, count = item.rpartition("=") if "=" in item else (item, "", "")
         word = word.strip()
+        if word in counts:
+            raise KwspotError(f"--words names {word!r} twice")
         if sep:
             try:
                 counts[word] = int(count)
@@ -100,8 +102,8 @@ def cmd_synth(args: argparse.Namespace) -> None:
         except ValueError:
             raise KwspotError(f"--clip-ms must be milliseconds or 'auto', got "
                               f"{args.clip_ms!r}") from None
-        if not seconds > 0:
-            raise KwspotError(f"--clip-ms must be positive, got {args.clip_ms}")
+        if not 0 < seconds <= 60:
+            raise KwspotError(f"--clip-ms must be in (0, 60000], got {args.clip_ms}")
     with Progress(console=Console(stderr=True)) as bar:
         task = bar.add_task("synthesize", total=sum(counts_for.values()))
         try:

@@ -567,12 +567,26 @@ def _folder_name(word: str) -> str:
     return name
 
 
+DEFAULT_WPM = 175  # eSpeak's own pace
+
+
+def spoken_seconds(text: str, wpm: float = DEFAULT_WPM) -> float:
+    """About how long ``text`` takes at ``wpm`` words a minute: said once by the default
+    voice at its own pace, scaled (eSpeak's length is close to proportional to 1 / wpm)."""
+    normal = len(speak(text, VoiceStyle("en-us", DEFAULT_WPM, 50, 50))) / SAMPLE_RATE
+    return normal * DEFAULT_WPM / wpm
+
+
+def speed_range() -> tuple[int, int]:
+    """The slowest and fastest pace (words a minute) the random styles draw."""
+    return _SPEED_RANGE
+
+
 def phrase_clip_seconds(word: str, minimum: float = 1.0) -> float:
-    """A clip length that holds ``word`` said at the slowest pace the styles draw (120 wpm)
-    within 90 % of the clip, in whole tenths of a second and at least ``minimum``: a phrase
-    keeps its natural duration instead of being squeezed into 1 s."""
-    normal = len(speak(word, VoiceStyle("en-us", 175, 50, 50))) / SAMPLE_RATE
-    slowest = normal * 175 / _SPEED_RANGE[0]
+    """A clip length that holds ``word`` said at the slowest pace the styles draw
+    (:func:`speed_range`) within 90 % of the clip, in whole tenths of a second and at least
+    ``minimum``: a phrase keeps its natural duration instead of being squeezed into 1 s."""
+    slowest = spoken_seconds(word, _SPEED_RANGE[0])
     return max(minimum, math.ceil(slowest / 0.9 * 10) / 10)
 
 

@@ -98,13 +98,19 @@ def run_job(job: Job, prepared: str | Path, results_dir: str | Path, runs_dir: s
         raise KwspotError(f"{prepared}: no test split to score the table on")
     train_clips = len(dataset.split("train"))
     run_dir = Path(runs_dir) / dataset.checksum[:12] / job.name
+    cfg = recipe_config(job.model, data, train_clips, job.seed, job.epochs, threads=threads,
+                        device=device)
+    if (run_dir / "config.json").is_file():  # a run folder left from another length?
+        started = TrainConfig.load(run_dir / "config.json").optim.steps
+        if started != cfg.optim.steps:
+            raise KwspotError(f"{run_dir}: a run of {started} steps, but this job trains "
+                              f"{cfg.optim.steps} ({job.planned_epochs:g} epochs); rename or "
+                              "delete the folder")
     if (run_dir / "summary.json").is_file():
         summary = json.loads((run_dir / "summary.json").read_text())
     elif (run_dir / "last.pt").is_file():
         summary = train(None, run_dir, resume=True, quiet=quiet, device=device)
     else:
-        cfg = recipe_config(job.model, data, train_clips, job.seed, job.epochs, threads=threads,
-                            device=device)
         summary = train(cfg, run_dir, quiet=quiet)
     trained = TrainConfig.load(run_dir / "config.json")  # what the run really used
     model, _ = load_classifier(run_dir / "best.pt")

@@ -23,6 +23,8 @@ LATENCY_FILE = "latency.json"
 
 
 ROUNDS = 10  # each model's runs are split into this many blocks, models taking turns
+LAYOUT = "as exported: temporal convolutions as (1 x k) 2-D ones"  # a cache of 1-D timings
+# (before 2026-12-07) is not reused
 
 
 def _sessions(models: list[str], labels: int, folder: Path) -> dict[str, tuple[Any, dict]]:
@@ -88,14 +90,15 @@ def measure_latency(models: list[str], results_dir: str | Path, runs: int = 1000
     if out.is_file() and not again:
         old = json.loads(out.read_text())
         if set(models) <= set(old["models"]) and old["runs"] == runs \
-                and old.get("rounds") == ROUNDS:  # timed the same way
+                and old.get("rounds") == ROUNDS and old.get("layout") == LAYOUT:  # same way
             return old
         models = sorted(set(models) | set(old["models"]))
     record = {"engine": "onnxruntime (CPU), features in, logits out", "threads": 1,
               "runs": runs, "warmup": warmup,
               "machine": f"{platform.machine()}, {platform.processor() or 'cpu'}, "
                          f"{os.cpu_count()} cores",
-              "rounds": ROUNDS, "models": time_taking_turns(list(models), runs, warmup, labels)}
+              "rounds": ROUNDS, "layout": LAYOUT,
+              "models": time_taking_turns(list(models), runs, warmup, labels)}
     out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out, json.dumps(record, indent=1) + "\n")
     return record

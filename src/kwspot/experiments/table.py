@@ -185,12 +185,15 @@ def _checked_record(path: Path, job: Job) -> dict[str, Any]:
     left from an earlier recipe would otherwise pass for this one)."""
     record = json.loads(path.read_text())
     planned = job.planned_epochs
-    one_step = record["epochs"] / max(1, record.get("steps", 1))  # steps round up
+    if not isinstance(record.get("epochs"), (int, float)) or \
+            not isinstance(record.get("steps"), int) or record["steps"] < 1:
+        raise KwspotError(f"{path}: no epochs and steps recorded; not a table result")
+    one_step = record["epochs"] / record["steps"]  # steps round up to whole batches
     if abs(record["epochs"] - planned) > max(0.02 * planned, one_step):
+        trained = float(f"{record['epochs']:.3g}")
         raise KwspotError(f"{path}: trained for {record['epochs']:.4g} epochs, but "
                           f"{job.model}'s table job is {planned:g}; rename it to "
-                          f"{job.model}-e{round(record['epochs']):g}-seed{job.seed}.json "
-                          "or delete it")
+                          f"{job.model}-e{trained:g}-seed{job.seed}.json or delete it")
     return record
 
 

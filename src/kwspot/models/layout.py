@@ -1,7 +1,8 @@
 """Temporal (1-D) networks rewritten as (1 x k) 2-D ones for ONNX Runtime: the same weights
 and the same arithmetic on (B, C, 1, T) tensors. ONNX Runtime's CPU provider gives 2-D
-convolutions its blocked NCHWc kernels with BatchNorm and ReLU fused in, and 1-D ones a
-generic path: TC-ResNet8's network runs ~1.6x faster this way
+convolutions its blocked NCHWc kernels, which also take in the residual Add and ReLU, and 1-D
+ones generic kernels with the Add and ReLU as separate nodes: TC-ResNet8's network runs ~1.6x
+faster this way
 (``benchmarks/operator_profile.py``). TFLite needs no rewrite (it has only CONV_2D, and its
 converter lowers 1-D convolutions the same way).
 

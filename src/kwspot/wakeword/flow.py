@@ -93,7 +93,7 @@ FUNCTION_WORDS = frozenset(_FUNCTION_WORDS_TEXT.split())
 
 def check_phrase(phrase: str) -> str:
     """The phrase, normalised; one clear error for what cannot be a wake phrase."""
-    from kwspot.datasets.synth import phonemes
+    from kwspot.datasets.synth import phonemes, speed_range, spoken_seconds
 
     text = " ".join(str(phrase).split())
     if not text:
@@ -110,18 +110,12 @@ def check_phrase(phrase: str) -> str:
     if len(sounds) < 3:
         raise KwspotError(f"{phrase!r}: too short to spot reliably (phonemes: "
                           f"{' '.join(sounds)}); a phrase of two or three syllables works best")
-    seconds, window = spoken_seconds(text), WINDOW_SAMPLES / 16000
-    if seconds * 175 / 240 > FIT * window:  # too long even at the fastest voices' pace
+    window = WINDOW_SAMPLES / 16000
+    if spoken_seconds(text, speed_range()[1]) > FIT * window:  # too long even said fastest
         raise KwspotError(f"{phrase!r}: too long for the detector's {window:.2f} s window "
-                          f"({seconds:.2f} s at an average pace); use a shorter phrase")
+                          f"({spoken_seconds(text):.2f} s at an average pace); use a shorter "
+                          "phrase")
     return text
-
-
-def spoken_seconds(text: str) -> float:
-    """How long eSpeak's default voice takes to say ``text`` (175 words a minute)."""
-    from kwspot.datasets.synth import VoiceStyle, speak
-
-    return len(speak(text, VoiceStyle("en-us", 175, 50, 50))) / 16000
 
 
 def check_backbone(backbone: str) -> None:
