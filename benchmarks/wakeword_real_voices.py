@@ -49,6 +49,7 @@ from kwspot.datasets.negatives import fsdd_files
 from kwspot.datasets.streams import StreamConfig, build_streams
 from kwspot.evaluate.streams import match, score_stream, threshold_grid
 from kwspot.runtime.detector import Detector
+from kwspot.wakeword.data import DataConfig
 from kwspot.wakeword.flow import EMBEDDING, WakewordConfig, slug, wakeword
 from kwspot.wakeword.train import HeadConfig
 
@@ -136,6 +137,9 @@ def main() -> None:
     parser.add_argument("--heads", type=int, default=1,
                         help="heads averaged (embedding backbone); the same work folder, so "
                              "a run with another count reuses the windows and streams")
+    parser.add_argument("--flite-share", type=float, default=0.0,
+                        help="share of positives and sentences said by Flite voices "
+                             "(needs the flite program; models go to WORD-flite<share>)")
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
     scratch = args.backbone != EMBEDDING
@@ -146,9 +150,12 @@ def main() -> None:
         Path(args.json).is_file() else {"words": {}}
     for word in args.words:
         start = time.perf_counter()
+        name = f"{slug(word)}-{args.backbone}" if scratch else slug(word)
+        if args.flite_share:
+            name += f"-flite{args.flite_share:g}"
         summary = wakeword(WakewordConfig(
-            phrase=word, out=str(work / (f"{slug(word)}-{args.backbone}" if scratch
-                                         else slug(word))),
+            phrase=word, out=str(work / name),
+            data=DataConfig(word, flite_share=args.flite_share),
             negatives=(str(negatives),), noise=(str(data / "_background_noise_"),),
             head=head, backbone=args.backbone, heads=args.heads),
             log=lambda line: print(line, file=sys.stderr, flush=True))

@@ -277,7 +277,7 @@ def test_wakeword_flow_end_to_end_then_resumes(tmp_path) -> None:
     assert "eSpeak NG" in card["training_data"]["name"]
     assert "Apache-2.0" in card["training_data"]["pretrained"]
     assert "'marvin'" in card["intended_use"]
-    assert "eSpeak NG voices only" in card["limitations"][0]
+    assert "Positives are synthetic (eSpeak NG voices) only" in card["limitations"][0]
     head = out / "work" / "head.pt"
     stamp = os.stat(head).st_mtime_ns
     lines.clear()
@@ -383,3 +383,34 @@ def test_cli_bad_phrase_and_bad_numbers_are_one_line_errors(capsys, tmp_path) ->
     assert main(["wakeword", "marvin", "--out", str(tmp_path / "x"),
                  "--target-fa-per-hour", "0"]) == 1
     assert "--target-fa-per-hour must be" in capsys.readouterr().err
+
+
+def test_flite_voices_say_a_share_of_positives_and_sentences_held_out_by_voice(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """With flite installed, a share of positives and sentences come from its voices: awb
+    only in validation, the others only in training; the same style gives the same samples.
+    Without flite there are no Flite voices and the windows are eSpeak's alone."""
+    import kwspot.datasets.flite as flite
+    from kwspot.wakeword.data import DataConfig, build_windows
+
+    cfg = DataConfig("marvin", positives=30, soundalikes=0, soundalike_clips=0, sentences=20,
+                     user_windows=0, noise_windows=0, flite_share=1.0)
+    if flite.flite_voices():
+        style = flite.FliteStyle("slt", 1.1, 180.0)
+        once = flite.speak_flite("marvin", style)
+        assert 0.3 < len(once) / 16000 < 1.5 and np.array_equal(once,
+                                                                flite.speak_flite("marvin", style))
+        windows = build_windows(cfg)
+        speakers = {(s, split) for s, split in zip(windows.speakers, windows.splits,
+                                                    strict=True)}
+        assert {s for s, _ in speakers} <= {f"flite-{v}" for v in flite.VOICES}
+        assert all((s == f"flite-{flite.HELD_OUT}") == (split == "validation")
+                   for s, split in speakers)
+        assert {k for k, s in zip(windows.kinds, windows.speakers, strict=True)
+                if s.startswith("flite")} == {"positive", "sentence"}
+    monkeypatch.setattr(flite.shutil, "which", lambda name: None)
+    assert flite.flite_voices() == []
+    plain = build_windows(cfg)
+    assert not any(s.startswith("flite") for s in plain.speakers) and len(plain.audio) == 50
+    with pytest.raises(KwspotError, match="flite is not installed"):
+        flite.speak_flite("marvin", flite.FliteStyle("slt", 1.0, 180.0))

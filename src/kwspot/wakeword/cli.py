@@ -41,6 +41,11 @@ def add_wakeword_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--heads", type=int, default=1,
                    help="heads averaged, seeds --seed on (default 1; embedding backbone only; "
                         "a rerun with another count reuses the embedded windows)")
+    p.add_argument("--flite-share", type=float, default=0.3, metavar="SHARE",
+                   help="share of positives and sentences said by CMU Flite voices where the "
+                        "flite program is installed (apt-get install flite; default 0.3; 0: "
+                        "eSpeak NG only). Flite's voices raised real-voice recall a lot: "
+                        "docs/results.md")
     p.add_argument("--force", action="store_true", help="start over instead of resuming")
     p.set_defaults(func=cmd_wakeword)
 
@@ -54,6 +59,8 @@ def cmd_wakeword(args: argparse.Namespace) -> None:
     for name in ("positives", "sentences", "epochs"):
         if getattr(args, name) < 1:
             raise KwspotError(f"--{name} must be at least 1")
+    if not 0 <= args.flite_share <= 1:
+        raise KwspotError(f"--flite-share must be in [0, 1], got {args.flite_share}")
     phrase = check_phrase(args.phrase)
     out = args.out or f"runs/wakeword-{slug(phrase)}"
     cfg = WakewordConfig(
@@ -61,7 +68,7 @@ def cmd_wakeword(args: argparse.Namespace) -> None:
         target_fa_per_hour=args.target_fa_per_hour,
         calibration_minutes=args.calibration_minutes,
         data=DataConfig(phrase, positives=args.positives, sentences=args.sentences,
-                        seed=args.seed),
+                        seed=args.seed, flite_share=args.flite_share),
         head=HeadConfig(epochs=args.epochs, seed=args.seed), backbone=args.backbone,
         heads=args.heads)
     summary = wakeword(cfg, log=lambda line: print(line, file=sys.stderr, flush=True),

@@ -25,6 +25,13 @@ import numpy as np
 import scipy.signal
 
 from kwspot.audio import load_audio
+from kwspot.datasets.flite import (
+    HELD_OUT,
+    FliteStyle,
+    flite_voices,
+    random_flite_style,
+    speak_flite,
+)
 from kwspot.datasets.folder import audio_files_under, guess_speaker, split_for_speaker
 from kwspot.datasets.negatives import FSDD_NAME, keyword_free_vocabulary, voice_split
 from kwspot.datasets.streams import change_speed
@@ -186,6 +193,9 @@ class DataConfig:
     user_windows: int = 3000  # windows cut from --negatives speech
     noise_windows: int = 300
     seed: int = 0
+    # share of positives and sentences said by Flite voices (datasets.flite) where the
+    # flite program is installed; 0: eSpeak NG only
+    flite_share: float = 0.0
 
 
 def build_windows(cfg: DataConfig, negatives: Sequence[str | Path] = (),
@@ -224,17 +234,30 @@ def build_windows(cfg: DataConfig, negatives: Sequence[str | Path] = (),
         if progress is not None and (done == total or done % 200 == 0):
             progress(kind, done, total)
 
+    flite_pool = {split: [v for v in flite_voices() if (v == HELD_OUT) == (split == "validation")]
+                  for split in SPLITS} if cfg.flite_share > 0 else {}
+
+    def flite_style(kind: int, k: int, split: str) -> FliteStyle | None:
+        """A Flite style for item k, or None for eSpeak (own generator: with no Flite the
+        eSpeak draws are unchanged)."""
+        draw = np.random.default_rng([cfg.seed, 7, kind, k])
+        if not flite_pool.get(split) or draw.random() >= cfg.flite_share:
+            return None
+        return random_flite_style(draw, flite_pool[split])
+
     for k in range(cfg.positives):
         rng = np.random.default_rng([cfg.seed, 1, k])
         split = "validation" if k % 5 == 0 else "train"
         if not wanted(split):
             continue
         style = _style(rng, split, voices)
-        speech = speak(phrase, style)  # its natural length
+        other = flite_style(1, k, split)
+        speech = speak(phrase, style) if other is None else speak_flite(phrase, other)
         if rng.random() < 0.7:  # tape-speed change: tempo and pitch together
             speech = change_speed(speech, float(rng.uniform(0.85, 1.15)))
         speech = fit_positive(speech)
-        add(place(_gain(speech, rng), rng, late=True), 1, "positive", split, style.voice, rng)
+        add(place(_gain(speech, rng), rng, late=True), 1, "positive", split,
+            style.voice if other is None else other.speaker, rng)
         report("positives", k + 1, cfg.positives)
 
     alikes = sound_alikes(phrase, cfg.soundalikes, cfg.seed)
@@ -261,8 +284,10 @@ def build_windows(cfg: DataConfig, negatives: Sequence[str | Path] = (),
         pool = vocabulary[split]
         text = " ".join(pool[i] for i in rng.integers(len(pool), size=int(rng.integers(3, 9))))
         style = _style(rng, split, voices)
-        speech = speak(text, style)
-        add(place(_gain(speech, rng), rng, late=False), 0, "sentence", split, style.voice, rng)
+        other = flite_style(3, k, split)  # Flite says other things too: not a positive's cue
+        speech = speak(text, style) if other is None else speak_flite(text, other)
+        add(place(_gain(speech, rng), rng, late=False), 0, "sentence", split,
+            style.voice if other is None else other.speaker, rng)
         report("sentences", k + 1, cfg.sentences)
 
     if files:
