@@ -307,3 +307,36 @@ def test_training_data_of_a_speech_commands_folder_names_its_licence(tmp_path: P
     assert "CC BY 4.0" in data["licence"] and data["attribution"] == SPEECH_COMMANDS_ATTRIBUTION
     assert data["negatives"]["folders"] == ["/n"]
     assert training_data_of({})["name"].startswith("unknown")
+
+
+def test_weights_shared_by_two_graphs_are_stored_once_and_stay_so(tmp_path: Path) -> None:
+    """share_weights: tensors two graphs hold byte for byte go to one file both reference;
+    outputs are unchanged, and writing the card afterwards does not inline them again. The
+    packaged embedding model is stored that way (no packaged file over 3 MB)."""
+    from kwspot.export import export_module
+    from kwspot.fileio import share_weights
+    from kwspot.runtime.model import onnx_session, pretrained_path
+
+    torch.manual_seed(0)
+    shared = torch.nn.Linear(64, 64)
+    one, two = torch.nn.Sequential(shared, torch.nn.ReLU()), torch.nn.Sequential(
+        shared, torch.nn.Tanh(), torch.nn.Linear(64, 3))
+    x = torch.randn(2, 64)
+    paths = [tmp_path / "one.onnx", tmp_path / "two.onnx"]
+    for module, path in zip((one, two), paths, strict=True):
+        export_module(module.eval(), x, path, "x", "y")
+    before = [onnx_session(p, 1).run(None, {"x": x.numpy()})[0] for p in paths]
+    sizes = [p.stat().st_size for p in paths]
+    written = share_weights(paths, tmp_path / "shared.weights")
+    assert written >= 64 * 64 * 4 and (tmp_path / "shared.weights").stat().st_size == written
+    assert all(p.stat().st_size < s - 64 * 64 * 4 + 1024 for p, s in zip(paths, sizes,
+                                                                         strict=True))
+    for path, expected in zip(paths, before, strict=True):
+        np.testing.assert_array_equal(onnx_session(path, 1).run(None, {"x": x.numpy()})[0],
+                                      expected)
+    from kwspot.fileio import write_card
+    small = paths[0].stat().st_size
+    write_card({"labels": ["a"]}, paths[0])
+    assert paths[0].stat().st_size < small + 200  # the card only, no weights inlined
+    packaged = pretrained_path().parent
+    assert max(p.stat().st_size for p in packaged.iterdir()) < 3_000_000

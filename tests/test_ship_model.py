@@ -86,6 +86,9 @@ def embedding_export(tmp_path: Path) -> Path:
     for suffix in (".onnx", ".embed.onnx", ".net.onnx", ".json"):
         shutil.copy(shipped.with_name(shipped.stem + suffix),
                     tmp_path / "export" / f"cand{suffix}")
+    shared = shipped.with_name(shipped.stem + ".weights")  # referenced by that name
+    if shared.is_file():
+        shutil.copy(shared, tmp_path / "export" / shared.name)
     return tmp_path / "export" / "cand.onnx"
 
 
@@ -107,6 +110,8 @@ def test_the_embedding_model_gets_its_metrics_only_for_its_network(
     assert any(line.startswith("One shared threshold, calibrated for 2 false alarms")
                for line in card["limitations"])
     model = OnnxKeywordModel(out)  # the renamed graphs load together
+    assert (out.parent / "model.weights").is_file()  # the embedding stored once, renamed too
+    assert not (out.parent / "speech-embedding-speech-commands.weights").exists()
     assert len(model.labels) == 12 and model.embedding_session is not None
     # another head (its graph differs by one byte here): no metrics carried over
     net = embedding_export.with_name("cand.net.onnx")

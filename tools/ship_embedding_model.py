@@ -19,7 +19,7 @@ import shutil
 from pathlib import Path
 
 from kwspot.errors import KwspotError
-from kwspot.fileio import write_card
+from kwspot.fileio import copy_onnx, share_weights, write_card
 from kwspot.runtime.model import SHIPPED_EMBEDDING, card_path, network_path, pretrained_path
 from kwspot.wakeword.export import embedding_path
 
@@ -97,8 +97,8 @@ def main() -> None:
     if "embedding" not in card or "thresholds" not in card:
         raise KwspotError(f"{source}: not a calibrated speech-embedding export")
     out.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copy(source, out)
-    shutil.copy(embedding_path(source), embedding_path(out))
+    copy_onnx(source, out)  # weights inline again, wherever the source kept them
+    copy_onnx(embedding_path(source), embedding_path(out))
     shutil.copy(network_path(source), network_path(out))
     card["embedding"]["file"] = embedding_path(out).name
     card["network"]["file"] = network_path(out).name
@@ -114,7 +114,14 @@ def main() -> None:
         print("not the network the metrics were measured on: the card gets no metrics; "
               "measure it and add them here (MEASUREMENTS)")
     write_card(card, out)
-    print(f"wrote {out}, {embedding_path(out).name}, {network_path(out).name} and the card")
+    # the audio-in graph and the embedding graph both hold Google's embedding: store it once
+    shared = share_weights([out, embedding_path(out)], weights_path(out))
+    print(f"wrote {out}, {embedding_path(out).name}, {network_path(out).name}, "
+          f"{weights_path(out).name} ({shared / 1e6:.2f} MB shared by the first two) and the card")
+
+
+def weights_path(model: Path) -> Path:
+    return model.with_name(f"{model.stem}.weights")
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -60,7 +60,8 @@ def _embed_card(card: dict[str, Any], onnx_path: Path) -> None:
 
     from kwspot.runtime.model import CARD_KEY as key
 
-    proto = onnx.load(str(onnx_path))
+    # weights stored beside the graph (``share_weights``) stay there: only the graph changes
+    proto = onnx.load(str(onnx_path), load_external_data=False)
     for entry in list(proto.metadata_props):
         if entry.key == key:
             proto.metadata_props.remove(entry)
@@ -68,3 +69,62 @@ def _embed_card(card: dict[str, Any], onnx_path: Path) -> None:
     entry.key, entry.value = key, json.dumps(card)
     with atomic_path(onnx_path) as tmp:
         onnx.save(proto, str(tmp))
+
+
+def copy_onnx(source: str | Path, target: str | Path) -> None:
+    """Copy an ONNX graph with every weight inline, wherever its weights were stored
+    (``share_weights`` puts some in a file beside it, which a plain file copy leaves
+    behind)."""
+    import onnx
+
+    with atomic_path(target) as tmp:
+        onnx.save(onnx.load(str(source)), str(tmp))
+
+
+def share_weights(graphs: Sequence[str | Path], data_file: str | Path,
+                  min_bytes: int = 1024) -> int:
+    """Store the weight tensors that several ONNX graphs hold byte for byte (a wake-word or
+    embedding export's audio-in graph and its ``.embed.onnx`` both carry the whole speech
+    embedding) once, in ``data_file`` beside them, as ONNX external data that every graph
+    references; each graph keeps its other tensors inline. ONNX Runtime reads the shared
+    file relative to each graph's folder. Returns the bytes written to ``data_file``."""
+    import hashlib
+
+    import onnx
+    from onnx.external_data_helper import set_external_data
+
+    paths = [Path(g) for g in graphs]
+    data_file = Path(data_file)
+    if any(p.parent.resolve() != data_file.parent.resolve() for p in paths):
+        raise ValueError("the graphs and their shared weights must sit in one folder")
+    protos = [onnx.load(str(p)) for p in paths]
+
+    def key(t: Any) -> str:
+        return hashlib.sha256(t.raw_data + bytes(str((t.data_type, list(t.dims))), "ascii")
+                              ).hexdigest()
+
+    owners: dict[str, set[int]] = {}
+    for i, proto in enumerate(protos):
+        for t in proto.graph.initializer:
+            if len(t.raw_data) >= min_bytes:
+                owners.setdefault(key(t), set()).add(i)
+    offsets: dict[str, tuple[int, int]] = {}
+    blob = bytearray()
+    for proto in protos:
+        for t in proto.graph.initializer:
+            k = key(t) if len(t.raw_data) >= min_bytes else None
+            if k is None or len(owners[k]) < 2:
+                continue
+            if k not in offsets:
+                blob.extend(b"\0" * (-len(blob) % 64))  # aligned, as onnx writes them
+                offsets[k] = (len(blob), len(t.raw_data))
+                blob.extend(t.raw_data)
+            set_external_data(t, data_file.name, *offsets[k])
+            t.data_location = onnx.TensorProto.EXTERNAL
+            t.ClearField("raw_data")
+    with atomic_path(data_file) as tmp:
+        tmp.write_bytes(bytes(blob))
+    for path, proto in zip(paths, protos, strict=True):
+        with atomic_path(path) as tmp:
+            onnx.save(proto, str(tmp))
+    return len(blob)
