@@ -90,8 +90,10 @@ def profile_model(label: str, graph, network, shape, runs: int, warmup: int,
             "kernels_per_run": round(len(measured) / runs, 1), "by_op_type_us": per_run}
 
 
-def plain_medians(files: dict[str, str], runs: int, rounds: int = 10) -> dict[str, float]:
-    """The same graphs without the profiler, taking turns in ``rounds`` blocks: median us."""
+def plain_medians(files: dict[str, str], runs: int) -> dict[str, float]:
+    """The same graphs without the profiler, taking turns as the table's timing does: median
+    microseconds."""
+    from kwspot.experiments.latency import time_sessions
     from kwspot.runtime.model import onnx_session
 
     sessions = {}
@@ -101,14 +103,8 @@ def plain_medians(files: dict[str, str], runs: int, rounds: int = 10) -> dict[st
         shape = [1 if isinstance(d, str) else d for d in item.shape]
         sessions[label] = (session, {item.name: np.random.default_rng(0).standard_normal(
             shape).astype(np.float32)})
-    samples: dict[str, list[float]] = {label: [] for label in files}
-    for _ in range(rounds):
-        for label, (session, feed) in sessions.items():
-            for _ in range(max(1, runs // rounds)):
-                start = time.perf_counter_ns()
-                session.run(None, feed)
-                samples[label].append((time.perf_counter_ns() - start) / 1e3)
-    return {label: round(float(np.median(v)), 2) for label, v in samples.items()}
+    timed = time_sessions(sessions, runs, warmup=0)
+    return {label: round(1000 * t["median_ms"], 2) for label, t in timed.items()}
 
 
 def main() -> None:

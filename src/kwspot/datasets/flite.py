@@ -9,6 +9,7 @@ voice, stretch and pitch."""
 
 from __future__ import annotations
 
+import functools
 import shutil
 import subprocess
 import tempfile
@@ -37,17 +38,23 @@ class FliteStyle:
         return f"flite-{self.voice}"
 
 
-def flite_voices() -> list[str]:
-    """The Flite voices this machine can use (none without the ``flite`` program)."""
-    program = shutil.which("flite")
-    if program is None:
-        return []
+@functools.cache
+def _listed_voices(program: str) -> tuple[str, ...]:
     try:
         listed = subprocess.run([program, "-lv"], capture_output=True, text=True, timeout=10,
                                 check=True).stdout
     except (OSError, subprocess.SubprocessError):
+        return ()
+    return tuple(listed.replace(":", " ").split())
+
+
+def flite_voices() -> list[str]:
+    """The Flite voices this machine can use (none without the ``flite`` program); the
+    program is asked once per process."""
+    program = shutil.which("flite")
+    if program is None:
         return []
-    names = set(listed.replace(":", " ").split())
+    names = set(_listed_voices(program))
     return [v for v in VOICES if v in names]
 
 

@@ -52,25 +52,33 @@ def _sessions(models: list[str], labels: int, folder: Path) -> dict[str, tuple[A
 
 def time_taking_turns(models: list[str], runs: int, warmup: int, labels: int,
                       rounds: int = ROUNDS) -> dict[str, dict[str, Any]]:
-    """Median and p90 ms per model, the models taking turns in ``rounds`` blocks (the order
-    rotating each round), so a slow spell of a shared machine falls on all of them alike
-    rather than on whichever model was being timed then."""
+    """Median and p90 ms per model, its freshly built network timed as exported
+    (``time_sessions``)."""
     with tempfile.TemporaryDirectory() as tmp:
-        sessions = _sessions(models, labels, Path(tmp))
-        for session, feed in sessions.values():
-            for _ in range(warmup):
+        timings = time_sessions(_sessions(models, labels, Path(tmp)), runs, warmup, rounds)
+    return {name: {**timing, "input": list(_shape(name))} for name, timing in timings.items()}
+
+
+def time_sessions(sessions: dict[str, tuple[Any, dict]], runs: int, warmup: int,
+                  rounds: int = ROUNDS) -> dict[str, dict[str, float]]:
+    """Median and p90 ms of single runs per (session, feed), the sessions taking turns in
+    ``rounds`` blocks (the order rotating each round), so a slow spell of a shared machine
+    falls on all of them alike rather than on whichever was being timed then."""
+    names = list(sessions)
+    for session, feed in sessions.values():
+        for _ in range(warmup):
+            session.run(None, feed)
+    samples: dict[str, list[float]] = {m: [] for m in names}
+    per_round = [runs // rounds + (1 if r < runs % rounds else 0) for r in range(rounds)]
+    for r, count in enumerate(per_round):
+        for name in names[r % len(names):] + names[: r % len(names)]:
+            session, feed = sessions[name]
+            for _ in range(count):
+                start = time.perf_counter_ns()
                 session.run(None, feed)
-        samples: dict[str, list[float]] = {m: [] for m in models}
-        per_round = [runs // rounds + (1 if r < runs % rounds else 0) for r in range(rounds)]
-        for r, count in enumerate(per_round):
-            for name in models[r % len(models):] + models[: r % len(models)]:
-                session, feed = sessions[name]
-                for _ in range(count):
-                    start = time.perf_counter_ns()
-                    session.run(None, feed)
-                    samples[name].append((time.perf_counter_ns() - start) / 1e6)
+                samples[name].append((time.perf_counter_ns() - start) / 1e6)
     return {name: {"median_ms": float(np.median(times)),
-                   "p90_ms": float(np.percentile(times, 90)), "input": list(_shape(name))}
+                   "p90_ms": float(np.percentile(times, 90))}
             for name, times in samples.items()}
 
 
