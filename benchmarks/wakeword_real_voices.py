@@ -140,6 +140,9 @@ def main() -> None:
     parser.add_argument("--flite-share", type=float, default=0.0,
                         help="share of positives and sentences said by Flite voices "
                              "(needs the flite program; models go to WORD-flite<share>)")
+    parser.add_argument("--piper-share", type=float, default=0.0,
+                        help="share of training positives and sentences said by Piper voices "
+                             "(kwspot[voices]; models go to WORD-...-piper<share>)")
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
     scratch = args.backbone != EMBEDDING
@@ -153,9 +156,11 @@ def main() -> None:
         name = f"{slug(word)}-{args.backbone}" if scratch else slug(word)
         if args.flite_share:
             name += f"-flite{args.flite_share:g}"
+        if args.piper_share:
+            name += f"-piper{args.piper_share:g}"
         summary = wakeword(WakewordConfig(
             phrase=word, out=str(work / name),
-            data=DataConfig(word, flite_share=args.flite_share),
+            data=DataConfig(word, flite_share=args.flite_share, piper_share=args.piper_share),
             negatives=(str(negatives),), noise=(str(data / "_background_noise_"),),
             head=head, backbone=args.backbone, heads=args.heads),
             log=lambda line: print(line, file=sys.stderr, flush=True))

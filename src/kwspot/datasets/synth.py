@@ -80,6 +80,7 @@ _INITIALIZE_DONT_EXIT = 0x8000  # otherwise a missing data file makes eSpeak cal
 _POS_CHARACTER = 1
 _CHARS_UTF8 = 1
 _PHONEME_SEPARATOR = ord("|")
+_PHONEMES_IPA = 0x02  # espeak_TextToPhonemes: IPA characters, no separator (Piper's input)
 _PHONEME_INPUT = 0x100  # espeakPHONEMES: "[[...]]" in the text is phoneme mnemonics
 _PARAM_RATE = 1
 _PARAM_VOLUME = 2
@@ -216,9 +217,10 @@ class _Engine:
         return np.concatenate(chunks)
 
 
-    def phonemes(self, text: str, voice: str) -> str:
+    def phonemes(self, text: str, voice: str, mode: int = _PHONEME_SEPARATOR << 8) -> str:
         """eSpeak's phoneme mnemonics for ``text`` (the notation ``[[...]]`` input takes),
-        one phoneme per ``|``-separated item, words split by spaces."""
+        one phoneme per ``|``-separated item, words split by spaces; ``mode``
+        ``_PHONEMES_IPA``: IPA instead."""
         data = ctypes.c_char_p(text.encode("utf-8"))
         pointer = ctypes.c_void_p(ctypes.cast(data, ctypes.c_void_p).value)
         out = []
@@ -226,8 +228,7 @@ class _Engine:
             if lib.espeak_SetVoiceByName(voice.encode("utf-8")) != 0:
                 raise SynthesisError(f"eSpeak has no voice {voice!r}")
             while pointer.value:
-                piece = lib.espeak_TextToPhonemes(ctypes.byref(pointer), _CHARS_UTF8,
-                                                  _PHONEME_SEPARATOR << 8)
+                piece = lib.espeak_TextToPhonemes(ctypes.byref(pointer), _CHARS_UTF8, mode)
                 if piece:
                     out.append(piece.decode("utf-8", "replace").strip())
         return " ".join(x for x in out if x)
@@ -438,6 +439,15 @@ def phonemes(text: str, voice: str = "en-us") -> str:
         raise ValueError("text must not be empty")
     with _LOCK:
         return _engine().phonemes(text, voice)
+
+
+def ipa_phonemes(text: str, voice: str = "en-us") -> str:
+    """``text`` in IPA as eSpeak NG says it ("happy" -> "hˈæpi"): the phonemes Piper voices
+    were trained on."""
+    if not text or not text.strip():
+        raise ValueError("text must not be empty")
+    with _LOCK:
+        return _engine().phonemes(text, voice, _PHONEMES_IPA)
 
 
 def speech_span(audio: np.ndarray, pad: int = _TRIM_PAD) -> tuple[int, int]:

