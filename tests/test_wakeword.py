@@ -88,8 +88,13 @@ def test_export_writes_three_checked_graphs_and_a_card(exported) -> None:
     model, path, card = exported
     assert card["parity"]["max_abs_diff"] <= 1e-4
     for name in (path.name, f"{path.stem}.embed.onnx", f"{path.stem}.net.onnx",
-                 f"{path.stem}.json"):
+                 f"{path.stem}.json", card["shared_weights"]["file"]):
         assert (path.parent / name).is_file()
+    # the embedding is stored once: neither graph holding it is as big as its weights
+    shared = (path.parent / card["shared_weights"]["file"]).stat().st_size
+    assert shared > 2_000_000
+    assert path.stat().st_size < shared and (path.parent / f"{path.stem}.embed.onnx"
+                                             ).stat().st_size < shared / 4
     loaded = load_keyword_model(path)
     assert loaded.labels == ["_unknown_", "hey kwspot"]
     assert loaded.window_samples == WINDOW_SAMPLES

@@ -21,7 +21,7 @@ from pathlib import Path
 from kwspot.errors import KwspotError
 from kwspot.fileio import copy_onnx, share_weights, write_card
 from kwspot.runtime.model import SHIPPED_EMBEDDING, card_path, network_path, pretrained_path
-from kwspot.wakeword.export import embedding_path
+from kwspot.wakeword.export import embedding_path, weights_path
 
 DOCUMENTATION = {
     "training_data": {
@@ -102,6 +102,8 @@ def main() -> None:
     shutil.copy(network_path(source), network_path(out))
     card["embedding"]["file"] = embedding_path(out).name
     card["network"]["file"] = network_path(out).name
+    if "shared_weights" in card:
+        card["shared_weights"]["file"] = weights_path(out).name
     card["model"] = "speech-embedding-12class"
     card.update(DOCUMENTATION)
     measured = hashlib.sha256(network_path(source).read_bytes()).hexdigest() == MEASURED_NETWORK
@@ -119,9 +121,6 @@ def main() -> None:
     print(f"wrote {out}, {embedding_path(out).name}, {network_path(out).name}, "
           f"{weights_path(out).name} ({shared / 1e6:.2f} MB shared by the first two) and the card")
 
-
-def weights_path(model: Path) -> Path:
-    return model.with_name(f"{model.stem}.weights")
 
 
 if __name__ == "__main__":

@@ -4,7 +4,9 @@ embedding and the head all inside; the card beside it (and in its metadata) says
 
 Two more graphs let the streaming engine compute each embedding once per stream:
 ``<name>.embed.onnx`` (12,512 samples -> one embedding) and ``<name>.net.onnx`` (16 embeddings
--> logits). All three are checked against PyTorch before anything is moved into place.
+-> logits). All three are checked against PyTorch before anything is moved into place. The
+embedding's 2.4 MB of weights, which the first two graphs both hold, are then stored once in
+``<name>.weights`` beside them.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from kwspot.errors import KwspotError
 from kwspot.export.card import INPUT_NAME, LOGITS_NAME, OUTPUT_NAME, staged_export
 from kwspot.export.onnx import export_module
 from kwspot.export.parity import PARITY_TOLERANCE, compare_to_torch
-from kwspot.fileio import write_card
+from kwspot.fileio import share_weights, write_card
 from kwspot.runtime.embedding_frontend import EmbeddingFrontend
 from kwspot.runtime.model import network_path, onnx_session
 from kwspot.wakeword import embedding as emb
@@ -37,6 +39,12 @@ from kwspot.wakeword.model import (
 def embedding_path(model_path: str | Path) -> Path:
     path = Path(model_path)
     return path.with_name(f"{path.stem}.embed{path.suffix}")
+
+
+def weights_path(model_path: str | Path) -> Path:
+    """The file the audio-in and embedding graphs share Google's embedding weights in."""
+    path = Path(model_path)
+    return path.with_name(f"{path.stem}.weights")
 
 
 def wakeword_card(model: WakewordClassifier, out_path: Path,
@@ -64,6 +72,10 @@ def wakeword_card(model: WakewordClassifier, out_path: Path,
             "source": emb.SOURCE, "sha256": emb.file_digests(),
             "meaning": "one embedding per 80 ms from its own 12,512 samples; the mel clamp "
                        "(max - 80 dB) is taken per embedding, not over the whole input"},
+        "shared_weights": {"file": weights_path(out_path).name,
+                           "meaning": "the speech embedding's weights, stored once for this "
+                                      "graph and the embedding graph (ONNX external data): "
+                                      "keep it beside them"},
         "detector": {"hop_ms": 1000 * emb.EMBED_HOP / emb.SAMPLE_RATE},
         "network": {"file": network_path(out_path).name, "input": "features",
                     "shape": ["batch", emb.EMBED_DIM, EMBEDDINGS], "output": "logits",
@@ -100,6 +112,8 @@ def export_wakeword(model: WakewordClassifier, out_path: str | Path, check_audio
             raise KwspotError(f"ONNX Runtime and PyTorch disagree by {diff:.2e} "
                               f"(> {tolerance:.0e}); nothing was written")
     write_card(card, out_path)
+    # the audio-in graph and the embedding graph both hold Google's embedding: store it once
+    share_weights([out_path, embedding_path(out_path)], weights_path(out_path))
     return card
 
 
