@@ -143,6 +143,9 @@ def main() -> None:
     parser.add_argument("--piper-share", type=float, default=0.0,
                         help="share of training positives and sentences said by Piper voices "
                              "(kwspot[voices]; models go to WORD-...-piper<share>)")
+    parser.add_argument("--kokoro-share", type=float, default=0.0,
+                        help="share of positives and sentences said by Kokoro voices "
+                             "(kwspot[voices]; models go to WORD-...-kokoro<share>)")
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
     scratch = args.backbone != EMBEDDING
@@ -158,9 +161,12 @@ def main() -> None:
             name += f"-flite{args.flite_share:g}"
         if args.piper_share:
             name += f"-piper{args.piper_share:g}"
+        if args.kokoro_share:
+            name += f"-kokoro{args.kokoro_share:g}"
         summary = wakeword(WakewordConfig(
             phrase=word, out=str(work / name),
-            data=DataConfig(word, flite_share=args.flite_share, piper_share=args.piper_share),
+            data=DataConfig(word, flite_share=args.flite_share, piper_share=args.piper_share,
+                            kokoro_share=args.kokoro_share),
             negatives=(str(negatives),), noise=(str(data / "_background_noise_"),),
             head=head, backbone=args.backbone, heads=args.heads),
             log=lambda line: print(line, file=sys.stderr, flush=True))

