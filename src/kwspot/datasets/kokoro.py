@@ -6,7 +6,8 @@ that package's five voices.
 Those voices are Japanese speakers; fed English phonemes (eSpeak NG's IPA, its diphthongs and
 affricates written as Kokoro's single symbols) they speak English with an accent. The shipped
 12-class speech-embedding model, trained on real voices, recognised the ten Speech Commands
-keywords said by them 75-100 % of the time, against eSpeak NG's 65 % (``docs/wakeword.md``).
+keywords said by them 78-98 % of the time, against eSpeak NG's 70 %
+(``benchmarks/voices_like_people.py``).
 Besides the five voices, a training style may be a blend of two training voices' style
 vectors, a speaker none of them is. ``jf_tebukuro`` is held out for validation.
 
