@@ -167,8 +167,8 @@ def test_kokoro_voices_blends_and_the_held_out_voice(kokoro_installed: tuple[str
         kokoro.speak_kokoro("sheila", kokoro.KokoroStyle("af_heart", 1.0))
     training = [v for v in kokoro_installed if v != kokoro.HELD_OUT]
     styles = [kokoro.random_kokoro_style(np.random.default_rng(k), training) for k in range(40)]
-    assert all(kokoro.HELD_OUT not in s.speaker for s in styles)
-    assert 5 < sum(bool(s.blend) for s in styles) < 35
+    assert 5 < sum(bool(s.blend) for s in styles) < 35  # about half are blends
+    assert all(s.voice != s.blend and 0.3 <= s.weight <= 0.7 for s in styles if s.blend)
 
 
 def test_a_corrupt_kokoro_model_is_refused(kokoro_installed: tuple[str, ...], tmp_path: Path,
@@ -197,3 +197,45 @@ def test_kokoro_holds_out_its_validation_voice_in_the_windows(
     seen = set(zip(windows.speakers, windows.splits, strict=True))
     assert all(s.startswith("kokoro-") for s, _ in seen)
     assert all((kokoro.HELD_OUT in s) == (split == "validation") for s, split in seen)
+
+
+def test_kokoro_speakers_split_by_voice_without_the_wheels(monkeypatch: pytest.MonkeyPatch
+                                                           ) -> None:
+    """The held-out voice (alone or in a blend) only in validation windows, every other voice
+    only in training; a stand-in synthesizer, so this runs without kwspot[voices]."""
+    pytest.importorskip("livekit.wakeword.session", reason="kwspot[wakeword] not installed")
+    import kwspot.wakeword.data as data
+
+    names = ("jf_alpha", "jf_nezumi", kokoro.HELD_OUT, "jm_kumo")
+    monkeypatch.setattr(data, "kokoro_voices", lambda: names)
+    tone = (0.2 * np.sin(np.arange(8000) / 5)).astype(np.float32)
+    monkeypatch.setattr(data, "speak_kokoro", lambda text, style: tone)
+    windows = data.build_windows(data.DataConfig(
+        "happy", positives=40, soundalikes=0, soundalike_clips=0, sentences=10,
+        user_windows=0, noise_windows=0, kokoro_share=1.0))
+    seen = set(zip(windows.speakers, windows.splits, strict=True))
+    assert {split for _, split in seen} == {"train", "validation"}
+    assert all(s.startswith("kokoro-") for s, _ in seen)
+    assert all((kokoro.HELD_OUT in s) == (split == "validation") for s, split in seen)
+    assert any("+" in s for s, split in seen if split == "train")
+
+
+def test_piper_voices_kwspot_cannot_run_are_skipped_or_refused(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A config without Piper's ^ _ $ ids is not a voice; a graph with a random op kwspot
+    cannot seed is refused in one line instead of giving unrepeatable audio."""
+    import onnx
+    from onnx import helper
+
+    path = _stand_in_voice(tmp_path, "en_US-good-low", 1)
+    (tmp_path / "en_US-partial.onnx").write_bytes(path.read_bytes())
+    (tmp_path / "en_US-partial.onnx.json").write_text(json.dumps({
+        "audio": {"sample_rate": RATE}, "espeak": None, "phoneme_id_map": {"a": [1]}}))
+    monkeypatch.setenv(piper.ENV_DIR, str(tmp_path))
+    monkeypatch.setattr(piper, "_BUNDLED", ())
+    assert [v.name for v in piper.piper_voices()] == ["en_US-good-low"]
+    model = onnx.load(str(path))
+    model.graph.node.append(helper.make_node("RandomUniformLike", ["tone"], ["unused"]))
+    with pytest.raises(KwspotError, match="draws noise kwspot cannot seed "
+                                                r"\(RandomUniformLike\)"):
+        piper.seeded_noise_graph(model)

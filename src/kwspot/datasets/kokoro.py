@@ -5,9 +5,9 @@ that package's five voices.
 
 Those voices are Japanese speakers; fed English phonemes (eSpeak NG's IPA, its diphthongs and
 affricates written as Kokoro's single symbols) they speak English with an accent. The shipped
-12-class speech-embedding model, trained on real voices, recognised the ten Speech Commands
-keywords said by them 78-98 % of the time, against eSpeak NG's 70 %
-(``benchmarks/voices_like_people.py``).
+12-class speech-embedding model (keywords from real voices; eSpeak NG sentences among its
+negatives) recognised the ten Speech Commands keywords said by them 78-98 % of the time,
+against eSpeak NG's 70 % (``benchmarks/voices_like_people.py``).
 Besides the five voices, a training style may be a blend of two training voices' style
 vectors, a speaker none of them is. ``jf_tebukuro`` is held out for validation.
 
@@ -102,7 +102,11 @@ def _loaded() -> tuple[Any, dict[str, int], dict[str, np.ndarray]]:
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
     options.inter_op_num_threads = 1
-    session = ort.InferenceSession(b"".join(parts), options, providers=["CPUExecutionProvider"])
+    try:
+        session = ort.InferenceSession(b"".join(parts), options,
+                                       providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises its own types
+        raise KwspotError(f"cannot load Kokoro's model ({exc}); {INSTALL}") from None
     return session, vocab, styles
 
 

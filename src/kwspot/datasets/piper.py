@@ -57,13 +57,16 @@ class PiperStyle:
 
 
 def _voice_from(model: Path, config: Path) -> PiperVoice | None:
+    """The voice, or None when its config lacks what kwspot needs to run it."""
     try:
         cfg = json.loads(config.read_text())
+        if not {"^", "_", "$"} <= set(cfg["phoneme_id_map"]):
+            return None
         return PiperVoice(name=model.name.removesuffix(".onnx"), model=model, config=config,
                           speakers=int(cfg.get("num_speakers", 1)),
                           sample_rate=int(cfg["audio"]["sample_rate"]),
-                          espeak_voice=str(cfg.get("espeak", {}).get("voice", "en-us")))
-    except (OSError, ValueError, KeyError, TypeError):
+                          espeak_voice=str((cfg.get("espeak") or {}).get("voice", "en-us")))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
 
 
@@ -126,6 +129,11 @@ def seeded_noise_graph(model: Any) -> tuple[Any, list[str]]:
                   helper.make_node("Slice", [name, starts, shape], [node.output[0]])]
     del graph.node[:]
     graph.node.extend(nodes)
+    left = {n.op_type for n in graph.node if n.op_type.startswith("Random")}
+    if left or any(a.type == a.GRAPH for n in graph.node for a in n.attribute):
+        # other random ops, or subgraphs that might hold some: the noise would not be seeded
+        raise KwspotError(f"this Piper graph draws noise kwspot cannot seed "
+                          f"({', '.join(sorted(left)) or 'subgraphs'})")
     return model, names
 
 
@@ -141,6 +149,8 @@ def _loaded(model: Path, config: Path) -> tuple[Any, list[str], dict[str, list[i
         graph, noise = seeded_noise_graph(onnx.load(str(model)))
         session = ort.InferenceSession(graph.SerializeToString(), options,
                                        providers=["CPUExecutionProvider"])
+    except KwspotError:
+        raise
     except Exception as exc:  # onnx / onnxruntime raise their own types
         raise KwspotError(f"cannot load the Piper voice {model} ({exc})") from None
     return session, noise, json.loads(config.read_text())["phoneme_id_map"]

@@ -146,8 +146,9 @@ def _fingerprints(cfg: WakewordConfig, data: DataConfig) -> dict[str, str]:
     backbone = {} if cfg.backbone == EMBEDDING else {"backbone": cfg.backbone}
     # which Flite voices exist decides the windows: installing flite later makes new ones
     flite = {"flite_voices": flite_voices()} if data.flite_share > 0 else {}
-    if data.piper_share > 0:
-        flite["piper_voices"] = [v.name for v in piper_voices()]
+    if data.piper_share > 0:  # by name and file: a voice replaced in place is another
+        flite["piper_voices"] = [[v.name, v.model.stat().st_size, v.model.stat().st_mtime_ns]
+                                 for v in piper_voices()]
     if data.kokoro_share > 0:
         flite["kokoro_voices"] = list(kokoro_voices())
     return {"data": digest({"version": __version__, "data": asdict(data), **backbone, **flite,
@@ -281,8 +282,11 @@ def wakeword(cfg: WakewordConfig, log: Log = print, force: bool = False) -> dict
         "negatives": list(cfg.negatives), "noise": list(cfg.noise),
         "voices": _voices_used(data),
         "note": "positives are synthetic voices only (voices); validation windows are "
-                "held-out eSpeak, Kokoro and Flite voices (Piper's are all trained on) and "
-                "held-out negative speakers, not real recordings of the phrase"}
+                "held-out voices of "
+                + ", ".join(v.split(":")[0] for v in _voices_used(data)
+                            if not v.startswith("piper"))
+                + " (Piper's voices are all trained on) and held-out negative speakers, "
+                "not real recordings of the phrase"}
     documentation = wakeword_documentation(phrase, cfg, embedding=not scratch)
     if scratch:  # a plain kwspot export, its card's training entry the flow's, as below
         card = export_onnx(model, model_path, check)
