@@ -171,6 +171,16 @@ def test_kokoro_voices_blends_and_the_held_out_voice(kokoro_installed: tuple[str
     assert all(s.voice != s.blend and 0.3 <= s.weight <= 0.7 for s in styles if s.blend)
 
 
+def test_kokoro_phonemes_are_all_in_kokoros_own_vocabulary(kokoro_installed: tuple[str, ...]
+                                                            ) -> None:
+    """Nothing the rewrite produces is silently dropped: every symbol of a varied set of
+    phrases is a token of the vocabulary that ships with the model."""
+    _, vocab, _ = kokoro._loaded()
+    for text in ("hey jarvis", "okay computer", "sheila", "marvin", "happy birthday",
+                 "turn the lights off", "which church though", "boy now go"):
+        assert set(kokoro.kokoro_phonemes(text)) <= set(vocab) | {" "}, text
+
+
 def test_a_corrupt_kokoro_model_is_refused(kokoro_installed: tuple[str, ...], tmp_path: Path,
                                            monkeypatch: pytest.MonkeyPatch) -> None:
     real = kokoro._data()

@@ -1,5 +1,6 @@
 """A neural offline synthesizer for wake-word positives: Piper voices (VITS models exported to
-ONNX), run with onnxruntime and fed eSpeak NG's IPA phonemes, as Piper itself does. Neural
+ONNX), run with onnxruntime and fed eSpeak NG's IPA phonemes (the phoneme set a voice's
+config names: ``phoneme_type: espeak``). Neural
 voices sound far more like a person than eSpeak's formants or Flite's clustergen.
 
 Where the voices come from (nothing is downloaded):
@@ -157,8 +158,9 @@ def _loaded(model: Path, config: Path) -> tuple[Any, list[str], dict[str, list[i
 
 
 def phoneme_ids(ipa: str, id_map: dict[str, list[int]]) -> list[int]:
-    """Piper's input: start ``^``, each known IPA character followed by the pad ``_``, end
-    ``$``; characters the voice does not know are left out, as Piper does."""
+    """A Piper voice's input as its config's ``phoneme_id_map`` spells it: start ``^``, each
+    known IPA character followed by the pad ``_``, end ``$``; characters the voice does not
+    know are left out."""
     pad = id_map["_"]
     ids = [*id_map["^"], *pad]
     for char in ipa:

