@@ -47,6 +47,7 @@ import numpy as np
 
 from kwspot.datasets.negatives import fsdd_files
 from kwspot.datasets.streams import StreamConfig, build_streams
+from kwspot.datasets.voices import SYNTHESIZERS
 from kwspot.evaluate.streams import match, score_stream, threshold_grid
 from kwspot.runtime.detector import Detector
 from kwspot.wakeword.data import DataConfig
@@ -55,6 +56,7 @@ from kwspot.wakeword.train import HeadConfig
 
 SHARED = Path(__file__).parents[1].parent / "shared" / "data"
 SPLITS = ("train", "validation", "test")
+FOLDER_ORDER = ("flite", "piper", "kokoro")  # of the shares in a model folder's name
 
 
 def training_negatives(data: Path, fsdd: Path, out: Path) -> Path:
@@ -137,15 +139,10 @@ def main() -> None:
     parser.add_argument("--heads", type=int, default=1,
                         help="heads averaged (embedding backbone); the same work folder, so "
                              "a run with another count reuses the windows and streams")
-    parser.add_argument("--flite-share", type=float, default=0.0,
-                        help="share of positives and sentences said by Flite voices "
-                             "(needs the flite program; models go to WORD-flite<share>)")
-    parser.add_argument("--piper-share", type=float, default=0.0,
-                        help="share of training positives and sentences said by Piper voices "
-                             "(kwspot[voices]; models go to WORD-...-piper<share>)")
-    parser.add_argument("--kokoro-share", type=float, default=0.0,
-                        help="share of positives and sentences said by Kokoro voices "
-                             "(kwspot[voices]; models go to WORD-...-kokoro<share>)")
+    for synth in SYNTHESIZERS:  # models go to WORD-...-<name><share>
+        parser.add_argument(f"--{synth.name}-share", type=float, default=0.0,
+                            help=f"share of positives and sentences said by {synth.title}'s "
+                                 "voices where installed (default 0)")
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
     scratch = args.backbone != EMBEDDING
@@ -157,16 +154,14 @@ def main() -> None:
     for word in args.words:
         start = time.perf_counter()
         name = f"{slug(word)}-{args.backbone}" if scratch else slug(word)
-        if args.flite_share:
-            name += f"-flite{args.flite_share:g}"
-        if args.piper_share:
-            name += f"-piper{args.piper_share:g}"
-        if args.kokoro_share:
-            name += f"-kokoro{args.kokoro_share:g}"
+        shares = {f"{synth.name}_share": getattr(args, f"{synth.name}_share")
+                  for synth in SYNTHESIZERS}
+        for synth in sorted(SYNTHESIZERS, key=lambda s: FOLDER_ORDER.index(s.name)):
+            if shares[f"{synth.name}_share"]:
+                name += f"-{synth.name}{shares[f'{synth.name}_share']:g}"
         summary = wakeword(WakewordConfig(
             phrase=word, out=str(work / name),
-            data=DataConfig(word, flite_share=args.flite_share, piper_share=args.piper_share,
-                            kokoro_share=args.kokoro_share),
+            data=DataConfig(word, **shares),
             negatives=(str(negatives),), noise=(str(data / "_background_noise_"),),
             head=head, backbone=args.backbone, heads=args.heads),
             log=lambda line: print(line, file=sys.stderr, flush=True))

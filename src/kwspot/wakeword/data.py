@@ -28,23 +28,8 @@ import numpy as np
 import scipy.signal
 
 from kwspot.audio import load_audio
-from kwspot.datasets.flite import (
-    HELD_OUT,
-    FliteStyle,
-    flite_voices,
-    random_flite_style,
-    speak_flite,
-)
 from kwspot.datasets.folder import audio_files_under, guess_speaker, split_for_speaker
-from kwspot.datasets.kokoro import HELD_OUT as KOKORO_HELD_OUT
-from kwspot.datasets.kokoro import (
-    KokoroStyle,
-    kokoro_voices,
-    random_kokoro_style,
-    speak_kokoro,
-)
 from kwspot.datasets.negatives import FSDD_NAME, keyword_free_vocabulary, voice_split
-from kwspot.datasets.piper import PiperStyle, piper_voices, random_piper_style, speak_piper
 from kwspot.datasets.streams import change_speed
 from kwspot.datasets.synth import (
     SAMPLE_RATE,
@@ -54,12 +39,12 @@ from kwspot.datasets.synth import (
     random_style,
     speak,
 )
+from kwspot.datasets.voices import SYNTHESIZERS, share, speak_as
 from kwspot.errors import AudioError, KwspotError
 from kwspot.wakeword.model import WINDOW_SAMPLES
 from kwspot.wakeword.soundalikes import sound_alikes
 
 SPLITS = ("train", "validation")
-OtherStyle = FliteStyle | PiperStyle | KokoroStyle
 FIT = 0.95  # the share of the window a positive may fill: a cut phrase is not the phrase
 HOLDOUT_PCT = 20.0  # of voices / user speakers held out for validation and calibration
 
@@ -253,34 +238,22 @@ def build_windows(cfg: DataConfig, negatives: Sequence[str | Path] = (),
         if progress is not None and (done == total or done % 200 == 0):
             progress(kind, done, total)
 
-    # the other synthesizers, each drawn in turn on its own generator (so a share of 0 or a
-    # missing synthesizer leaves every later draw as it was): (share, voices per split, style)
-    others: list[tuple[float, dict[str, list[Any]], Callable[..., Any]]] = [
-        (cfg.piper_share, {"train": piper_voices() if cfg.piper_share > 0 else []},
-         random_piper_style),
-        (cfg.kokoro_share, {split: [v for v in kokoro_voices() if (v == KOKORO_HELD_OUT)
-                                    == (split == "validation")] for split in SPLITS}
-         if cfg.kokoro_share > 0 else {}, random_kokoro_style),
-        (cfg.flite_share, {split: [v for v in flite_voices() if (v == HELD_OUT)
-                                   == (split == "validation")] for split in SPLITS}
-         if cfg.flite_share > 0 else {}, random_flite_style)]
+    # the other synthesizers (datasets.voices), each drawn in turn on its own generator (so
+    # a share of 0 or a missing synthesizer leaves every later draw as it was)
+    pools = {synth.name: {split: synth.voices_for(split) for split in SPLITS}
+             if share(cfg, synth) > 0 else {} for synth in SYNTHESIZERS}
 
-    def other_style(kind: int, k: int, split: str) -> OtherStyle | None:
-        """A Piper, Kokoro or Flite style for item k, or None for eSpeak."""
-        for tag, (share, pool, draw_style) in zip((8, 9, 7), others, strict=True):
-            draw = np.random.default_rng([cfg.seed, tag, kind, k])
-            if pool.get(split) and draw.random() < share:
-                return draw_style(draw, pool[split])
+    def other_style(kind: int, k: int, split: str) -> Any:
+        """A style of another synthesizer for item k, or None for eSpeak."""
+        for synth in SYNTHESIZERS:
+            draw = np.random.default_rng([cfg.seed, synth.tag, kind, k])
+            pool = pools[synth.name].get(split)
+            if pool and draw.random() < share(cfg, synth):
+                return synth.random_style(draw, pool)
         return None
 
-    def say(text: str, style: VoiceStyle, other: OtherStyle | None) -> np.ndarray:
-        if other is None:
-            return speak(text, style)
-        if isinstance(other, PiperStyle):
-            return speak_piper(text, other)
-        if isinstance(other, KokoroStyle):
-            return speak_kokoro(text, other)
-        return speak_flite(text, other)
+    def say(text: str, style: VoiceStyle, other: Any) -> np.ndarray:
+        return speak(text, style) if other is None else speak_as(text, other)
 
     for k in range(cfg.positives):
         rng = np.random.default_rng([cfg.seed, 1, k])

