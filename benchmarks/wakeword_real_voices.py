@@ -27,6 +27,9 @@ one-head run of the same words, it reuses their windows and streams:
     python benchmarks/wakeword_real_voices.py --words happy sheila marvin --heads 3 \
         --json docs/results/wakeword-real-voices-h3.json
 
+``--seed N`` draws other windows and another head (the test streams stay the same), to see
+how far one seed's figures move.
+
 ``--backbone tc-resnet8`` measures the other backbone on the same windows, streams and
 negatives: TC-ResNet8 trained from scratch on kwspot's MFCCs (40 epochs, dropout 0.5, the
 best epoch by validation loss), its model in ``<work>/<word>-tc-resnet8``:
@@ -143,10 +146,14 @@ def main() -> None:
         parser.add_argument(f"--{synth.name}-share", type=float, default=0.0,
                             help=f"share of positives and sentences said by {synth.title}'s "
                                  "voices where installed (default 0)")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="data and head seed (models go to WORD-...-seed<N> unless 0), to "
+                             "see how much one seed's figures move")
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
     scratch = args.backbone != EMBEDDING
-    head = HeadConfig(epochs=40, dropout=0.5) if scratch else HeadConfig()
+    head = HeadConfig(epochs=40, dropout=0.5, seed=args.seed) if scratch else \
+        HeadConfig(seed=args.seed)
     data, fsdd, work = Path(args.data), Path(args.fsdd), Path(args.work)
     negatives = training_negatives(data, fsdd, work / "training-negatives")
     results = json.loads(Path(args.json).read_text()) if args.json and \
@@ -159,9 +166,11 @@ def main() -> None:
         for synth in sorted(SYNTHESIZERS, key=lambda s: FOLDER_ORDER.index(s.name)):
             if shares[f"{synth.name}_share"]:
                 name += f"-{synth.name}{shares[f'{synth.name}_share']:g}"
+        if args.seed:
+            name += f"-seed{args.seed}"
         summary = wakeword(WakewordConfig(
             phrase=word, out=str(work / name),
-            data=DataConfig(word, **shares),
+            data=DataConfig(word, seed=args.seed, **shares),
             negatives=(str(negatives),), noise=(str(data / "_background_noise_"),),
             head=head, backbone=args.backbone, heads=args.heads),
             log=lambda line: print(line, file=sys.stderr, flush=True))
