@@ -315,3 +315,28 @@ def test_the_embedding_memo_scores_a_stream_as_the_plain_model(trained, tmp_path
     for scored in (first, again):  # computed, and read back from disk
         np.testing.assert_array_equal(scored.ends, plain.ends)
         np.testing.assert_allclose(scored.smoothed, plain.smoothed, atol=1e-6)
+
+
+def test_the_memo_is_keyed_by_the_embedding_not_its_weights_file_name(tmp_path: Path) -> None:
+    """One embedding saved under two weights-file names shares a memo; other weights do not."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    from kwspot.wakeword.memo import embedding_digest
+
+    def save(name: str, scale: float) -> Path:
+        weight = numpy_helper.from_array(np.full((64, 64), scale, np.float32), "w")
+        graph = helper.make_graph(
+            [helper.make_node("MatMul", ["x", "w"], ["y"])], "g",
+            [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 64])],
+            [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 64])], [weight])
+        path = tmp_path / f"{name}.embed.onnx"
+        onnx.save(helper.make_model(graph), str(path), save_as_external_data=True,
+                  location=f"{name}.weights", size_threshold=0)
+        assert (tmp_path / f"{name}.weights").is_file()
+        return path
+
+    first, renamed, other = save("a", 0.5), save("b", 0.5), save("c", 0.25)
+    assert first.read_bytes() != renamed.read_bytes()  # the file names its weights
+    assert embedding_digest(first) == embedding_digest(renamed)
+    assert embedding_digest(first) != embedding_digest(other)

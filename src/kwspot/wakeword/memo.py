@@ -40,13 +40,22 @@ class CachedEmbeddings:
         return [np.stack([self.store[k] for k in keys])]
 
 
+def embedding_digest(path: str | Path) -> str:
+    """A hash of an embedding graph's content, its external weights read in: the graph file
+    names its ``.weights`` file, so hashing the bytes would give every export its own memo
+    even where the embedding is the same."""
+    import onnx
+
+    return hashlib.sha256(onnx.load(str(path)).SerializeToString()).hexdigest()[:12]
+
+
 def store_for(model_path: str | Path, folder: str | Path) -> Path:
-    """The memo file for an export's embedding graph: its hash is in the name, so a changed
-    embedding never reads another's results."""
+    """The memo file for an export's embedding graph: its content hash is in the name, so a
+    changed embedding never reads another's results and the same one, exported under any
+    name, shares them."""
     from kwspot.wakeword.export import embedding_path
 
-    digest = hashlib.sha256(embedding_path(model_path).read_bytes()).hexdigest()[:12]
-    return Path(folder) / f"stream-embeddings-{digest}.npz"
+    return Path(folder) / f"stream-embeddings-{embedding_digest(embedding_path(model_path))}.npz"
 
 
 def load_store(path: str | Path) -> dict[bytes, np.ndarray]:
