@@ -19,6 +19,7 @@ import atexit
 import ctypes
 import ctypes.util
 import math
+import re
 import shutil
 import tempfile
 import threading
@@ -448,6 +449,18 @@ def ipa_phonemes(text: str, voice: str = "en-us") -> str:
         raise ValueError("text must not be empty")
     with _LOCK:
         return _engine().phonemes(text, voice, _PHONEMES_IPA)
+
+
+_IPA_VOWELS = "aeiouyæɐɑɒɔəɘɚɛɜɝɞɨɪʊʌʏøœɤɯɵɶʉ"
+_SYLLABIC = "\u0329"  # the mark under a syllabic consonant ("button": bˈʌʔn̩)
+
+
+def syllables(text: str, voice: str = "en-us") -> int:
+    """How many syllables eSpeak NG says in ``text``: runs of IPA vowels (a diphthong or a
+    long vowel is one) plus syllabic consonants."""
+    ipa = ipa_phonemes(text, voice)
+    runs = re.findall(f"[{_IPA_VOWELS}][{_IPA_VOWELS}ː]*", ipa)
+    return len(runs) + ipa.count(_SYLLABIC)
 
 
 def speech_span(audio: np.ndarray, pad: int = _TRIM_PAD) -> tuple[int, int]:
