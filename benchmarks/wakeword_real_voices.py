@@ -163,7 +163,8 @@ def main() -> None:
         name = f"{slug(word)}-{args.backbone}" if scratch else slug(word)
         shares = {f"{synth.name}_share": getattr(args, f"{synth.name}_share")
                   for synth in SYNTHESIZERS}
-        for synth in sorted(SYNTHESIZERS, key=lambda s: FOLDER_ORDER.index(s.name)):
+        for synth in sorted(SYNTHESIZERS, key=lambda s: FOLDER_ORDER.index(s.name)
+                            if s.name in FOLDER_ORDER else len(FOLDER_ORDER)):
             if shares[f"{synth.name}_share"]:
                 name += f"-{synth.name}{shares[f'{synth.name}_share']:g}"
         if args.seed:
@@ -177,14 +178,21 @@ def main() -> None:
         streams = streams_for(word, data, fsdd, work, args.test_minutes)
         row = {"flow": summary, **measure(Path(summary["model"]), streams, word),
                "wall_s": round(time.perf_counter() - start, 1)}
-        results["words"][word] = row
+        # another seed is another row: it never replaces seed 0's
+        results["words"][word if not args.seed else f"{word}-seed{args.seed}"] = row
         cal = row["calibrated"]
         print(f"{word}: {row['recordings']} real recordings, recall {100 * cal['recall']:.1f} % "
               f"at the calibrated threshold {cal['threshold']:.4f}, "
               f"{cal['fa_per_hour']:.2f} FA/h on {row['negatives_hours']} h of test negatives",
               flush=True)
         if args.json:
-            results["command"] = " ".join(["python", *sys.argv])
+            command = " ".join(["python", *sys.argv])
+            # every command that wrote rows here, the latest also as "command"
+            commands = results.setdefault("commands", [results["command"]]
+                                          if "command" in results else [])
+            if command not in commands:
+                commands.append(command)
+            results["command"] = command
             Path(args.json).write_text(json.dumps(results, indent=1) + "\n")
 
 

@@ -19,7 +19,6 @@ import atexit
 import ctypes
 import ctypes.util
 import math
-import re
 import shutil
 import tempfile
 import threading
@@ -451,16 +450,23 @@ def ipa_phonemes(text: str, voice: str = "en-us") -> str:
         return _engine().phonemes(text, voice, _PHONEMES_IPA)
 
 
-_IPA_VOWELS = "aeiouyæɐɑɒɔəɘɚɛɜɝɞɨɪʊʌʏøœɤɯɵɶʉ"
+_IPA_VOWELS = set("aeiouyæɐɑɒɔəɘɚɛɜɝɞɨɪʊʌʏøœɤɯɵɶʉᵻ")
+_DIPHTHONGS = {"eɪ", "aɪ", "ɔɪ", "aʊ", "oʊ", "əʊ", "ɪə", "eə", "ʊə"}
 _SYLLABIC = "\u0329"  # the mark under a syllabic consonant ("button": bˈʌʔn̩)
 
 
 def syllables(text: str, voice: str = "en-us") -> int:
-    """How many syllables eSpeak NG says in ``text``: runs of IPA vowels (a diphthong or a
-    long vowel is one) plus syllabic consonants."""
+    """How many syllables eSpeak NG says in ``text``: its IPA's vowels, a diphthong counted
+    once ("house" 1, "being" bˈiːɪŋ 2, "Leo" lˈiːoʊ 2), plus syllabic consonants."""
     ipa = ipa_phonemes(text, voice)
-    runs = re.findall(f"[{_IPA_VOWELS}][{_IPA_VOWELS}ː]*", ipa)
-    return len(runs) + ipa.count(_SYLLABIC)
+    count, i = ipa.count(_SYLLABIC), 0
+    while i < len(ipa):
+        if ipa[i] in _IPA_VOWELS:
+            count += 1
+            i += 2 if ipa[i : i + 2] in _DIPHTHONGS else 1
+        else:
+            i += 1
+    return count
 
 
 def speech_span(audio: np.ndarray, pad: int = _TRIM_PAD) -> tuple[int, int]:

@@ -393,8 +393,8 @@ def phrase_warnings(phrase: str) -> list[str]:
 
     if syllables(phrase) >= 2:
         return []
-    return [f"'{phrase}' is one syllable: one-syllable words were measured weaker on real "
-            f"voices on average ({ONE_SYLLABLE_MEASURED}) than two-syllable ones "
+    return [f"'{phrase}' has fewer than two syllables: one-syllable words were measured "
+            f"weaker on real voices on average ({ONE_SYLLABLE_MEASURED}) than two-syllable ones "
             f"({TWO_SYLLABLES_MEASURED}; docs/results.md, 'Your own wake word'). A phrase of "
             "two or more syllables is easier to tell from everything else said."]
 
