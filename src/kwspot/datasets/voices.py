@@ -29,7 +29,6 @@ class Synthesizer:
     tag: int  # seeds this synthesizer's draws ([seed, tag, kind, item])
     default_share: float  # the CLI's default
     style_type: type
-    voice_names: Callable[[], list[str]]
     held_out: Callable[[], str | None]  # the validation voice, or None (every voice trains)
     pool: Callable[[], list[Any]]  # what random_style draws from
     random_style: Callable[[np.random.Generator, list[Any]], Any]
@@ -37,6 +36,10 @@ class Synthesizer:
     fingerprint: Callable[[], tuple[str, Any]]  # what of it decides the windows
     missing: str  # the note when a share is asked for and it is not installed
     help: str  # the CLI option's help
+
+    def voice_names(self) -> list[str]:
+        """The installed voices' names (none when it is not installed)."""
+        return [self._name(v) for v in self.pool()]
 
     def voices_for(self, split: str) -> list[Any]:
         """The voices ``split`` may use: the held-out one in validation, the others in
@@ -59,7 +62,6 @@ def _piper_fingerprint() -> tuple[str, Any]:
 
 PIPER = Synthesizer(
     name="piper", title="Piper", tag=8, default_share=0.3, style_type=piper.PiperStyle,
-    voice_names=lambda: [v.name for v in piper.piper_voices()],
     held_out=lambda: None,  # one bundled voice leaves none to hold out
     pool=lambda: piper.piper_voices(),
     random_style=lambda rng, voices: piper.random_piper_style(rng, voices),
@@ -75,7 +77,6 @@ PIPER = Synthesizer(
 
 KOKORO = Synthesizer(
     name="kokoro", title="Kokoro", tag=9, default_share=0.0, style_type=kokoro.KokoroStyle,
-    voice_names=lambda: list(kokoro.kokoro_voices()),
     held_out=lambda: kokoro.HELD_OUT,
     pool=lambda: list(kokoro.kokoro_voices()),
     random_style=lambda rng, voices: kokoro.random_kokoro_style(rng, voices),
@@ -90,7 +91,6 @@ KOKORO = Synthesizer(
 
 FLITE = Synthesizer(
     name="flite", title="CMU Flite", tag=7, default_share=0.3, style_type=flite.FliteStyle,
-    voice_names=lambda: flite.flite_voices(),
     held_out=lambda: flite.HELD_OUT,
     pool=lambda: flite.flite_voices(),
     random_style=lambda rng, voices: flite.random_flite_style(rng, voices),
