@@ -8,11 +8,6 @@ a voice it recognises as well as people is closer to them than one it does not. 
 nothing about the wake-word flow directly (benchmarks/wakeword_real_voices.py measures that).
 
     python benchmarks/voices_like_people.py --clips 10 --json docs/results/voices-like-people.json
-    python benchmarks/voices_like_people.py --clips 10 --warp --json WARP.json
-
-``--warp`` (docs/results/voices-like-people-warp.json) adds, for each voice, a row of the
-same clips said by a WORLD-warped speaker (``kwspot.datasets.speaker_warp``: new pitch median
-and vocal-tract length).
 """
 
 from __future__ import annotations
@@ -25,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kwspot.datasets import flite, kokoro, piper, speaker_warp, synth
+from kwspot.datasets import flite, kokoro, piper, synth
 from kwspot.runtime.model import SHIPPED_EMBEDDING, load_keyword_model
 
 WORDS = ("yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go")
@@ -61,18 +56,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--clips", type=int, default=10, help="clips per word and voice")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--warp", action="store_true",
-                        help="also each voice through a random speaker warp")
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
     model = load_keyword_model(SHIPPED_EMBEDDING)
     rows = {}
-    voices = speakers()
-    if args.warp:
-        for name, say in list(voices.items()):
-            voices[f"{name} + speaker warp"] = lambda w, r, say=say: speaker_warp.warp_speaker(
-                say(w, r), speaker_warp.random_warp(r))
-    for name, say in voices.items():
+    for name, say in speakers().items():
         rng = np.random.default_rng(args.seed)
         clips, truth = [], []
         for word in WORDS:

@@ -146,9 +146,6 @@ def main() -> None:
         parser.add_argument(f"--{synth.name}-share", type=float, default=0.0,
                             help=f"share of positives and sentences said by {synth.title}'s "
                                  "voices where installed (default 0)")
-    parser.add_argument("--warp-share", type=float, default=0.0,
-                        help="share of synthetic utterances said by a warped speaker "
-                             "(models go to WORD-...-warp<share>; default 0)")
     parser.add_argument("--seed", type=int, default=0,
                         help="data and head seed (models go to WORD-...-seed<N> unless 0), to "
                              "see how much one seed's figures move")
@@ -170,13 +167,11 @@ def main() -> None:
                             if s.name in FOLDER_ORDER else len(FOLDER_ORDER)):
             if shares[f"{synth.name}_share"]:
                 name += f"-{synth.name}{shares[f'{synth.name}_share']:g}"
-        if args.warp_share:
-            name += f"-warp{args.warp_share:g}"
         if args.seed:
             name += f"-seed{args.seed}"
         summary = wakeword(WakewordConfig(
             phrase=word, out=str(work / name),
-            data=DataConfig(word, seed=args.seed, warp_share=args.warp_share, **shares),
+            data=DataConfig(word, seed=args.seed, **shares),
             negatives=(str(negatives),), noise=(str(data / "_background_noise_"),),
             head=head, backbone=args.backbone, heads=args.heads),
             log=lambda line: print(line, file=sys.stderr, flush=True))

@@ -406,7 +406,7 @@ def test_cli_bad_phrase_and_bad_numbers_are_one_line_errors(capsys, tmp_path) ->
     assert main(["wakeword", "marvin", "--out", str(tmp_path / "x"),
                  "--target-fa-per-hour", "0"]) == 1
     assert "--target-fa-per-hour must be" in capsys.readouterr().err
-    for option in ("--flite-share", "--piper-share", "--kokoro-share", "--warp-share"):
+    for option in ("--flite-share", "--piper-share", "--kokoro-share"):
         assert main(["wakeword", "marvin", "--out", str(tmp_path / "x"), option, "1.5"]) == 1
         assert f"{option} must be in [0, 1], got 1.5" in capsys.readouterr().err
 

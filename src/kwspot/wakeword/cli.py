@@ -46,9 +46,6 @@ def add_wakeword_parser(sub: argparse._SubParsersAction) -> None:
     for synth in SYNTHESIZERS:
         p.add_argument(f"--{synth.name}-share", type=float, default=synth.default_share,
                        metavar="SHARE", help=synth.help)
-    p.add_argument("--warp-share", type=float, default=0.0, metavar="SHARE",
-                   help="share of synthetic utterances said by a warped speaker (new pitch and "
-                        "vocal-tract length, WORLD vocoder; needs kwspot[voices]; default 0)")
     p.add_argument("--force", action="store_true", help="start over instead of resuming")
     p.set_defaults(func=cmd_wakeword)
 
@@ -65,7 +62,6 @@ def cmd_wakeword(args: argparse.Namespace) -> None:
             raise KwspotError(f"--{name} must be at least 1")
     shares = {f"{synth.name}_share": getattr(args, f"{synth.name}_share")
               for synth in SYNTHESIZERS}
-    shares["warp_share"] = args.warp_share
     for name, value in shares.items():
         if not 0 <= value <= 1:
             raise KwspotError(f"--{name.replace('_', '-')} must be in [0, 1], got {value}")

@@ -2,9 +2,7 @@
 
 - positives: the phrase said by eSpeak NG voices (accent, variant, pitch, speed), and where
   installed by Piper, Kokoro and CMU Flite voices (``piper_share``, ``kokoro_share``,
-  ``flite_share``, each a share of what the ones before left), a share of them
-  (``warp_share``) said by a warped speaker (``datasets.speaker_warp``: new pitch and
-  vocal-tract length; sound-alikes and sentences too, so a warp is no cue), then a
+  ``flite_share``, each a share of what the ones before left), then a
   tape-speed change of 0.85-1.15, its end placed late in the window as the detector sees it
   when it fires;
 - negatives: sound-alikes made from the phrase's phonemes, everyday sentences without the
@@ -30,7 +28,6 @@ import numpy as np
 import scipy.signal
 
 from kwspot.audio import load_audio
-from kwspot.datasets import speaker_warp
 from kwspot.datasets.folder import audio_files_under, guess_speaker, split_for_speaker
 from kwspot.datasets.negatives import FSDD_NAME, keyword_free_vocabulary, voice_split
 from kwspot.datasets.streams import change_speed
@@ -50,7 +47,6 @@ from kwspot.wakeword.soundalikes import sound_alikes
 SPLITS = ("train", "validation")
 FIT = 0.95  # the share of the window a positive may fill: a cut phrase is not the phrase
 HOLDOUT_PCT = 20.0  # of voices / user speakers held out for validation and calibration
-WARP_TAG = 12  # seeds the speaker-warp draws ([seed, WARP_TAG, kind, item])
 
 
 @dataclass(frozen=True)
@@ -204,14 +200,6 @@ class DataConfig:
     # share said by Kokoro's neural voices (datasets.kokoro) where kwspot[voices] installs
     # them, drawn after Piper; jf_tebukuro in validation, the others and blends in training
     kokoro_share: float = 0.0
-    # share of synthetic utterances (positives, sound-alikes, sentences) said by a warped
-    # speaker (datasets.speaker_warp) where pyworld is installed; 0: none
-    warp_share: float = 0.0
-
-
-def warp_used(cfg: DataConfig) -> bool:
-    """Whether the windows hold warped speakers: asked for, and pyworld installed."""
-    return cfg.warp_share > 0 and speaker_warp.available()
 
 
 def build_windows(cfg: DataConfig, negatives: Sequence[str | Path] = (),
@@ -264,17 +252,6 @@ def build_windows(cfg: DataConfig, negatives: Sequence[str | Path] = (),
                 return synth.random_style(draw, pool)
         return None
 
-    warping = warp_used(cfg)
-
-    def warped(speech: np.ndarray, kind: int, k: int) -> np.ndarray:
-        """A share of utterances said by another speaker, drawn on its own generator (so a
-        share of 0 leaves every other draw as it was)."""
-        if warping:
-            draw = np.random.default_rng([cfg.seed, WARP_TAG, kind, k])
-            if draw.random() < cfg.warp_share:
-                return speaker_warp.warp_speaker(speech, speaker_warp.random_warp(draw))
-        return speech
-
     def say(text: str, style: VoiceStyle, other: Any) -> np.ndarray:
         return speak(text, style) if other is None else speak_as(text, other)
 
@@ -285,7 +262,7 @@ def build_windows(cfg: DataConfig, negatives: Sequence[str | Path] = (),
             continue
         style = _style(rng, split, voices)
         other = other_style(1, k, split)
-        speech = warped(say(phrase, style, other), 1, k)
+        speech = say(phrase, style, other)
         if rng.random() < 0.7:  # tape-speed change: tempo and pitch together
             speech = change_speed(speech, float(rng.uniform(0.85, 1.15)))
         speech = fit_positive(speech)
@@ -304,7 +281,6 @@ def build_windows(cfg: DataConfig, negatives: Sequence[str | Path] = (),
             speech = speak(alikes[k % len(alikes)], style)
         except SynthesisError:
             continue
-        speech = warped(speech, 2, k)
         add(place(_gain(speech, rng), rng, late=rng.random() < 0.7), 0, "soundalike", split,
             style.voice, rng)
         report("sound-alikes", k + 1, cfg.soundalike_clips)
@@ -319,7 +295,7 @@ def build_windows(cfg: DataConfig, negatives: Sequence[str | Path] = (),
         text = " ".join(pool[i] for i in rng.integers(len(pool), size=int(rng.integers(3, 9))))
         style = _style(rng, split, voices)
         other = other_style(3, k, split)  # other voices say other things: not a cue
-        speech = warped(say(text, style, other), 3, k)
+        speech = say(text, style, other)
         add(place(_gain(speech, rng), rng, late=False), 0, "sentence", split,
             style.voice if other is None else other.speaker, rng)
         report("sentences", k + 1, cfg.sentences)
@@ -365,4 +341,4 @@ def _gain(speech: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 __all__ = ["DataConfig", "WindowSet", "augment", "build_windows", "place", "room_impulse",
-           "split_of", "warp_used"]
+           "split_of"]

@@ -32,7 +32,7 @@ from kwspot.datasets.voices import SYNTHESIZERS, share, used
 from kwspot.errors import KwspotError
 from kwspot.features import FeatureConfig
 from kwspot.fileio import atomic_write_text
-from kwspot.wakeword.data import FIT, DataConfig, WindowSet, build_windows, warp_used
+from kwspot.wakeword.data import FIT, DataConfig, WindowSet, build_windows
 from kwspot.wakeword.model import WINDOW_SAMPLES
 from kwspot.wakeword.train import (
     HeadConfig,
@@ -150,10 +150,7 @@ def _fingerprints(cfg: WakewordConfig, data: DataConfig) -> dict[str, str]:
     backbone = {} if cfg.backbone == EMBEDDING else {"backbone": cfg.backbone}
     # the installed voices of each synthesizer asked for decide the windows too
     voices = dict(synth.fingerprint() for synth in SYNTHESIZERS if share(data, synth) > 0)
-    fields = asdict(data)
-    if not warp_used(data):  # folders built before the option (or without pyworld) stay valid
-        fields.pop("warp_share")
-    return {"data": digest({"version": __version__, "data": fields, **backbone, **voices,
+    return {"data": digest({"version": __version__, "data": asdict(data), **backbone, **voices,
                             "calibration_minutes": cfg.calibration_minutes,
                             "negatives": [str(Path(p).resolve()) for p in cfg.negatives],
                             "noise": [str(Path(p).resolve()) for p in cfg.noise]}),
@@ -208,9 +205,6 @@ def wakeword(cfg: WakewordConfig, log: Log = print, force: bool = False) -> dict
     for synth in SYNTHESIZERS:
         if share(data, synth) > 0 and not synth.voice_names():
             log(f"kwspot: note: {synth.missing}")
-    if data.warp_share > 0 and not warp_used(data):
-        log("kwspot: note: --warp-share needs pyworld (pip install 'kwspot[voices]'); "
-            "no speaker is warped")
     if not cfg.negatives:
         log("kwspot: warning: no --negatives: validation and calibration hold synthetic "
             "speech only, so the false-alarm rate is an estimate on eSpeak voices; give "
@@ -326,8 +320,7 @@ def wakeword(cfg: WakewordConfig, log: Log = print, force: bool = False) -> dict
 
 def _voices_used(data: DataConfig) -> list[str]:
     """``espeak-ng``, then ``<synthesizer>: <voices>`` for each other one used."""
-    return ["espeak-ng", *(f"{synth.name}: " + ", ".join(names) for synth, names in used(data)),
-            *([f"speaker warp: {data.warp_share:g} of utterances"] if warp_used(data) else [])]
+    return ["espeak-ng", *(f"{synth.name}: " + ", ".join(names) for synth, names in used(data))]
 
 
 def _validation_note(data: DataConfig) -> str:
