@@ -30,6 +30,14 @@ one-head run of the same words, it reuses their windows and streams:
 ``--seed N`` draws other windows and another head (the test streams stay the same), to see
 how far one seed's figures move.
 
+``--recordings N`` gives the flow N real recordings of the word (``kwspot wakeword
+--recordings``): training-split recordings of N different speakers. Recall is then measured
+on the validation and test splits' recordings only (other speakers, none trained on);
+``--recall-splits validation test`` measures a text-only model on the same recordings:
+
+    python benchmarks/wakeword_real_voices.py --words happy bed cat --flite-share 0.3 \
+        --piper-share 0.3 --recordings 10 --json docs/results/wakeword-recordings.json
+
 ``--backbone tc-resnet8`` measures the other backbone on the same windows, streams and
 negatives: TC-ResNet8 trained from scratch on kwspot's MFCCs (40 epochs, dropout 0.5, the
 best epoch by validation loss), its model in ``<work>/<word>-tc-resnet8``:
@@ -86,6 +94,28 @@ def training_negatives(data: Path, fsdd: Path, out: Path) -> Path:
     return out
 
 
+def pick_recordings(word: str, data: Path, count: int, seed: int, out: Path) -> Path:
+    """Links to ``count`` training-split recordings of ``word``, one per speaker, drawn by
+    ``seed``."""
+    held = {line for name in ("validation", "testing")
+            for line in (data / f"{name}_list.txt").read_text().split()}
+    clips = [c for c in sorted((data / word).glob("*.wav")) if f"{word}/{c.name}" not in held]
+    chosen: dict[str, Path] = {}
+    for i in np.random.default_rng(seed).permutation(len(clips)):
+        speaker = clips[int(i)].name.split("_nohash_")[0]
+        chosen.setdefault(speaker, clips[int(i)])
+        if len(chosen) == count:
+            break
+    if len(chosen) < count:
+        raise SystemExit(f"{word}: only {len(chosen)} training-split speakers, not {count}")
+    out.mkdir(parents=True, exist_ok=True)
+    for clip in chosen.values():
+        link = out / clip.name
+        if not link.exists():
+            link.symlink_to(clip.resolve())
+    return out
+
+
 def streams_for(word: str, data: Path, fsdd: Path, work: Path, minutes: float) -> dict[str, Path]:
     out = {}
     for split in SPLITS:
@@ -108,11 +138,13 @@ def best_at(rows: list[dict], target: float) -> dict | None:
     return max(ok, key=lambda r: r["recall"]) if ok else None
 
 
-def measure(model: Path, streams: dict[str, Path], word: str) -> dict:
+def measure(model: Path, streams: dict[str, Path], word: str,
+            recall_splits: tuple[str, ...] = SPLITS) -> dict:
     detector = Detector(model, keywords=[word])
     refractory = detector.config.refractory_ms / 1000
     window_s = detector.window / detector.model.sample_rate
-    keyword_streams = [score_stream(detector, streams[s] / "keywords.wav") for s in SPLITS]
+    keyword_streams = [score_stream(detector, streams[s] / "keywords.wav")
+                       for s in recall_splits]
     negatives = [score_stream(detector, streams["test"] / "negatives.wav")]
 
     def at(threshold: float) -> dict:
@@ -126,6 +158,7 @@ def measure(model: Path, streams: dict[str, Path], word: str) -> dict:
     oracle = {f"{target:g}": best_at(grid, target) for target in (0.5, 1.0)}
     calibrated = detector.thresholds[0]
     return {"recordings": sum(len(s.events) for s in keyword_streams),
+            "recall_splits": list(recall_splits),
             "negatives_hours": round(sum(s.duration_s for s in negatives) / 3600, 3),
             "calibrated": at(calibrated), "at_test_fa_per_hour": oracle}
 
@@ -149,8 +182,20 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0,
                         help="data and head seed (models go to WORD-...-seed<N> unless 0), to "
                              "see how much one seed's figures move")
+    parser.add_argument("--recordings", type=int, default=0, metavar="N",
+                        help="give the flow N training-split recordings of the word (N "
+                             "speakers; models go to WORD-...-recN); recall on the validation "
+                             "and test recordings only")
+    parser.add_argument("--recall-splits", nargs="+", choices=SPLITS, default=None,
+                        help="the splits whose recordings recall is measured on (default all "
+                             "three; validation and test with --recordings)")
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
+    recall_splits = tuple(args.recall_splits or (("validation", "test") if args.recordings
+                                                 else SPLITS))
+    if args.recordings and "train" in recall_splits:
+        parser.error("--recordings trains on training-split recordings: measure recall on "
+                     "validation and test only")
     scratch = args.backbone != EMBEDDING
     head = HeadConfig(epochs=40, dropout=0.5, seed=args.seed) if scratch else \
         HeadConfig(seed=args.seed)
@@ -167,19 +212,30 @@ def main() -> None:
                             if s.name in FOLDER_ORDER else len(FOLDER_ORDER)):
             if shares[f"{synth.name}_share"]:
                 name += f"-{synth.name}{shares[f'{synth.name}_share']:g}"
+        if args.recordings:
+            name += f"-rec{args.recordings}"
         if args.seed:
             name += f"-seed{args.seed}"
+        recordings = (str(pick_recordings(
+            word, data, args.recordings, args.seed,
+            work / "recordings" / f"{slug(word)}-{args.recordings}-seed{args.seed}")),) \
+            if args.recordings else ()
         summary = wakeword(WakewordConfig(
             phrase=word, out=str(work / name),
             data=DataConfig(word, seed=args.seed, **shares),
             negatives=(str(negatives),), noise=(str(data / "_background_noise_"),),
+            recordings=recordings,
             head=head, backbone=args.backbone, heads=args.heads),
             log=lambda line: print(line, file=sys.stderr, flush=True))
         streams = streams_for(word, data, fsdd, work, args.test_minutes)
-        row = {"flow": summary, **measure(Path(summary["model"]), streams, word),
+        row = {"flow": summary, **measure(Path(summary["model"]), streams, word, recall_splits),
                "wall_s": round(time.perf_counter() - start, 1)}
         # another seed is another row: it never replaces seed 0's
-        results["words"][word if not args.seed else f"{word}-seed{args.seed}"] = row
+        key = word + (f"-rec{args.recordings}" if args.recordings else "") + (
+            f"-seed{args.seed}" if args.seed else "")
+        if recall_splits != SPLITS and not args.recordings:
+            key += "-" + "-".join(recall_splits)
+        results["words"][key] = row
         cal = row["calibrated"]
         print(f"{word}: {row['recordings']} real recordings, recall {100 * cal['recall']:.1f} % "
               f"at the calibrated threshold {cal['threshold']:.4f}, "

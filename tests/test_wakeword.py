@@ -254,6 +254,72 @@ def test_windows_keep_held_out_voices_and_speakers_apart(tmp_path) -> None:
     assert len(only.splits) == windows.splits.count("validation")
 
 
+def test_recordings_are_positives_split_by_speaker_and_seeded_by_file(tmp_path) -> None:
+    """Each recording gives RECORDING_COPIES positive windows, its speaker in one split; a
+    new file leaves the others' windows as they were; when every speaker would be held out,
+    all train; bad folders and files are one-line errors naming --recordings."""
+    from kwspot.audio import save_audio
+    from kwspot.wakeword.data import (
+        RECORDING_COPIES,
+        DataConfig,
+        build_windows,
+        recording_splits,
+        split_of,
+    )
+
+    rng = np.random.default_rng(3)
+    names = [f"{c}{c}{i}{i}" for i, c in enumerate("abcdefghijkl")]
+    held = [n for n in names if split_of(n) == "validation"]
+    assert held and len(held) < len(names)  # both splits among these speakers
+    folder = tmp_path / "recordings"
+    for n in names:
+        clip = np.zeros(16000, np.float32)
+        clip[4000:11000] = _speechlike(rng, 7000, 0.3)  # speech inside silence, as recorded
+        save_audio(folder / f"{n}_nohash_0.wav", clip)
+    cfg = DataConfig("marvin", positives=2, soundalikes=0, soundalike_clips=0, sentences=0,
+                     user_windows=0, noise_windows=0)
+    windows = build_windows(cfg, recordings=[folder])
+    kinds = np.array(windows.kinds)
+    assert (kinds == "recording").sum() == RECORDING_COPIES * len(names)
+    assert windows.labels[kinds == "recording"].all()
+    seen = {(spk, split) for k, spk, split in zip(windows.kinds, windows.speakers,
+                                                   windows.splits, strict=True)
+            if k == "recording"}
+    assert seen == {(n, split_of(n)) for n in names}
+    # the speech ends late in the window, where the detector fires
+    for audio in windows.audio[kinds == "recording"][:5]:
+        loud = np.flatnonzero(np.abs(audio) > 0.2 * np.abs(audio).max())
+        assert loud[-1] > WINDOW_SAMPLES - 0.8 * 16000
+    # one file more: every other recording's windows unchanged
+    save_audio(folder / "zz99_nohash_0.wav", _speechlike(rng, 8000, 0.3))
+    more = build_windows(cfg, recordings=[folder])
+    first = windows.audio[kinds == "recording"][:RECORDING_COPIES]
+    more_first = more.audio[np.array(more.kinds) == "recording"][:RECORDING_COPIES]
+    np.testing.assert_array_equal(first, more_first)
+    # a user whose only speaker hashes to validation still trains on it
+    only_held = [folder / f"{held[0]}_nohash_0.wav"]
+    assert recording_splits(only_held) == {only_held[0]: "train"}
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(KwspotError, match="no audio files for --recordings"):
+        build_windows(cfg, recordings=[tmp_path / "empty"])
+    with pytest.raises(KwspotError, match="folder for --recordings not found"):
+        build_windows(cfg, recordings=[tmp_path / "missing"])
+    (folder / "broken.wav").write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunk")
+    with pytest.raises(KwspotError, match=r"^--recordings: .*broken\.wav"):
+        build_windows(cfg, recordings=[folder])
+
+
+def test_recordings_enter_the_fingerprint_only_when_given() -> None:
+    from kwspot.wakeword.data import DataConfig
+    from kwspot.wakeword.flow import WakewordConfig, _fingerprints
+
+    data = DataConfig("marvin")
+    plain = _fingerprints(WakewordConfig("marvin", "out"), data)
+    given = _fingerprints(WakewordConfig("marvin", "out", recordings=("mine",)), data)
+    assert plain["data"] != given["data"] and plain["head"] == given["head"]
+    assert plain == _fingerprints(WakewordConfig("marvin", "out", recordings=()), data)
+
+
 def test_negative_folders_without_audio_are_refused(tmp_path) -> None:
     from kwspot.wakeword.data import DataConfig, build_windows
 
@@ -338,6 +404,35 @@ def test_wakeword_flow_end_to_end_then_resumes(tmp_path) -> None:
     lines.clear()
     wakeword(replace(changed, data=_tiny(seed=5)), log=lines.append)  # other data: anew
     assert any(line.startswith("[1/5]") for line in lines)
+
+
+@pytest.mark.slow
+def test_recordings_train_and_their_held_out_speakers_calibrate(tmp_path) -> None:
+    """With --recordings the summary and card say how many trained and how many were held
+    out, calibration names the held-out recordings, and the card's limitations say so."""
+    from kwspot.audio import save_audio
+    from kwspot.wakeword.data import split_of
+    from kwspot.wakeword.flow import WakewordConfig, wakeword
+    from kwspot.wakeword.train import HeadConfig
+
+    rng = np.random.default_rng(4)
+    names = [f"{c}{c}{i}{i}" for i, c in enumerate("abcdefghijkl")]
+    folder = tmp_path / "mine"
+    for n in names:
+        save_audio(folder / f"{n}_nohash_0.wav", _speechlike(rng, 9000, 0.3))
+    held = sum(split_of(n) == "validation" for n in names)
+    out = tmp_path / "ww"
+    summary = wakeword(WakewordConfig("marvin", str(out), calibration_minutes=0.2,
+                                      data=_tiny(seed=3), head=HeadConfig(epochs=2),
+                                      recordings=(str(folder),)), log=lambda line: None)
+    card = json.loads((out / "marvin.json").read_text())
+    assert summary["recordings"] == {"folders": [str(folder)], "windows_per_recording": 20,
+                                     "train": len(names) - held, "validation": held}
+    assert card["training"]["recordings"] == summary["recordings"]
+    assert f"{held} held-out real recordings" in summary["calibration"]["measured_on"]
+    assert card["training_data"]["recordings"]["folders"] == [str(folder)]
+    assert "the recordings in --recordings" in card["limitations"][0]
+    assert "a few recordings" in card["intended_use"]
 
 
 @pytest.mark.slow

@@ -11,7 +11,7 @@ def add_wakeword_parser(sub: argparse._SubParsersAction) -> None:
     from kwspot.datasets.voices import SYNTHESIZERS
 
     p = sub.add_parser(
-        "wakeword", help="a detector for your own phrase from typed text (no recordings)",
+        "wakeword", help="a detector for your own phrase from typed text (no recordings needed)",
         description="Typed text -> an exported, calibrated wake-word detector: eSpeak NG "
                     "positives and sound-alike negatives, your negative speech and noise, "
                     "augmentation, a small head on a frozen pretrained speech embedding, a "
@@ -25,6 +25,10 @@ def add_wakeword_parser(sub: argparse._SubParsersAction) -> None:
                         "of its words are skipped); split by speaker for validation")
     p.add_argument("--noise", nargs="+", default=[], metavar="DIR",
                    help="folders of background noise to mix in (default: coloured noise)")
+    p.add_argument("--recordings", nargs="+", default=[], metavar="DIR",
+                   help="folders of real recordings of the phrase, if you have some: each "
+                        "gives 20 augmented positives; split by speaker (Speech Commands / "
+                        "FSDD names, else by file) for validation and calibration")
     p.add_argument("--target-fa-per-hour", type=float, default=1.0,
                    help="false alarms per hour the threshold is calibrated for (default 1)")
     p.add_argument("--positives", type=int, default=2000,
@@ -69,6 +73,7 @@ def cmd_wakeword(args: argparse.Namespace) -> None:
     out = args.out or f"runs/wakeword-{slug(phrase)}"
     cfg = WakewordConfig(
         phrase=phrase, out=out, negatives=tuple(args.negatives), noise=tuple(args.noise),
+        recordings=tuple(args.recordings),
         target_fa_per_hour=args.target_fa_per_hour,
         calibration_minutes=args.calibration_minutes,
         data=DataConfig(phrase, positives=args.positives, sentences=args.sentences,
@@ -81,8 +86,9 @@ def cmd_wakeword(args: argparse.Namespace) -> None:
     print(json.dumps(summary, indent=1))
     print(f"{summary['model']}: threshold {summary['threshold']:.3f}; on {cal['hours']:.2f} h of "
           f"{cal['measured_on']}: {cal['fa_per_hour']:.2f} false alarms/h, false rejects "
-          f"{100 * cal['frr']:.1f} %. Real voices were not measured: see docs/results.md.",
-          file=sys.stderr)
+          f"{100 * cal['frr']:.1f} %. " + ("" if (summary["recordings"] or {}).get("validation")
+                                         else "Real voices were not measured: ")
+          + "see docs/results.md.", file=sys.stderr)
 
 
 def add_train_embedding_parser(sub: argparse._SubParsersAction) -> None:

@@ -5,20 +5,25 @@
   ``flite_share``, each a share of what the ones before left), then a
   tape-speed change of 0.85-1.15, its end placed late in the window as the detector sees it
   when it fires;
+- real recordings of the phrase where the user has some (``recordings``): each gives
+  ``RECORDING_COPIES`` windows, the speech cut from its silence, each copy with its own
+  tape speed, place and augmentation;
 - negatives: sound-alikes made from the phrase's phonemes, everyday sentences without the
   phrase's words, real speech and noise from the user's folders, and plain noise;
 - every window augmented: gain, room reverb, microphone colouring (EQ) and noise at an SNR.
 
 Synthetic speakers follow ``negatives.voice_split`` (by voice variant), user files split by
-their speaker (Speech Commands / FSDD names) or file, so validation voices and files are
-never trained on. Everything is drawn from seeded generators: the same call gives the same
-windows.
+their speaker (Speech Commands / FSDD names) or file (recordings too, except that when every
+recording's speaker would be held out they all train: a user's few recordings must teach),
+so validation voices and files are never trained on. Everything is drawn from seeded
+generators: the same call gives the same windows.
 """
 
 from __future__ import annotations
 
 import math
 import re
+import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -30,7 +35,7 @@ import scipy.signal
 from kwspot.audio import load_audio
 from kwspot.datasets.folder import audio_files_under, guess_speaker, split_for_speaker
 from kwspot.datasets.negatives import FSDD_NAME, keyword_free_vocabulary, voice_split
-from kwspot.datasets.streams import change_speed
+from kwspot.datasets.streams import change_speed, speech_bounds
 from kwspot.datasets.synth import (
     SAMPLE_RATE,
     SynthesisError,
@@ -47,6 +52,7 @@ from kwspot.wakeword.soundalikes import sound_alikes
 SPLITS = ("train", "validation")
 FIT = 0.95  # the share of the window a positive may fill: a cut phrase is not the phrase
 HOLDOUT_PCT = 20.0  # of voices / user speakers held out for validation and calibration
+RECORDING_COPIES = 20  # augmented windows from each real recording of the phrase
 
 
 @dataclass(frozen=True)
@@ -159,11 +165,21 @@ def augment(window: np.ndarray, rng: np.random.Generator,
     return x.astype(np.float32)
 
 
-def audio_files(folders: Sequence[str | Path], speech: bool = True) -> list[Path]:
-    """Audio files under ``--negatives`` (speech; a ``_background_noise_`` folder inside is
-    skipped) or ``--noise`` folders."""
-    what = "--negatives" if speech else "--noise"
+def audio_files(folders: Sequence[str | Path], speech: bool = True,
+                what: str | None = None) -> list[Path]:
+    """Audio files under ``--negatives`` or ``--recordings`` (speech; a
+    ``_background_noise_`` folder inside is skipped) or ``--noise`` folders."""
+    what = what or ("--negatives" if speech else "--noise")
     return [f for folder in folders for f in audio_files_under(folder, what, speech)]
+
+
+def recording_splits(files: Sequence[Path]) -> dict[Path, str]:
+    """Each recording's split by its speaker, as user files; but when every speaker would be
+    held out, all train (one speaker's own few recordings must teach the model)."""
+    splits = {f: split_of(speaker_of_file(f)) for f in files}
+    if files and all(split == "validation" for split in splits.values()):
+        return dict.fromkeys(files, "train")
+    return splits
 
 
 def speaker_of_file(path: Path) -> str:
@@ -205,7 +221,8 @@ class DataConfig:
 def build_windows(cfg: DataConfig, negatives: Sequence[str | Path] = (),
                   noise_dirs: Sequence[str | Path] = (),
                   progress: Callable[[str, int, int], None] | None = None,
-                  only: str | None = None) -> WindowSet:
+                  only: str | None = None,
+                  recordings: Sequence[str | Path] = ()) -> WindowSet:
     """Every training and validation window for ``cfg.phrase`` (see the module docstring);
     with ``only``, just that split's windows (the others are not even synthesized)."""
     phrase = " ".join(cfg.phrase.split())
@@ -217,6 +234,7 @@ def build_windows(cfg: DataConfig, negatives: Sequence[str | Path] = (),
         if noise_dirs else []
     # checked before minutes of synthesis, not after
     files = [f for f in audio_files(negatives) if not _excluded(f, words)] if negatives else []
+    takes = recording_splits(audio_files(recordings, what="--recordings")) if recordings else {}
     out_audio: list[np.ndarray] = []
     labels: list[int] = []
     kinds: list[str] = []
@@ -269,6 +287,23 @@ def build_windows(cfg: DataConfig, negatives: Sequence[str | Path] = (),
         add(place(_gain(speech, rng), rng, late=True), 1, "positive", split,
             style.voice if other is None else other.speaker, rng)
         report("positives", k + 1, cfg.positives)
+
+    for n, (path, split) in enumerate(takes.items()):
+        if not wanted(split):
+            continue
+        try:
+            audio = load_audio(path)
+        except AudioError as exc:  # a recording of the phrase is too precious to skip
+            raise KwspotError(f"--recordings: {exc}") from exc
+        start, end = speech_bounds(audio)
+        for copy in range(RECORDING_COPIES):  # seeded by the file's name: stable as files come
+            rng = np.random.default_rng([cfg.seed, 6, zlib.crc32(path.name.encode()), copy])
+            speech = audio[start:end]
+            if rng.random() < 0.7:
+                speech = change_speed(speech, float(rng.uniform(0.9, 1.1)))
+            add(place(_gain(fit_positive(speech), rng), rng, late=True), 1, "recording",
+                split, speaker_of_file(path), rng)
+        report("recordings", n + 1, len(takes))
 
     alikes = sound_alikes(phrase, cfg.soundalikes, cfg.seed)
     for k in range(cfg.soundalike_clips if alikes else 0):
@@ -340,5 +375,5 @@ def _gain(speech: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return (speech / peak * 10 ** (rng.uniform(-6, 0) / 20)).astype(np.float32)
 
 
-__all__ = ["DataConfig", "WindowSet", "augment", "build_windows", "place", "room_impulse",
-           "split_of"]
+__all__ = ["RECORDING_COPIES", "DataConfig", "WindowSet", "augment", "build_windows", "place",
+           "recording_splits", "room_impulse", "split_of"]

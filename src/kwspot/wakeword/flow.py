@@ -68,6 +68,9 @@ class WakewordConfig:
     # heads averaged (seeds head.seed, head.seed + 1, ...): their mean posterior is the score;
     # the embedding is computed once, so each head adds little CPU (embedding backbone only)
     heads: int = 1
+    # folders of real recordings of the phrase (optional): positives beside the synthetic
+    # ones, held out by speaker for validation and calibration (data.recording_splits)
+    recordings: tuple[str, ...] = ()
 
 
 # English function words: a phrase made only of these is said in every conversation
@@ -148,9 +151,13 @@ def _fingerprints(cfg: WakewordConfig, data: DataConfig) -> dict[str, str]:
         return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
 
     backbone = {} if cfg.backbone == EMBEDDING else {"backbone": cfg.backbone}
+    # absent when unused: work folders made before the option stay valid
+    recorded = {"recordings": [str(Path(p).resolve()) for p in cfg.recordings]} \
+        if cfg.recordings else {}
     # the installed voices of each synthesizer asked for decide the windows too
     voices = dict(synth.fingerprint() for synth in SYNTHESIZERS if share(data, synth) > 0)
     return {"data": digest({"version": __version__, "data": asdict(data), **backbone, **voices,
+                            **recorded,
                             "calibration_minutes": cfg.calibration_minutes,
                             "negatives": [str(Path(p).resolve()) for p in cfg.negatives],
                             "noise": [str(Path(p).resolve()) for p in cfg.noise]}),
@@ -213,7 +220,8 @@ def wakeword(cfg: WakewordConfig, log: Log = print, force: bool = False) -> dict
     if not features_file.is_file():
         log(f"[1/5] synthesizing and augmenting windows for {phrase!r}")
         windows = build_windows(data, cfg.negatives, cfg.noise,
-                                lambda kind, d, t: log(f"      {kind}: {d}/{t}"))
+                                lambda kind, d, t: log(f"      {kind}: {d}/{t}"),
+                                recordings=cfg.recordings)
         if scratch:
             log(f"      MFCCs of {len(windows.audio)} windows")
             features = frontend_features(windows.audio, scratch_features(), cfg.threads)
@@ -274,7 +282,8 @@ def wakeword(cfg: WakewordConfig, log: Log = print, force: bool = False) -> dict
         "head": head_info, "data": asdict(data),
         "negatives": list(cfg.negatives), "noise": list(cfg.noise),
         "voices": _voices_used(data),
-        "note": _validation_note(data)}
+        "recordings": _recordings_used(cfg.recordings, kinds, validation),
+        "note": _validation_note(data, cfg.recordings)}
     documentation = wakeword_documentation(phrase, cfg, embedding=not scratch)
     if scratch:  # a plain kwspot export, its card's training entry the flow's, as below
         card = export_onnx(model, model_path, check)
@@ -303,10 +312,10 @@ def wakeword(cfg: WakewordConfig, log: Log = print, force: bool = False) -> dict
         "target_met": measured["fa_per_hour"] <= cfg.target_fa_per_hour,
         "real_negatives": bool(cfg.negatives),
         "voices": _voices_used(data),
+        "recordings": training["recordings"],
         "calibration": {"frr": measured["frr"], "fa_per_hour": measured["fa_per_hour"],
                         "hours": result["calibration"]["hours"],
-                        "measured_on": "held-out synthetic voices and held-out negatives "
-                                       "(not real recordings of the phrase)"},
+                        "measured_on": _calibration_measured_on(training["recordings"])},
         # epoch and validation figures are the first head's when several are averaged
         "head": {**{k: head_info[k] for k in ("epoch", "val_loss", "val_recall", "val_fp_rate",
                                               "heads")},
@@ -318,20 +327,44 @@ def wakeword(cfg: WakewordConfig, log: Log = print, force: bool = False) -> dict
     return summary
 
 
+def _calibration_measured_on(recordings: dict[str, Any] | None) -> str:
+    if recordings and recordings["validation"]:
+        return (f"held-out synthetic voices, {recordings['validation']} held-out real "
+                "recordings of the phrase and held-out negatives")
+    return "held-out synthetic voices and held-out negatives (not real recordings of the phrase)"
+
+
 def _voices_used(data: DataConfig) -> list[str]:
     """``espeak-ng``, then ``<synthesizer>: <voices>`` for each other one used."""
     return ["espeak-ng", *(f"{synth.name}: " + ", ".join(names) for synth, names in used(data))]
 
 
-def _validation_note(data: DataConfig) -> str:
+def _validation_note(data: DataConfig, recordings: tuple[str, ...] = ()) -> str:
     """What the validation windows hold: held-out voices of the synthesizers that keep one
-    out, never a synthesizer whose voices all train."""
+    out, never a synthesizer whose voices all train; the recordings' held-out speakers."""
     held = ["espeak-ng", *(synth.name for synth, _ in used(data) if synth.held_out())]
     all_trained = [synth.title for synth, _ in used(data) if not synth.held_out()]
-    return ("positives are synthetic voices only (voices); validation windows are held-out "
-            "voices of " + ", ".join(held)
-            + "".join(f" ({title}'s voices are all trained on)" for title in all_trained)
-            + " and held-out negative speakers, not real recordings of the phrase")
+    voices = ("held-out voices of " + ", ".join(held)
+              + "".join(f" ({title}'s voices are all trained on)" for title in all_trained))
+    if recordings:
+        return ("positives are synthetic voices (voices) and the --recordings; validation "
+                f"windows are {voices}, the recordings' held-out speakers (recordings) and "
+                "held-out negative speakers")
+    return ("positives are synthetic voices only (voices); validation windows are "
+            f"{voices} and held-out negative speakers, not real recordings of the phrase")
+
+
+def _recordings_used(recordings: tuple[str, ...], kinds: list[str],
+                     validation: np.ndarray) -> dict[str, Any] | None:
+    """How many real recordings trained and how many were held out (None without any)."""
+    if not recordings:
+        return None
+    from kwspot.wakeword.data import RECORDING_COPIES
+
+    mask = np.array([k == "recording" for k in kinds])
+    return {"folders": list(recordings), "windows_per_recording": RECORDING_COPIES,
+            "train": int((mask & ~validation).sum()) // RECORDING_COPIES,
+            "validation": int((mask & validation).sum()) // RECORDING_COPIES}
 
 
 def _save_features(path: Path, features: np.ndarray, windows: WindowSet) -> None:
@@ -360,13 +393,25 @@ def wakeword_documentation(phrase: str, cfg: WakewordConfig, embedding: bool
 
     others = used(cfg.data) if cfg.data is not None else []
     voices = " and ".join(["eSpeak NG", *(synth.title for synth, _ in others)]) + " voices"
+    recorded = " and the user's recordings of it" if cfg.recordings else ""
     data: dict[str, Any] = {
-        "name": f"'{phrase}' and sound-alike negatives spoken by {voices}, TTS "
+        "name": f"'{phrase}' and sound-alike negatives spoken by {voices}{recorded}, TTS "
                 "sentences, generated noise",
-        "licence": "synthesized by kwspot (no third-party recordings)",
+        "licence": "synthesized by kwspot" + (
+            "; the recordings' licence: see recordings" if cfg.recordings
+            else " (no third-party recordings)"),
         "voices": _voices_used(cfg.data) if cfg.data is not None else ["espeak-ng"],
+        **({"recordings": {"folders": list(cfg.recordings), "licence": NOT_RECORDED}}
+           if cfg.recordings else {}),
         "negatives": {"folders": list(cfg.negatives), "licence": NOT_RECORDED},
         "noise": {"folders": list(cfg.noise), "licence": NOT_RECORDED}}
+    positives = (
+        f"Positives are synthetic ({voices}) and the recordings in --recordings: validation "
+        "and calibration used held-out synthetic voices and the recordings' held-out "
+        "speakers (training.recordings says how many), a small sample of people." if
+        cfg.recordings else
+        f"Positives are synthetic ({voices}) only: validation and calibration used "
+        "held-out synthetic voices, not people.")
     if embedding:
         from kwspot.wakeword.embedding import SOURCE
 
@@ -374,10 +419,10 @@ def wakeword_documentation(phrase: str, cfg: WakewordConfig, embedding: bool
     return {
         "training_data": data,
         "intended_use": f"Always-on detection of the phrase '{phrase}' in 16 kHz speech, "
-                        "as a first detector before recordings of real voices exist.",
+                        + ("from typed text and a few recordings of it." if cfg.recordings
+                           else "as a first detector before recordings of real voices exist."),
         "limitations": [
-            f"Positives are synthetic ({voices}) only: validation and calibration used "
-            "held-out synthetic voices, not people. What the same flow finds of real "
+            f"{positives} What the same flow finds of real "
             "recordings was measured on six Speech Commands words (docs/results.md, 'Your "
             "own wake word'); this phrase's was not.",
             "The threshold was calibrated on held-out streams of synthetic and held-out "
@@ -415,7 +460,8 @@ def _calibration_streams(data: DataConfig, cfg: WakewordConfig, out: Path) -> No
     from kwspot.datasets.streams import Item, StreamConfig, speech_bounds, write_streams
 
     held_out = DataConfig(**{**asdict(data), "seed": data.seed + 1000, "soundalike_clips": 0})
-    windows = build_windows(held_out, cfg.negatives, cfg.noise, only="validation")
+    windows = build_windows(held_out, cfg.negatives, cfg.noise, only="validation",
+                            recordings=cfg.recordings)
     positives, negatives = [], []
     for audio, label, kind, split in zip(windows.audio, windows.labels, windows.kinds,
                                          windows.splits, strict=True):
