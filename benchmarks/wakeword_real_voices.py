@@ -56,6 +56,7 @@ from pathlib import Path
 
 import numpy as np
 
+from kwspot.datasets.folder import guess_speaker
 from kwspot.datasets.negatives import fsdd_files
 from kwspot.datasets.streams import StreamConfig, build_streams
 from kwspot.datasets.voices import SYNTHESIZERS
@@ -102,7 +103,7 @@ def pick_recordings(word: str, data: Path, count: int, seed: int, out: Path) -> 
     clips = [c for c in sorted((data / word).glob("*.wav")) if f"{word}/{c.name}" not in held]
     chosen: dict[str, Path] = {}
     for i in np.random.default_rng(seed).permutation(len(clips)):
-        speaker = clips[int(i)].name.split("_nohash_")[0]
+        speaker = guess_speaker(clips[int(i)])
         chosen.setdefault(speaker, clips[int(i)])
         if len(chosen) == count:
             break
