@@ -296,6 +296,11 @@ def test_recordings_are_positives_split_by_speaker_and_seeded_by_file(tmp_path) 
     first = windows.audio[kinds == "recording"][:RECORDING_COPIES]
     more_first = more.audio[np.array(more.kinds) == "recording"][:RECORDING_COPIES]
     np.testing.assert_array_equal(first, more_first)
+    # one copy each (as the calibration streams take them): the first of the twenty
+    once = build_windows(cfg, recordings=[folder], recording_copies=1)
+    assert (np.array(once.kinds) == "recording").sum() == len(names) + 1
+    np.testing.assert_array_equal(once.audio[np.array(once.kinds) == "recording"][0],
+                                  more_first[0])
     # a user whose only speaker hashes to validation still trains on it
     only_held = [folder / f"{held[0]}_nohash_0.wav"]
     assert recording_splits(only_held) == {only_held[0]: "train"}
@@ -318,6 +323,8 @@ def test_recordings_enter_the_fingerprint_only_when_given() -> None:
     given = _fingerprints(WakewordConfig("marvin", "out", recordings=("mine",)), data)
     assert plain["data"] != given["data"] and plain["head"] == given["head"]
     assert plain == _fingerprints(WakewordConfig("marvin", "out", recordings=()), data)
+    # how calibration cuts the streams: its own part, empty for folders without recordings
+    assert plain["calibration"] == "" and given["calibration"]
 
 
 def test_negative_folders_without_audio_are_refused(tmp_path) -> None:
@@ -433,6 +440,22 @@ def test_recordings_train_and_their_held_out_speakers_calibrate(tmp_path) -> Non
     assert card["training_data"]["recordings"]["folders"] == [str(folder)]
     assert "the recordings in --recordings" in card["limitations"][0]
     assert "a few recordings" in card["intended_use"]
+    # the calibration keywords stream says each held-out recording once, beside the 8
+    # held-out synthetic positives (every fifth of 40), not twenty augmented copies of it
+    streams = out / "work" / "calibration"
+    events = json.loads((streams / "keywords.json").read_text())["events"]
+    assert len(events) == 40 // 5 + held
+    # a work folder whose streams were cut the old way rebuilds them, and only them
+    stamp = out / "work" / "config.json"
+    stored = json.loads(stamp.read_text())
+    stamp.write_text(json.dumps({**stored, "fingerprints": {**stored["fingerprints"],
+                                                            "calibration": "old"}}))
+    lines: list[str] = []
+    wakeword(WakewordConfig("marvin", str(out), calibration_minutes=0.2, data=_tiny(seed=3),
+                            head=HeadConfig(epochs=2), recordings=(str(folder),)),
+             log=lines.append)
+    assert any(line.startswith("[4/5]") for line in lines)
+    assert not any(line.startswith(("[1/5]", "[2/5]")) for line in lines)
 
 
 @pytest.mark.slow

@@ -222,9 +222,12 @@ def build_windows(cfg: DataConfig, negatives: Sequence[str | Path] = (),
                   noise_dirs: Sequence[str | Path] = (),
                   progress: Callable[[str, int, int], None] | None = None,
                   only: str | None = None,
-                  recordings: Sequence[str | Path] = ()) -> WindowSet:
+                  recordings: Sequence[str | Path] = (),
+                  recording_copies: int = RECORDING_COPIES) -> WindowSet:
     """Every training and validation window for ``cfg.phrase`` (see the module docstring);
-    with ``only``, just that split's windows (the others are not even synthesized)."""
+    with ``only``, just that split's windows (the others are not even synthesized).
+    ``recording_copies`` augmented windows are cut from each real recording: many to train
+    on, one where each recording should count once (the calibration streams)."""
     phrase = " ".join(cfg.phrase.split())
     words = {w.lower() for w in phrase.split()}
     voices = available_voices()
@@ -296,7 +299,7 @@ def build_windows(cfg: DataConfig, negatives: Sequence[str | Path] = (),
         except AudioError as exc:  # a recording of the phrase is too precious to skip
             raise KwspotError(f"--recordings: {exc}") from exc
         start, end = speech_bounds(audio)
-        for copy in range(RECORDING_COPIES):  # seeded by the file's name: stable as files come
+        for copy in range(recording_copies):  # seeded by the file's name: stable as files come
             rng = np.random.default_rng([cfg.seed, 6, zlib.crc32(path.name.encode()), copy])
             speech = audio[start:end]
             if rng.random() < 0.7:

@@ -141,10 +141,11 @@ def slug(phrase: str) -> str:
 
 
 def _fingerprints(cfg: WakewordConfig, data: DataConfig) -> dict[str, str]:
-    """What the stored stages depend on, in two parts: ``data`` (the windows, their
-    features and the calibration streams: minutes of synthesis and embedding) and ``head``
-    (the trained heads, seconds to minutes). A work folder whose data part or kwspot version
-    differs is started over; one whose head settings alone differ keeps its windows."""
+    """What the stored stages depend on, in three parts: ``data`` (the windows, their
+    features and the calibration streams: minutes of synthesis and embedding), ``head``
+    (the trained heads, seconds to minutes) and ``calibration`` (how the streams are cut).
+    A work folder whose data part or kwspot version differs is started over; one whose
+    head or calibration part alone differs keeps its windows."""
     from kwspot import __version__
 
     def digest(fields: dict[str, Any]) -> str:
@@ -161,7 +162,10 @@ def _fingerprints(cfg: WakewordConfig, data: DataConfig) -> dict[str, str]:
                             "calibration_minutes": cfg.calibration_minutes,
                             "negatives": [str(Path(p).resolve()) for p in cfg.negatives],
                             "noise": [str(Path(p).resolve()) for p in cfg.noise]}),
-            "head": digest({"head": asdict(cfg.head), **backbone})}
+            "head": digest({"head": asdict(cfg.head), **backbone}),
+            # how the calibration streams are cut from the held-out windows; "" without
+            # recordings, so work folders made before this part existed keep their streams
+            "calibration": digest({"recording_windows": 1}) if cfg.recordings else ""}
 
 
 def wakeword(cfg: WakewordConfig, log: Log = print, force: bool = False) -> dict[str, Any]:
@@ -201,9 +205,13 @@ def wakeword(cfg: WakewordConfig, log: Log = print, force: bool = False) -> dict
                 old.unlink()
         for old in (work / "calibration").glob("*"):
             old.unlink()
-    elif stored.get("head") != fingerprints["head"]:  # new head settings: windows reused
-        for old in [*work.glob("head.pt"), *work.glob("heads*.pt")]:
-            old.unlink()
+    else:
+        if stored.get("head") != fingerprints["head"]:  # new head settings: windows reused
+            for old in [*work.glob("head.pt"), *work.glob("heads*.pt")]:
+                old.unlink()
+        if stored.get("calibration", "") != fingerprints["calibration"]:  # streams only
+            for old in (work / "calibration").glob("*"):
+                old.unlink()
     atomic_write_text(stamp, json.dumps({"fingerprints": fingerprints, "phrase": phrase,
                                          "data": asdict(data)}, indent=1) + "\n")
     start = time.perf_counter()
@@ -460,8 +468,10 @@ def _calibration_streams(data: DataConfig, cfg: WakewordConfig, out: Path) -> No
     from kwspot.datasets.streams import Item, StreamConfig, speech_bounds, write_streams
 
     held_out = DataConfig(**{**asdict(data), "seed": data.seed + 1000, "soundalike_clips": 0})
+    # one window per held-out recording: twenty augmented copies of each would weigh every
+    # recording twenty times in the false-reject rate the threshold is picked by
     windows = build_windows(held_out, cfg.negatives, cfg.noise, only="validation",
-                            recordings=cfg.recordings)
+                            recordings=cfg.recordings, recording_copies=1)
     positives, negatives = [], []
     for audio, label, kind, split in zip(windows.audio, windows.labels, windows.kinds,
                                          windows.splits, strict=True):
