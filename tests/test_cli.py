@@ -101,7 +101,8 @@ def test_eval_onnx_equals_eval_checkpoint(tiny_run, tiny_onnx: Path, tiny_datase
 
 def test_export_and_detect_commands(tiny_run, tiny_dataset: Path, tmp_path: Path,
                                     capsys) -> None:
-    from kwspot.datasets.synth import random_style, render_utterance
+    from kwspot.datasets.espeak import random_style
+    from kwspot.datasets.synth import render_utterance
 
     onnx_path = tmp_path / "m.onnx"
     assert main(["export", str(tiny_run[0]), "--out", str(onnx_path), "--check-data",
@@ -200,8 +201,9 @@ def test_eval_stream_calibrate_and_detect_use_the_card(tiny_onnx: Path, tmp_path
     calibrate writes thresholds into the card, and detect then uses them."""
     import shutil
 
+    from kwspot.datasets.espeak import random_style
     from kwspot.datasets.streams import TRUTH_FORMAT
-    from kwspot.datasets.synth import random_style, render_utterance
+    from kwspot.datasets.synth import render_utterance
 
     for f in tiny_onnx.parent.glob(tiny_onnx.stem + "*"):
         shutil.copy(f, tmp_path / f.name)

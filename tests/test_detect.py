@@ -260,7 +260,8 @@ def test_card_thresholds_are_the_default(tiny_onnx: Path, tmp_path: Path) -> Non
 
 
 def test_trained_model_finds_synthesized_keywords(tiny_onnx: Path) -> None:
-    from kwspot.datasets.synth import random_style, render_utterance
+    from kwspot.datasets.espeak import random_style
+    from kwspot.datasets.synth import render_utterance
 
     rng = np.random.default_rng(7)
     audio, spans = render_utterance([1.0, "stop", 1.5, "yes", 1.5, "no", 1.0], rng,

@@ -73,7 +73,8 @@ def test_block_decoding_equals_whole_file_decoding(tmp_path: Path, rate: int,
 
 
 def test_detect_reads_wav_from_stdin(tiny_onnx: Path) -> None:
-    from kwspot.datasets.synth import random_style, render_utterance
+    from kwspot.datasets.espeak import random_style
+    from kwspot.datasets.synth import render_utterance
 
     rng = np.random.default_rng(7)
     audio, _ = render_utterance([1.0, "stop", 1.0], rng, style=random_style(rng))
@@ -89,7 +90,8 @@ def test_detect_reads_wav_from_stdin(tiny_onnx: Path) -> None:
 def test_detect_reads_flac_and_nothing_from_a_pipe(tiny_onnx: Path) -> None:
     """A pipe that is not WAV (FLAC needs seeking) is read whole first and decoded like a
     file; an empty pipe is one clear line."""
-    from kwspot.datasets.synth import random_style, render_utterance
+    from kwspot.datasets.espeak import random_style
+    from kwspot.datasets.synth import render_utterance
 
     rng = np.random.default_rng(7)
     audio, _ = render_utterance([1.0, "stop", 1.0], rng, style=random_style(rng))
@@ -110,7 +112,8 @@ def test_detect_on_a_live_pipe_prints_before_the_stream_ends(tiny_onnx: Path) ->
     the stream cleanly."""
     import select
 
-    from kwspot.datasets.synth import random_style, render_utterance
+    from kwspot.datasets.espeak import random_style
+    from kwspot.datasets.synth import render_utterance
 
     rng = np.random.default_rng(7)
     audio, _ = render_utterance([1.0, "stop", 1.0], rng, style=random_style(rng))

@@ -9,18 +9,16 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from kwspot.datasets import synth
-from kwspot.datasets.synth import (
+from kwspot.datasets import espeak
+from kwspot.datasets.espeak import (
     SAMPLE_RATE,
     SynthesisError,
     VoiceStyle,
     available_voices,
-    make_clip,
     random_style,
-    render_utterance,
     speak,
-    synthesize_dataset,
 )
+from kwspot.datasets.synth import make_clip, render_utterance, synthesize_dataset
 from kwspot.errors import KwspotError
 
 PLAIN = VoiceStyle(voice="en-us", speed_wpm=175, pitch=50, pitch_range=50)
@@ -251,25 +249,25 @@ def test_speak_is_thread_safe() -> None:
 
 
 def test_missing_library_raises_synthesis_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(synth, "_ENGINE", None)
-    monkeypatch.setattr(synth, "_locate_espeak", lambda: ("/nonexistent/libespeak-ng.so", None))
+    monkeypatch.setattr(espeak, "_ENGINE", None)
+    monkeypatch.setattr(espeak, "_locate_espeak", lambda: ("/nonexistent/libespeak-ng.so", None))
     with pytest.raises(SynthesisError, match="cannot load") as info:
         speak("hello", PLAIN)
     assert isinstance(info.value, RuntimeError) and isinstance(info.value, KwspotError)
 
 
 def test_missing_loader_package_says_how_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(synth, "_ENGINE", None)
+    monkeypatch.setattr(espeak, "_ENGINE", None)
     monkeypatch.setitem(__import__("sys").modules, "espeakng_loader", None)
-    monkeypatch.setattr(synth.ctypes.util, "find_library", lambda name: None)
+    monkeypatch.setattr(espeak.ctypes.util, "find_library", lambda name: None)
     with pytest.raises(SynthesisError, match="pip install espeakng-loader"):
         available_voices()
 
 
 def test_missing_data_raises_synthesis_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    lib_path, _ = synth._locate_espeak()
-    monkeypatch.setattr(synth, "_ENGINE", None)
-    monkeypatch.setattr(synth, "_locate_espeak", lambda: (lib_path, "/nonexistent-espeak-data"))
+    lib_path, _ = espeak._locate_espeak()
+    monkeypatch.setattr(espeak, "_ENGINE", None)
+    monkeypatch.setattr(espeak, "_locate_espeak", lambda: (lib_path, "/nonexistent-espeak-data"))
     with pytest.raises(SynthesisError, match="espeak_Initialize failed"):
         available_voices()
     monkeypatch.undo()

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from kwspot.datasets import kokoro, piper
-from kwspot.datasets.synth import ipa_phonemes
+from kwspot.datasets.espeak import ipa_phonemes
 from kwspot.errors import KwspotError
 
 RATE = 22050

@@ -147,7 +147,7 @@ def _distance(a: list[str], b: list[str]) -> int:
 
 
 def test_sound_alikes_are_at_least_two_phonemes_away_or_at_most_half() -> None:
-    from kwspot.datasets.synth import phonemes
+    from kwspot.datasets.espeak import phonemes
     from kwspot.wakeword.soundalikes import sound_alikes
 
     for phrase in ("marvin", "hey computer"):
@@ -179,7 +179,7 @@ def test_bad_phrases_are_one_line_errors(phrase: str, message: str) -> None:
 
 def test_one_syllable_phrases_pass_with_a_warning_in_the_log_and_the_card() -> None:
     """One-syllable words were measured far weaker on real voices: a warning, not an error."""
-    from kwspot.datasets.synth import syllables
+    from kwspot.datasets.espeak import syllables
     from kwspot.wakeword.flow import WakewordConfig, phrase_warnings, wakeword_documentation
 
     counts = {w: syllables(w) for w in ("bed", "house", "happy", "sheila", "button",
@@ -196,7 +196,7 @@ def test_one_syllable_phrases_pass_with_a_warning_in_the_log_and_the_card() -> N
 
 
 def test_usable_phrases_pass_and_long_positives_are_sped_up_not_cut() -> None:
-    from kwspot.datasets.synth import VoiceStyle, speak
+    from kwspot.datasets.espeak import VoiceStyle, speak
     from kwspot.wakeword.data import FIT, DataConfig, build_windows, fit_positive
     from kwspot.wakeword.flow import check_phrase
     from kwspot.wakeword.model import WINDOW_SAMPLES

@@ -68,7 +68,7 @@ def speak_flite(text: str, style: FliteStyle) -> np.ndarray:
     """``text`` said by Flite in ``style``: float32 mono at 16 kHz, silence trimmed."""
     import soundfile as sf
 
-    from kwspot.datasets.synth import speech_span
+    from kwspot.datasets.espeak import speech_span
 
     program = shutil.which("flite")
     if program is None:

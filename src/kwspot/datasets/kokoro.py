@@ -112,7 +112,7 @@ def _loaded() -> tuple[Any, dict[str, int], dict[str, np.ndarray]]:
 
 def kokoro_phonemes(text: str) -> str:
     """``text`` as Kokoro's English phonemes: eSpeak NG's US IPA ("hˈeɪ" -> "hˈA")."""
-    from kwspot.datasets.synth import ipa_phonemes
+    from kwspot.datasets.espeak import ipa_phonemes
 
     ipa = ipa_phonemes(text, "en-us")
     for espeak, kokoro in _TO_KOKORO:
@@ -123,8 +123,8 @@ def kokoro_phonemes(text: str) -> str:
 def speak_kokoro(text: str, style: KokoroStyle) -> np.ndarray:
     """``text`` said by Kokoro in ``style``: float32 mono at 16 kHz, silence trimmed."""
     from kwspot.audio import resample
-    from kwspot.datasets.synth import SAMPLE_RATE as OUT_RATE
-    from kwspot.datasets.synth import speech_span
+    from kwspot.datasets.espeak import SAMPLE_RATE as OUT_RATE
+    from kwspot.datasets.espeak import speech_span
 
     session, vocab, styles = _loaded()
     for name in (style.voice, style.blend):

@@ -104,7 +104,7 @@ def voice_split(voice: str) -> str:
 
 
 def voices_for_split(split: str) -> list[str]:
-    from kwspot.datasets.synth import available_voices
+    from kwspot.datasets.espeak import available_voices
 
     return [v for v in available_voices() if voice_split(v) == split]
 
@@ -116,7 +116,7 @@ def tts_sentences(
 
     Yields (text, float32 16 kHz audio). The same arguments give the same audio.
     """
-    from kwspot.datasets.synth import random_style, speak
+    from kwspot.datasets.espeak import random_style, speak
 
     vocabulary = keyword_free_vocabulary(keywords, split)
     voices = voices_for_split(split)

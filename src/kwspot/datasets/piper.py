@@ -173,7 +173,7 @@ def speak_piper(text: str, style: PiperStyle) -> np.ndarray:
     """``text`` said by the Piper voice in ``style``: float32 mono at 16 kHz, silence
     trimmed."""
     from kwspot.audio import resample
-    from kwspot.datasets.synth import SAMPLE_RATE, ipa_phonemes, speech_span
+    from kwspot.datasets.espeak import SAMPLE_RATE, ipa_phonemes, speech_span
 
     voice = next((v for v in piper_voices() if v.name == style.voice), None)
     if voice is None:

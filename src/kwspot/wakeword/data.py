@@ -33,10 +33,7 @@ import numpy as np
 import scipy.signal
 
 from kwspot.audio import load_audio
-from kwspot.datasets.folder import audio_files_under, guess_speaker, split_for_speaker
-from kwspot.datasets.negatives import FSDD_NAME, keyword_free_vocabulary, voice_split
-from kwspot.datasets.streams import change_speed, speech_bounds
-from kwspot.datasets.synth import (
+from kwspot.datasets.espeak import (
     SAMPLE_RATE,
     SynthesisError,
     VoiceStyle,
@@ -44,6 +41,9 @@ from kwspot.datasets.synth import (
     random_style,
     speak,
 )
+from kwspot.datasets.folder import audio_files_under, guess_speaker, split_for_speaker
+from kwspot.datasets.negatives import FSDD_NAME, keyword_free_vocabulary, voice_split
+from kwspot.datasets.streams import change_speed, speech_bounds
 from kwspot.datasets.voices import SYNTHESIZERS, share, speak_as
 from kwspot.errors import AudioError, KwspotError
 from kwspot.wakeword.model import WINDOW_SAMPLES

@@ -103,7 +103,7 @@ TWO_SYLLABLES_MEASURED = "happy 86.4 %, marvin 75.9 %, sheila 81.2 %"
 
 def check_phrase(phrase: str) -> str:
     """The phrase, normalised; one clear error for what cannot be a wake phrase."""
-    from kwspot.datasets.synth import phonemes, speed_range, spoken_seconds
+    from kwspot.datasets.espeak import phonemes, speed_range, spoken_seconds
 
     text = " ".join(str(phrase).split())
     if not text:
@@ -442,7 +442,7 @@ def wakeword_documentation(phrase: str, cfg: WakewordConfig, embedding: bool
 def phrase_warnings(phrase: str) -> list[str]:
     """What the measurements say against this phrase (a warning, not an error: it may still
     be what the user needs)."""
-    from kwspot.datasets.synth import syllables
+    from kwspot.datasets.espeak import syllables
 
     if syllables(phrase) >= 2:
         return []

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from kwspot.datasets.synth import phonemes
+from kwspot.datasets.espeak import phonemes
 
 # Confusable groups of eSpeak's English phoneme mnemonics; a swap stays inside a group.
 _GROUPS = (
