@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kwspot.datasets import flite, kokoro, piper, synth
+from kwspot.datasets import espeak, flite, kokoro, piper
 
 PHRASES = ("hey jarvis", "sheila", "what time is it in the morning", "marvin",
            "turn the lights off please", "happy")
@@ -25,7 +25,7 @@ PHRASES = ("hey jarvis", "sheila", "what time is it in the morning", "marvin",
 def synthesizers() -> dict[str, Callable[[str, np.random.Generator], np.ndarray]]:
     """Each synthesizer this machine has, drawing styles as the flow does."""
     out: dict[str, Callable[[str, np.random.Generator], np.ndarray]] = {
-        "espeak-ng": lambda t, r: synth.speak(t, synth.random_style(r))}
+        "espeak-ng": lambda t, r: espeak.speak(t, espeak.random_style(r))}
     if flite.flite_voices():
         out["flite"] = lambda t, r: flite.speak_flite(
             t, flite.random_flite_style(r, flite.flite_voices()))

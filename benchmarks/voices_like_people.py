@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kwspot.datasets import flite, kokoro, piper, synth
+from kwspot.datasets import espeak, flite, kokoro, piper
 from kwspot.runtime.model import SHIPPED_EMBEDDING, load_keyword_model
 
 WORDS = ("yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go")
@@ -39,7 +39,7 @@ def speakers() -> dict[str, Callable[[str, np.random.Generator], np.ndarray]]:
     """Each voice this machine has: eSpeak NG (all its voices, as the flow draws them),
     each Flite, Piper and Kokoro voice."""
     out: dict[str, Callable[[str, np.random.Generator], np.ndarray]] = {
-        "espeak-ng": lambda w, r: synth.speak(w, synth.random_style(r))}
+        "espeak-ng": lambda w, r: espeak.speak(w, espeak.random_style(r))}
     for v in flite.flite_voices():
         out[f"flite {v}"] = lambda w, r, v=v: flite.speak_flite(
             w, flite.random_flite_style(r, [v]))

@@ -54,7 +54,7 @@ def _other(item: str, rng: np.random.Generator) -> str:
 
 def edits(phrase_phonemes: str, rng: np.random.Generator) -> str:
     """A random sound-alike of a ``|``/space separated phoneme string (see
-    ``synth.phonemes``): the phrase cut to at most half, or two to three phonemes changed
+    ``datasets.espeak.phonemes``): the phrase cut to at most half, or two to three phonemes changed
     (swapped within or across kinds, or dropped)."""
     words = [w.split("|") for w in phrase_phonemes.split()]
     flat = [(i, j) for i, w in enumerate(words) for j in range(len(w))]
