@@ -59,8 +59,8 @@ class Item:
 
 
 def speech_bounds(audio: np.ndarray) -> tuple[int, int]:
-    """Where the word is in a clip: synth's speech detector with 50 ms padding, so weak
-    onsets and fricatives ("off", "yes") are kept; the whole clip if it is silent."""
+    """Where the word is in a clip: ``speech_span`` (datasets.espeak) with 50 ms padding,
+    so weak onsets and fricatives ("off", "yes") are kept; the whole clip if it is silent."""
     from kwspot.datasets.espeak import speech_span
 
     start, end = speech_span(audio, pad=SAMPLE_RATE // 20)

@@ -237,6 +237,8 @@ def build_windows(cfg: DataConfig, negatives: Sequence[str | Path] = (),
         if noise_dirs else []
     # checked before minutes of synthesis, not after
     files = [f for f in audio_files(negatives) if not _excluded(f, words)] if negatives else []
+    if recording_copies < 1:
+        raise ValueError(f"recording_copies must be >= 1, got {recording_copies}")
     takes = recording_splits(audio_files(recordings, what="--recordings")) if recordings else {}
     out_audio: list[np.ndarray] = []
     labels: list[int] = []
