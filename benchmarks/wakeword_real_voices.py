@@ -190,6 +190,9 @@ def main() -> None:
     parser.add_argument("--recall-splits", nargs="+", choices=SPLITS, default=None,
                         help="the splits whose recordings recall is measured on (default all "
                              "three; validation and test with --recordings)")
+    parser.add_argument("--calibration-minutes", type=float, default=60.0,
+                        help="the flow's held-out negatives stream (models go to "
+                             "WORD-...-calN unless 60)")
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
     recall_splits = tuple(args.recall_splits or (("validation", "test") if args.recordings
@@ -215,6 +218,9 @@ def main() -> None:
                 name += f"-{synth.name}{shares[f'{synth.name}_share']:g}"
         if args.recordings:
             name += f"-rec{args.recordings}"
+        calibration = f"-cal{args.calibration_minutes:g}" \
+            if args.calibration_minutes != 60.0 else ""
+        name += calibration
         if args.seed:
             name += f"-seed{args.seed}"
         recordings = (str(pick_recordings(
@@ -226,13 +232,14 @@ def main() -> None:
             data=DataConfig(word, seed=args.seed, **shares),
             negatives=(str(negatives),), noise=(str(data / "_background_noise_"),),
             recordings=recordings,
-            head=head, backbone=args.backbone, heads=args.heads),
+            head=head, backbone=args.backbone, heads=args.heads,
+            calibration_minutes=args.calibration_minutes),
             log=lambda line: print(line, file=sys.stderr, flush=True))
         streams = streams_for(word, data, fsdd, work, args.test_minutes)
         row = {"flow": summary, **measure(Path(summary["model"]), streams, word, recall_splits),
                "wall_s": round(time.perf_counter() - start, 1)}
         # another seed is another row: it never replaces seed 0's
-        key = word + (f"-rec{args.recordings}" if args.recordings else "") + (
+        key = word + (f"-rec{args.recordings}" if args.recordings else "") + calibration + (
             f"-seed{args.seed}" if args.seed else "")
         if recall_splits != SPLITS and not args.recordings:
             key += "-" + "-".join(recall_splits)
