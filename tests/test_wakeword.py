@@ -323,8 +323,10 @@ def test_recordings_enter_the_fingerprint_only_when_given() -> None:
     given = _fingerprints(WakewordConfig("marvin", "out", recordings=("mine",)), data)
     assert plain["data"] != given["data"] and plain["head"] == given["head"]
     assert plain == _fingerprints(WakewordConfig("marvin", "out", recordings=()), data)
-    # how calibration cuts the streams: its own part, empty for folders without recordings
-    assert plain["calibration"] == "" and given["calibration"]
+    # the calibration streams' length is their own part: a new length keeps the windows
+    longer = _fingerprints(WakewordConfig("marvin", "out", calibration_minutes=240), data)
+    assert longer["data"] == plain["data"] and longer["head"] == plain["head"]
+    assert longer["calibration"] != plain["calibration"]
 
 
 def test_negative_folders_without_audio_are_refused(tmp_path) -> None:
@@ -377,11 +379,6 @@ def test_wakeword_flow_end_to_end_then_resumes(tmp_path) -> None:
     head = out / "work" / "head.pt"
     stamp = os.stat(head).st_mtime_ns
     lines.clear()
-    # a folder stamped before the fingerprint had a calibration part keeps its streams too
-    stamp_file = out / "work" / "config.json"
-    stored = json.loads(stamp_file.read_text())
-    assert stored["fingerprints"].pop("calibration") == ""
-    stamp_file.write_text(json.dumps(stored))
     wakeword(cfg, log=lines.append)  # resumes: nothing synthesized or retrained
     assert os.stat(head).st_mtime_ns == stamp
     assert not any(line.startswith(("[1/5]", "[2/5]", "[4/5]")) for line in lines)
@@ -413,6 +410,12 @@ def test_wakeword_flow_end_to_end_then_resumes(tmp_path) -> None:
     assert not any(line.startswith(("[1/5]", "[4/5]")) for line in lines)
     assert os.stat(out / "work" / "embeddings.npz").st_mtime_ns == embedded
     assert not (out / "work" / "heads2.pt").exists()  # trained with the old head settings
+    lines.clear()
+    hours = json.loads((out / "marvin.json").read_text())["calibration"]["hours"]
+    longer = wakeword(replace(changed, calibration_minutes=0.6), log=lines.append)
+    assert any(line.startswith("[4/5]") for line in lines)  # new streams, same windows+head
+    assert not any(line.startswith(("[1/5]", "[2/5]")) for line in lines)
+    assert longer["calibration"]["hours"] > hours
     lines.clear()
     wakeword(replace(changed, data=_tiny(seed=5)), log=lines.append)  # other data: anew
     assert any(line.startswith("[1/5]") for line in lines)

@@ -228,6 +228,8 @@ def build_windows(cfg: DataConfig, negatives: Sequence[str | Path] = (),
     with ``only``, just that split's windows (the others are not even synthesized).
     ``recording_copies`` augmented windows are cut from each real recording: many to train
     on, one where each recording should count once (the calibration streams)."""
+    if recording_copies < 1:
+        raise ValueError(f"recording_copies must be >= 1, got {recording_copies}")
     phrase = " ".join(cfg.phrase.split())
     words = {w.lower() for w in phrase.split()}
     voices = available_voices()
@@ -237,8 +239,6 @@ def build_windows(cfg: DataConfig, negatives: Sequence[str | Path] = (),
         if noise_dirs else []
     # checked before minutes of synthesis, not after
     files = [f for f in audio_files(negatives) if not _excluded(f, words)] if negatives else []
-    if recording_copies < 1:
-        raise ValueError(f"recording_copies must be >= 1, got {recording_copies}")
     takes = recording_splits(audio_files(recordings, what="--recordings")) if recordings else {}
     out_audio: list[np.ndarray] = []
     labels: list[int] = []

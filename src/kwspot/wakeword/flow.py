@@ -141,11 +141,11 @@ def slug(phrase: str) -> str:
 
 
 def _fingerprints(cfg: WakewordConfig, data: DataConfig) -> dict[str, str]:
-    """What the stored stages depend on, in three parts: ``data`` (the windows, their
-    features and the calibration streams: minutes of synthesis and embedding), ``head``
-    (the trained heads, seconds to minutes) and ``calibration`` (how the streams are cut).
+    """What the stored stages depend on, in three parts: ``data`` (the windows and their
+    features: minutes of synthesis and embedding), ``head`` (the trained heads, seconds to
+    minutes) and ``calibration`` (the held-out streams: their length and how they are cut).
     A work folder whose data part or kwspot version differs is started over; one whose
-    head or calibration part alone differs keeps its windows."""
+    head or calibration part alone differs keeps its windows and redoes only that stage."""
     from kwspot import __version__
 
     def digest(fields: dict[str, Any]) -> str:
@@ -159,13 +159,11 @@ def _fingerprints(cfg: WakewordConfig, data: DataConfig) -> dict[str, str]:
     voices = dict(synth.fingerprint() for synth in SYNTHESIZERS if share(data, synth) > 0)
     return {"data": digest({"version": __version__, "data": asdict(data), **backbone, **voices,
                             **recorded,
-                            "calibration_minutes": cfg.calibration_minutes,
                             "negatives": [str(Path(p).resolve()) for p in cfg.negatives],
                             "noise": [str(Path(p).resolve()) for p in cfg.noise]}),
             "head": digest({"head": asdict(cfg.head), **backbone}),
-            # how the calibration streams are cut from the held-out windows; "" without
-            # recordings, so work folders made before this part existed keep their streams
-            "calibration": digest({"recording_windows": 1}) if cfg.recordings else ""}
+            # one window per held-out recording (_calibration_streams)
+            "calibration": digest({"minutes": cfg.calibration_minutes, "recording_windows": 1})}
 
 
 def wakeword(cfg: WakewordConfig, log: Log = print, force: bool = False) -> dict[str, Any]:
@@ -209,7 +207,7 @@ def wakeword(cfg: WakewordConfig, log: Log = print, force: bool = False) -> dict
         if stored.get("head") != fingerprints["head"]:  # new head settings: windows reused
             for old in [*work.glob("head.pt"), *work.glob("heads*.pt")]:
                 old.unlink()
-        if stored.get("calibration", "") != fingerprints["calibration"]:  # streams only
+        if stored.get("calibration") != fingerprints["calibration"]:  # streams only
             for old in (work / "calibration").glob("*"):
                 old.unlink()
     atomic_write_text(stamp, json.dumps({"fingerprints": fingerprints, "phrase": phrase,
